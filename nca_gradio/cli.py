@@ -1,0 +1,184 @@
+"""The `nca` command: train, grow and regenerate without a browser.
+
+Bad input exits with status 2 and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+
+USAGE_ERROR = 2
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return USAGE_ERROR
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("nca: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every known failure becomes one line
+        if not _is_user_error(exc):
+            raise
+        print(f"nca: error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from .images import ImageError
+    from .losses import LossUnavailable
+    from .loading import ModelLoadError
+    from .render import RenderError
+    from .train import ConfigError
+
+    return isinstance(exc, (UsageError, ImageError, LossUnavailable, ModelLoadError, RenderError, ConfigError, FileNotFoundError))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .losses import LOSS_NAMES
+    from .model import PRESETS
+    from .render import DAMAGE_SHAPES
+    from .train import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, regenerate.")
+    parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
+    commands = parser.add_subparsers(title="commands")
+
+    train = commands.add_parser("train", help="train an NCA on a texture image")
+    train.add_argument("image", help="the texture: PNG, JPEG, WebP, BMP, TIFF or GIF")
+    train.add_argument("-o", "--output", required=True, help="folder for the model (config.json, model.safetensors)")
+    train.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
+    train.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
+    train.add_argument("--iters", type=int, default=defaults.iters)
+    train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
+    train.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
+    train.add_argument("--batch", type=int, default=defaults.batch)
+    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or mps")
+    train.add_argument("--grad-checkpoint", action="store_true", help="less memory for long rollouts, a little slower")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --output")
+    train.set_defaults(handler=cmd_train)
+
+    grow = commands.add_parser("grow", help="grow a texture from an empty grid")
+    grow.add_argument("model", help="a model folder")
+    grow.add_argument("-o", "--output", required=True, help="OUT.gif, OUT.mp4 or OUT.png")
+    _add_render_options(grow, steps=512)
+    grow.set_defaults(handler=cmd_grow)
+
+    regen = commands.add_parser("regenerate", help="grow, damage, and watch the texture heal")
+    regen.add_argument("model", help="a model folder")
+    regen.add_argument("-o", "--output", required=True, help="OUT.gif or OUT.mp4")
+    _add_render_options(regen, steps=768)
+    regen.add_argument("--damage", choices=DAMAGE_SHAPES, default="circle")
+    regen.add_argument("--at", type=int, default=512, help="step at which the damage is made")
+    regen.add_argument("--x", type=float, default=0.5, help="damage centre, fraction of the width")
+    regen.add_argument("--y", type=float, default=0.5, help="damage centre, fraction of the height")
+    regen.add_argument("--radius", type=float, default=0.25, help="damage size, fraction of the canvas")
+    regen.set_defaults(handler=cmd_regenerate)
+    return parser
+
+
+def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
+    parser.add_argument("--size", type=int, default=256, help="canvas side in cells")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--every", type=int, default=4, help="keep every k-th step as a frame")
+    parser.add_argument("--fps", type=int, default=25)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .images import load_target
+    from .train import TrainConfig, Trainer
+
+    config = TrainConfig(
+        preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
+        batch=args.batch, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
+    )
+    target = load_target(args.image, config.target_size)
+    log = lambda message: tqdm.write(f"nca: {message}")  # noqa: E731
+    if args.resume:
+        trainer = Trainer.resume(args.output, target, {"iters": args.iters, "device": args.device}, log=log)
+    else:
+        trainer = Trainer(target, config, log=log)
+    log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters) with the {trainer.loss_name} loss on {trainer.device}")
+    bar = tqdm(total=trainer.config.iters, initial=trainer.iteration, unit="it", dynamic_ncols=True)
+
+    def show(progress) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{progress.texture_loss:.4f}", overflow=f"{progress.overflow_loss:.3f}")
+
+    try:
+        result = trainer.train(show, preview_every=10**9)
+    except KeyboardInterrupt:
+        bar.close()
+        trainer.save(args.output, target)
+        log(f"interrupted at iteration {trainer.iteration}: the model so far is saved in {args.output}; --resume continues")
+        return 130
+    bar.close()
+    trainer.save(args.output, target)
+    log(f"saved {args.output} after {result.iterations} iterations in {result.seconds:.0f} s")
+    return 0
+
+
+def _load(model_ref: str):
+    from .loading import load_model
+
+    return load_model(model_ref)
+
+
+def cmd_grow(args: argparse.Namespace) -> int:
+    from .render import grow, save_animation, save_png
+
+    out = _check_output(args.output, (".gif", ".mp4", ".png"))
+    model = _load(args.model)
+    rollout = grow(model, size=args.size, steps=args.steps, every=args.every, seed=args.seed)
+    if out.suffix.lower() == ".png":
+        save_png(rollout.final, out)
+    else:
+        save_animation(rollout.frames, out, fps=args.fps)
+    print(f"nca: wrote {out} ({args.size}x{args.size}, {args.steps} steps)")
+    return 0
+
+
+def cmd_regenerate(args: argparse.Namespace) -> int:
+    from .render import Damage, regenerate, save_animation
+
+    out = _check_output(args.output, (".gif", ".mp4"))
+    if not 0 <= args.at < args.steps:
+        raise UsageError(f"--at ({args.at}) must be a step before --steps ({args.steps})")
+    damage = Damage(args.damage, args.x, args.y, args.radius)
+    model = _load(args.model)
+    rollout = regenerate(model, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed)
+    save_animation(rollout.frames, out, fps=args.fps)
+    print(f"nca: wrote {out} ({args.damage} damage at step {args.at}, {args.steps} steps)")
+    return 0
+
+
+def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise UsageError(f"{path}: the output must end in {', '.join(suffixes)}")
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

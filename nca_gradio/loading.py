@@ -1,0 +1,83 @@
+"""Loading a saved NCA safely: validated config.json, safetensors only, shapes checked.
+
+A model folder is untrusted input (it may come from the Hub), so nothing here
+unpickles, and every failure is one `ModelLoadError` line that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .model import NCA, validate_architecture
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_KEYS = {"channels": int, "hidden": int, "fire_rate": (int, float)}
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+
+class ModelLoadError(ValueError):
+    """A model that cannot be loaded, with a one-line reason."""
+
+
+def read_config(path: Path) -> dict:
+    """Parse and validate config.json: known keys only, right types, sane sizes."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path.name} is not valid JSON ({exc.__class__.__name__}); the model is damaged") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path.name} must hold a JSON object")
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise ModelLoadError(f"{path.name} has unknown keys: {', '.join(unknown)}; is this an nca-gradio model?")
+    for key, kind in CONFIG_KEYS.items():
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
+            raise ModelLoadError(f"{path.name}: {key} has the wrong type ({type(data[key]).__name__})")
+    try:
+        validate_architecture(data.get("channels", 12), data.get("hidden", 96), data.get("fire_rate", 0.5))
+    except ValueError as exc:
+        raise ModelLoadError(f"{path.name}: {exc}") from None
+    return data
+
+
+def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
+    """Build the model a folder describes and load its weights, after checking both."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: no such model folder")
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not weights_path.exists():
+        pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickles:
+            raise ModelLoadError(f"{folder} has only pickle weights ({', '.join(pickles)}), which are unsafe to load; use model.safetensors")
+        raise ModelLoadError(f"{folder} has no {WEIGHTS_FILE}; is it a model folder?")
+    if not config_path.exists():
+        raise ModelLoadError(f"{folder} has no {CONFIG_FILE}; is it a model folder?")
+    model = NCA(**read_config(config_path))
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{weights_path.name} is damaged ({exc}); download the model again") from None
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        raise ModelLoadError(f"{weights_path.name} holds {sorted(weights)}, expected {sorted(expected)}")
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise ModelLoadError(
+                f"{weights_path.name}: {name} has shape {tuple(tensor.shape)} but config.json asks for {tuple(expected[name].shape)}"
+            )
+        if not torch.isfinite(tensor).all():
+            raise ModelLoadError(f"{weights_path.name}: {name} holds NaN or inf values")
+    model.load_state_dict(weights)
+    return model.to(device).eval()
+
+
+def load_model(ref: str | Path, device: str | torch.device = "cpu") -> NCA:
+    """A model from a local folder (Hub repo ids are handled by `nca_gradio.hub`)."""
+    return load_folder(ref, device)

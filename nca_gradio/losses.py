@@ -1,0 +1,292 @@
+"""Texture losses: how far an image's texture statistics are from the target's.
+
+- `gram`: the original lesson's VGG16 Gram-matrix loss.
+- `ot`: sliced optimal transport on VGG16 features plus raw pixels (Self-Organising Textures, PyTorch).
+- `patch`: a weight-free multi-scale patch sliced Wasserstein loss; needs no download.
+
+Every loss takes images of shape (B, 3, H, W) with values around [0, 1] and
+compares each image of the batch with the target on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOSS_NAMES = ("auto", "patch", "ot", "gram")
+VGG_LAYERS = (1, 6, 11, 18, 25)
+VGG_MODEL_NAME = "vgg16.tv_in1k"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class LossUnavailable(RuntimeError):
+    """A loss cannot be built here (for example VGG16 weights cannot be downloaded)."""
+
+
+# ----------------------------------------------------------------------------- sliced OT
+
+
+def sliced_ot(source: torch.Tensor, target_sorted_fn: Callable[[torch.Tensor], torch.Tensor], proj: torch.Tensor) -> torch.Tensor:
+    """Squared sliced Wasserstein distance of each batch item against the target.
+
+    source: (B, D, N) samples; proj: (D, P) unit directions;
+    target_sorted_fn(proj) -> (P, M) sorted target projections, resampled to N.
+    """
+    projected = torch.einsum("bdn,dp->bpn", source, proj)
+    source_sorted = projected.sort(dim=-1).values
+    target_sorted = target_sorted_fn(proj)
+    n = source_sorted.shape[-1]
+    if target_sorted.shape[-1] != n:
+        target_sorted = F.interpolate(target_sorted[None], size=n, mode="nearest")[0]
+    return (source_sorted - target_sorted[None]).square().mean(dim=(1, 2))
+
+
+def random_directions(dim: int, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    directions = torch.randn(dim, count, device=device, generator=generator)
+    return F.normalize(directions, dim=0)
+
+
+# ----------------------------------------------------------------------------- VGG losses
+
+
+def imagenet_normalize(img: torch.Tensor) -> torch.Tensor:
+    mean = img.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = img.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (img - mean) / std
+
+
+def load_vgg16_features(pretrained: bool = True) -> nn.Module:
+    """VGG16's convolutional part up to layer 25, frozen, from timm.
+
+    Raises LossUnavailable with a one-line reason when the weights cannot be had.
+    """
+    try:
+        import timm
+    except ImportError as exc:  # pragma: no cover - timm is a dependency
+        raise LossUnavailable("timm is not installed: pip install timm") from exc
+    try:
+        vgg = timm.create_model(VGG_MODEL_NAME, pretrained=pretrained)
+    except Exception as exc:
+        raise LossUnavailable(
+            f"could not load pretrained {VGG_MODEL_NAME} weights (offline?): use --loss patch, "
+            f"which needs no download ({type(exc).__name__})"
+        ) from None
+    return vgg.features[: max(VGG_LAYERS) + 1]
+
+
+class VGGFeatures(nn.Module):
+    """ImageNet-normalised input (applied once) through frozen VGG16 features."""
+
+    def __init__(self, features: nn.Module, layers: tuple[int, ...] = VGG_LAYERS) -> None:
+        super().__init__()
+        self.features = features.eval()
+        for p in self.features.parameters():
+            p.requires_grad_(False)
+        self.layers = layers
+
+    def forward(self, img: torch.Tensor) -> list[torch.Tensor]:
+        x = imagenet_normalize(img)
+        outputs = []
+        for i, layer in enumerate(self.features[: max(self.layers) + 1]):
+            x = layer(x)
+            if i in self.layers:
+                outputs.append(x)
+        return outputs
+
+
+class GramLoss(nn.Module):
+    """The lesson's loss: mean squared difference of Gram matrices at VGG16 layers 1, 6, 11, 18, 25."""
+
+    def __init__(self, target: torch.Tensor, features: nn.Module) -> None:
+        super().__init__()
+        self.vgg = VGGFeatures(features).to(target.device)
+        with torch.no_grad():
+            self.target_grams = [g for g in map(self.gram, self.vgg(target))]
+
+    @staticmethod
+    def gram(f: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = f.shape
+        return torch.einsum("bchw,bdhw->bcd", f, f) / (h * w)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return sum((self.gram(f) - g).square().mean(dim=(1, 2)) for f, g in zip(self.vgg(img), self.target_grams))
+
+
+class OTLoss(nn.Module):
+    """Sliced OT between VGG16 feature distributions (and raw pixels), new directions each call."""
+
+    def __init__(self, target: torch.Tensor, features: nn.Module, projections: int = 32) -> None:
+        super().__init__()
+        self.vgg = VGGFeatures(features).to(target.device)
+        self.projections = projections
+        with torch.no_grad():
+            self.target_features = [f.flatten(2)[0] for f in self.styles(target)]
+
+    def styles(self, img: torch.Tensor) -> list[torch.Tensor]:
+        return [img, *self.vgg(img)]
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        total = img.new_zeros(img.shape[0])
+        for f, t in zip(self.styles(img), self.target_features):
+            proj = random_directions(t.shape[0], self.projections, img.device)
+            total = total + sliced_ot(f.flatten(2), lambda p, t=t: (p.T @ t).sort(dim=-1).values, proj)
+        return total
+
+
+# ----------------------------------------------------------------------------- patch loss
+
+
+def extract_patches(img: torch.Tensor, size: int) -> torch.Tensor:
+    """All size x size patches of each image: (B, 3*size*size, N)."""
+    return F.unfold(img, size)
+
+
+class PatchLoss(nn.Module):
+    """Weight-free multi-scale patch sliced Wasserstein loss.
+
+    Plain random directions are nearly blind to spatial structure: for a random
+    unit direction w, E[w^T S w] = trace(S)/D whatever the patch covariance S,
+    so noise with the right colours scores as well as the texture. Half of the
+    directions here are therefore drawn from the target's own patch covariance
+    (w ~ N(0, S)), which weights the directions along which the target really
+    varies: its shapes, edges and shading at each scale of the pyramid.
+    """
+
+    def __init__(
+        self,
+        target: torch.Tensor,
+        levels: int = 4,
+        patch_size: int = 5,
+        projections: int = 64,
+        max_target_patches: int = 16384,
+        seed: int = 0,
+        normalize_levels: bool = False,
+        colour_weight: float = 0.0,
+        spectrum_weight: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.levels = levels
+        self.patch_size = patch_size
+        self.projections = projections
+        self.colour_weight = colour_weight
+        self.spectrum_weight = spectrum_weight
+        self.level_weights: list[float] = []
+        generator = torch.Generator().manual_seed(seed)
+        self.target_patches: list[torch.Tensor] = []
+        self.covariance_roots: list[torch.Tensor] = []
+        with torch.no_grad():
+            for level_img in self.pyramid(target.float()):
+                patches = extract_patches(level_img, self.patch_size)[0].T.cpu()  # (N, D)
+                if patches.shape[0] > max_target_patches:
+                    keep = torch.randperm(patches.shape[0], generator=generator)[:max_target_patches]
+                    patches = patches[keep]
+                centred = patches - patches.mean(0, keepdim=True)
+                cov = centred.T @ centred / max(1, centred.shape[0] - 1)
+                eigval, eigvec = torch.linalg.eigh(cov)
+                root = eigvec * eigval.clamp_min(0).sqrt()
+                self.target_patches.append(patches.T.contiguous().to(target.device))  # (D, N)
+                self.covariance_roots.append(root.to(target.device))
+                self.level_weights.append(1.0 / float(eigval.clamp_min(0).sum()) if normalize_levels else 1.0)
+            pixels = target.float().flatten(2)[0]
+            self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
+            self.target_spectrum = log_spectrum(target.float())
+
+    def pyramid(self, img: torch.Tensor) -> list[torch.Tensor]:
+        out = [img]
+        for _ in range(self.levels - 1):
+            if min(out[-1].shape[-2:]) < 2 * self.patch_size:
+                break
+            out.append(F.avg_pool2d(out[-1], 2))
+        return out
+
+    def directions(self, level: int, device: torch.device) -> torch.Tensor:
+        root = self.covariance_roots[level]
+        dim = root.shape[0]
+        shaped = root @ torch.randn(dim, self.projections // 2, device=device)
+        uniform = torch.randn(dim, self.projections - self.projections // 2, device=device)
+        return F.normalize(torch.cat([shaped, uniform], dim=1), dim=0)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        total = img.new_zeros(img.shape[0])
+        for level, level_img in enumerate(self.pyramid(img)):
+            if level >= len(self.target_patches):
+                break
+            target = self.target_patches[level]
+            proj = self.directions(level, img.device).to(img.dtype)
+            source = extract_patches(level_img, self.patch_size)
+            level_loss = sliced_ot(source, lambda p, t=target: (p.T @ t.to(p.dtype)).sort(dim=-1).values, proj)
+            total = total + level_loss * self.level_weights[level]
+        if self.colour_weight:
+            proj = random_directions(3, 32, img.device)
+            colour = sliced_ot(img.flatten(2), lambda p: (p.T @ self.target_pixels).sort(dim=-1).values, proj)
+            total = total + self.colour_weight * colour / float(self.target_pixels.var(dim=1).sum())
+        if self.spectrum_weight:
+            total = total + self.spectrum_weight * (log_spectrum(img) - self.target_spectrum).abs().mean(dim=-1)
+        return total
+
+
+def log_spectrum(img: torch.Tensor, bins: int = 16) -> torch.Tensor:
+    """(B, bins) radially averaged log power of each image's luminance, on normalised frequencies."""
+    grey = img.mean(dim=1)
+    grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
+    h, w = grey.shape[-2:]
+    power = torch.fft.rfft2(grey).abs().square() / (h * w)
+    fy = torch.fft.fftfreq(h, device=img.device)[:, None]
+    fx = torch.fft.rfftfreq(w, device=img.device)[None, :]
+    which = ((fy.square() + fx.square()).sqrt() / 0.5 * bins).long().clamp(max=bins - 1).flatten()
+    total = power.new_zeros(power.shape[0], bins).index_add_(1, which, power.flatten(1))
+    count = power.new_zeros(bins).index_add_(0, which, torch.ones_like(which, dtype=power.dtype))
+    return torch.log(total / count.clamp_min(1) + 1e-6)[:, 1:]
+
+
+# ----------------------------------------------------------------------------- choosing a loss
+
+
+def build_loss(
+    name: str,
+    target: torch.Tensor,
+    vgg_features: nn.Module | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> tuple[nn.Module, str]:
+    """Build the named loss for a target image (1, 3, H, W) in [0, 1].
+
+    `auto` takes `ot` when pretrained VGG16 loads and `patch` otherwise, and
+    says which through `log`. `vgg_features` replaces the download (tests hand
+    in a randomly initialised VGG16). Returns the loss and the name chosen.
+    """
+    if name not in LOSS_NAMES:
+        raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)}")
+    if name == "auto":
+        try:
+            features = vgg_features if vgg_features is not None else load_vgg16_features()
+        except LossUnavailable:
+            log("loss auto: pretrained VGG16 is not available here, using the weight-free patch loss")
+            return PatchLoss(target), "patch"
+        log("loss auto: pretrained VGG16 loaded, using the ot loss")
+        return OTLoss(target, features), "ot"
+    if name == "patch":
+        return PatchLoss(target), "patch"
+    features = vgg_features if vgg_features is not None else load_vgg16_features()
+    loss_class = GramLoss if name == "gram" else OTLoss
+    return loss_class(target, features), name
+
+
+def overflow_loss(x: torch.Tensor) -> torch.Tensor:
+    """Penalty for cell states outside [-1, 1] (keeps long rollouts bounded)."""
+    return (x - x.clamp(-1.0, 1.0)).abs().sum() / x.shape[0]
+
+
+__all__ = [
+    "LOSS_NAMES",
+    "LossUnavailable",
+    "GramLoss",
+    "OTLoss",
+    "PatchLoss",
+    "build_loss",
+    "load_vgg16_features",
+    "overflow_loss",
+]

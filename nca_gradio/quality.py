@@ -1,0 +1,113 @@
+"""How close a texture is to its target, relative to the target's own variation.
+
+Each distance (patches at several scales, colours, power spectrum) is divided
+by the same distance between the two halves of the target, so 1.0 means "as
+close as the texture is to itself". Directions are drawn from a fixed seed, so
+a score is repeatable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+PATCH_SIZE = 7
+PATCH_SCALES = (1, 2, 4)
+PROJECTIONS = 128
+FLOOR_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class Score:
+    """Ratios against the target's own floor: 1.0 is indistinguishable, lower is better."""
+
+    combined: float
+    patches: float
+    colour: float
+    spectrum: float
+    per_scale: tuple[float, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "combined": round(self.combined, 4),
+            "patches": round(self.patches, 4),
+            "colour": round(self.colour, 4),
+            "spectrum": round(self.spectrum, 4),
+            "per_scale": {f"1/{s}": round(v, 4) for s, v in zip(PATCH_SCALES, self.per_scale)},
+        }
+
+
+def _directions(dim: int, count: int, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return F.normalize(torch.randn(dim, count, generator=generator), dim=0)
+
+
+def _quantiles(samples: torch.Tensor, proj: torch.Tensor, points: int = 256) -> torch.Tensor:
+    """(P, points) quantiles of the samples (N, D) projected on each direction."""
+    projected = (samples @ proj).T.sort(dim=-1).values
+    index = torch.linspace(0, projected.shape[-1] - 1, points).round().long()
+    return projected[:, index]
+
+
+def _sw(a: torch.Tensor, b: torch.Tensor, proj: torch.Tensor) -> float:
+    return float((_quantiles(a, proj) - _quantiles(b, proj)).square().mean().sqrt())
+
+
+def _patches(img: torch.Tensor, scale: int) -> torch.Tensor:
+    if scale > 1:
+        img = F.avg_pool2d(img, scale)
+    return F.unfold(img, PATCH_SIZE).squeeze(0).T
+
+
+def _spectrum(img: torch.Tensor, bins: int = 24) -> torch.Tensor:
+    """Radially averaged log power spectrum of the luminance, on normalised frequencies."""
+    grey = img.mean(dim=1)[0]
+    grey = grey - grey.mean()
+    power = torch.fft.fftshift(torch.fft.fft2(grey).abs().square() / grey.numel())
+    h, w = grey.shape
+    fy = torch.fft.fftshift(torch.fft.fftfreq(h))[:, None]
+    fx = torch.fft.fftshift(torch.fft.fftfreq(w))[None, :]
+    radius = (fy.square() + fx.square()).sqrt()
+    which = (radius / 0.5 * bins).long().clamp(max=bins - 1).flatten()
+    total = torch.zeros(bins).index_add_(0, which, power.flatten())
+    count = torch.zeros(bins).index_add_(0, which, torch.ones_like(power.flatten()))
+    return torch.log(total / count.clamp_min(1) + 1e-8)[1:]
+
+
+def distances(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+    """Raw distances between two images (1, 3, H, W) in [0, 1]."""
+    out: dict[str, float] = {}
+    for i, scale in enumerate(PATCH_SCALES):
+        pa, pb = _patches(a, scale), _patches(b, scale)
+        out[f"patch{scale}"] = _sw(pa, pb, _directions(pa.shape[1], PROJECTIONS, seed=i))
+    colours_a, colours_b = a.flatten(2)[0].T, b.flatten(2)[0].T
+    proj = torch.cat([torch.eye(3), _directions(3, 29, seed=99)], dim=1)
+    out["colour"] = _sw(colours_a, colours_b, proj)
+    out["spectrum"] = float((_spectrum(a) - _spectrum(b)).abs().mean())
+    return out
+
+
+def halves(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    width = img.shape[-1]
+    return img[..., : width // 2], img[..., width // 2 :]
+
+
+def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
+    """Score a generated texture (1, 3, H, W) against its target at the same pixel scale.
+
+    The floor is the distance between the target's two halves; the generated
+    texture is measured against each half and the two are averaged.
+    """
+    generated, target = generated.float().cpu(), target.float().cpu()
+    if min(generated.shape[-2:]) < 4 * PATCH_SIZE or min(target.shape[-2:]) < 8 * PATCH_SIZE:
+        raise ValueError(f"images too small to score: need at least {8 * PATCH_SIZE} pixels a side")
+    left, right = halves(target)
+    floor = distances(left, right)
+    to_left, to_right = distances(generated, left), distances(generated, right)
+    ratio = {k: (to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in floor}
+    per_scale = tuple(ratio[f"patch{s}"] for s in PATCH_SCALES)
+    patches = sum(per_scale) / len(per_scale)
+    combined = (patches + ratio["colour"] + ratio["spectrum"]) / 3
+    return Score(combined, patches, ratio["colour"], ratio["spectrum"], per_scale)

@@ -1,0 +1,188 @@
+"""Growing, damaging and regenerating textures, and writing the frames as GIF, MP4 or PNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .model import NCA, to_rgb
+
+DAMAGE_SHAPES = ("circle", "square", "stripe")
+ANIMATION_FORMATS = (".gif", ".mp4")
+MAX_SIZE = 2048
+MAX_STEPS = 100_000
+
+
+class RenderError(ValueError):
+    """A render request out of range, with a message that says what to change."""
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A region to erase: centre (x, y) and size as fractions of the canvas (size is a radius or half-side)."""
+
+    shape: str = "circle"
+    x: float = 0.5
+    y: float = 0.5
+    size: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.shape not in DAMAGE_SHAPES:
+            raise RenderError(f"damage shape must be one of {', '.join(DAMAGE_SHAPES)}, got {self.shape!r}")
+        for name in ("x", "y"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise RenderError(f"damage {name} must be between 0 and 1 (a fraction of the canvas)")
+        if not 0.0 < self.size <= 1.0:
+            raise RenderError("damage size must be between 0 and 1 (a fraction of the canvas)")
+
+    def mask(self, height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """(1, 1, H, W): 1 where cells are erased. Wraps around the edges, like the torus it lives on."""
+        ys = torch.arange(height, device=device, dtype=torch.float32)[:, None] + 0.5
+        xs = torch.arange(width, device=device, dtype=torch.float32)[None, :] + 0.5
+        dy = _wrapped(ys - self.y * height, height)
+        dx = _wrapped(xs - self.x * width, width)
+        side = min(height, width)
+        radius = self.size * side
+        if self.shape == "circle":
+            hit = dx.square() + dy.square() <= radius**2
+        elif self.shape == "square":
+            hit = (dx.abs() <= radius) & (dy.abs() <= radius)
+        else:  # a horizontal band across the whole canvas
+            hit = (dy.abs() <= radius / 2).expand(height, width)
+        return hit.float()[None, None]
+
+
+def _wrapped(d: torch.Tensor, period: int) -> torch.Tensor:
+    return (d + period / 2) % period - period / 2
+
+
+def apply_damage(x: torch.Tensor, damage: Damage) -> torch.Tensor:
+    """Erase the region: those cells go back to the empty state."""
+    mask = damage.mask(x.shape[-2], x.shape[-1], x.device).to(x.dtype)
+    return x * (1.0 - mask)
+
+
+def check_request(size: int, steps: int, every: int) -> None:
+    if not isinstance(size, int) or not 16 <= size <= MAX_SIZE:
+        raise RenderError(f"size must be an integer from 16 to {MAX_SIZE}, got {size!r}")
+    if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise RenderError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
+    if not isinstance(every, int) or every < 1:
+        raise RenderError(f"every must be a positive integer, got {every!r}")
+
+
+def frame_of(x: torch.Tensor) -> np.ndarray:
+    """The first grid of a batch as an H x W x 3 uint8 array."""
+    rgb = to_rgb(x[:1].float())[0]
+    return (rgb.permute(1, 2, 0).cpu().numpy() * 255.0).round().astype(np.uint8)
+
+
+@dataclass
+class Rollout:
+    """Frames kept along the way, the steps they were taken at, and the final grid."""
+
+    frames: list[np.ndarray]
+    steps: list[int]
+    state: torch.Tensor
+
+    @property
+    def final(self) -> np.ndarray:
+        return frame_of(self.state)
+
+
+@torch.inference_mode()
+def run(
+    model: NCA,
+    state: torch.Tensor,
+    steps: int,
+    every: int = 4,
+    seed: int = 0,
+    events: dict[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+    on_frame: Callable[[int, torch.Tensor], None] | None = None,
+) -> Rollout:
+    """Apply the model `steps` times from `state`, keeping every `every`-th frame.
+
+    `events` maps a step number to a function applied to the grid before that
+    step (damage). The rollout is reproducible for a given seed.
+    """
+    check_request(state.shape[-1], steps, every)
+    model = model.eval()
+    generator = torch.Generator(state.device).manual_seed(seed)
+    x = state
+    frames, kept = [frame_of(x)], [0]
+    for step in range(1, steps + 1):
+        if events and step in events:
+            x = events[step](x)
+        x = model(x, generator)
+        if step % every == 0 or step == steps:
+            frames.append(frame_of(x))
+            kept.append(step)
+            if on_frame is not None:
+                on_frame(step, x)
+    return Rollout(frames, kept, x)
+
+
+def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: int = 0, height: int | None = None) -> Rollout:
+    """Grow a texture from an empty grid of size x size (any size: tiles on a torus)."""
+    check_request(size, steps, every)
+    return run(model, model.empty_grid(1, height or size, size), steps, every, seed)
+
+
+def regenerate(
+    model: NCA,
+    damage: Damage,
+    size: int = 256,
+    grow_steps: int = 512,
+    heal_steps: int = 256,
+    every: int = 4,
+    seed: int = 0,
+    state: torch.Tensor | None = None,
+) -> Rollout:
+    """Grow (or start from `state`), erase the damaged region, and let it heal.
+
+    The damage is applied just before step `grow_steps + 1`; frames cover both phases.
+    """
+    start = state if state is not None else model.empty_grid(1, size)
+    at = grow_steps + 1
+    return run(model, start, grow_steps + heal_steps, every, seed, events={at: lambda x: apply_damage(x, damage)})
+
+
+def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20) -> Path:
+    """Write frames as an animated GIF or an MP4 (H.264), chosen by the file's suffix."""
+    import imageio.v3 as iio
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in ANIMATION_FORMATS:
+        raise RenderError(f"{path.name}: an animation must end in .gif or .mp4")
+    if not 1 <= fps <= 60:
+        raise RenderError(f"fps must be from 1 to 60, got {fps}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".gif":
+        iio.imwrite(path, np.stack(frames), extension=".gif", duration=int(1000 / fps), loop=0)
+    else:
+        even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420p needs even sides
+        _write_mp4(even, path, fps)
+    return path
+
+
+def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:
+    import imageio.v2 as imageio
+
+    with imageio.get_writer(path, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p", quality=8) as writer:
+        for frame in frames:
+            writer.append_data(frame)
+
+
+def save_png(frame: np.ndarray, path: str | Path) -> Path:
+    """The final texture as a PNG. The NCA lives on a torus, so it tiles seamlessly."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(frame, "RGB").save(path)
+    return path

@@ -1,0 +1,414 @@
+"""Training an NCA on a texture: config, sample pool, the loop, callbacks, checkpoints.
+
+The loop reads top to bottom in `Trainer.train_step`. Everything random comes
+from generators seeded by `TrainConfig.seed`, so a run can be repeated.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.checkpoint import checkpoint
+
+from .images import tensor_to_image
+from .loading import load_folder
+from .losses import LOSS_NAMES, build_loss, overflow_loss
+from .model import NCA, PRESETS, cell_mask, to_rgb
+
+TRAINING_STATE = "training_state.safetensors"
+TRAINING_LOG = "training.json"
+
+
+class ConfigError(ValueError):
+    """A training setting out of range; the message names the field and the allowed range."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run. Defaults fit a 2-core CPU in under 15 minutes."""
+
+    preset: str = "texture"
+    loss: str = "auto"
+    iters: int = 400
+    size: int = 64  # training grid side; any size can be grown later
+    target_size: int = 128  # the target image is cropped and resized to this
+    batch: int = 4
+    pool_size: int = 256
+    steps_min: int = 32
+    steps_max: int = 96
+    lr: float = 2e-3
+    lr_decay_at: tuple[float, ...] = (0.5, 0.8)  # fractions of iters where lr is multiplied by 0.3
+    overflow_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    grad_checkpoint: bool = False
+    fire_rate: float = 0.5
+
+    RANGES = {
+        "iters": (1, 100_000),
+        "size": (16, 512),
+        "target_size": (32, 1024),
+        "batch": (1, 64),
+        "pool_size": (1, 4096),
+        "steps_min": (1, 1024),
+        "steps_max": (1, 1024),
+        "lr": (1e-6, 1.0),
+        "overflow_weight": (0.0, 1e6),
+        "seed": (0, 2**63 - 1),
+        "fire_rate": (0.01, 1.0),
+    }
+    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps")}
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for name, (low, high) in self.RANGES.items():
+            value = getattr(self, name)
+            kind = float if isinstance(low, float) else int
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+                raise ConfigError(f"{name} must be {'a number' if kind is float else 'an integer'}, got {value!r}")
+            if not (low <= value <= high) or (isinstance(value, float) and not math.isfinite(value)):
+                raise ConfigError(f"{name} must be between {low} and {high}, got {value!r}")
+        for name, allowed in self.CHOICES.items():
+            value = getattr(self, name)
+            if not (value in allowed or (name == "device" and isinstance(value, str) and value.startswith("cuda:"))):
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.steps_min > self.steps_max:
+            raise ConfigError(f"steps_min ({self.steps_min}) must not exceed steps_max ({self.steps_max})")
+        if self.batch > self.pool_size:
+            raise ConfigError(f"batch ({self.batch}) must not exceed pool_size ({self.pool_size})")
+        if not all(0.0 < f < 1.0 for f in self.lr_decay_at):
+            raise ConfigError(f"lr_decay_at must hold fractions between 0 and 1, got {self.lr_decay_at!r}")
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown training settings: {', '.join(unknown)}")
+        data = dict(data)
+        if "lr_decay_at" in data:
+            data["lr_decay_at"] = tuple(data["lr_decay_at"])
+        return cls(**data)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """cuda, then mps, then cpu; an explicit device that is missing is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device cuda was asked for but no CUDA GPU is available: use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError("device mps was asked for but is not available: use --device cpu or auto")
+    return torch.device(name)
+
+
+@dataclass
+class Progress:
+    """What a callback receives after each iteration. `preview` is set every few iterations."""
+
+    iteration: int
+    total: int
+    loss: float
+    texture_loss: float
+    overflow_loss: float
+    seconds: float
+    preview: "object | None" = None  # a PIL image of pool samples
+
+
+@dataclass
+class TrainResult:
+    model: NCA
+    config: TrainConfig
+    loss_name: str
+    iterations: int
+    seconds: float
+    device: str
+    history: list[dict] = field(default_factory=list)
+    stopped: bool = False
+    rollbacks: int = 0
+
+
+class Trainer:
+    """Holds a run's state so it can stop, checkpoint and resume in the middle."""
+
+    def __init__(
+        self,
+        target: torch.Tensor,
+        config: TrainConfig | None = None,
+        vgg_features: torch.nn.Module | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config or TrainConfig()
+        cfg = self.config
+        self.device = pick_device(cfg.device)
+        torch.manual_seed(cfg.seed)  # the loss's random directions draw from the global generator
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # pool sampling, steps
+        self.mask_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
+        self.target = target.to(self.device)
+        self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log)
+        preset = PRESETS[cfg.preset]
+        self.model = NCA(preset.channels, preset.hidden, cfg.fire_rate).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.3)
+        self.pool = self.model.empty_grid(cfg.pool_size, cfg.size)
+        self.iteration = 0
+        self.seconds = 0.0
+        self.history: list[dict] = []
+        self.rollbacks = 0
+        self._last_good = self._snapshot()
+
+    # ------------------------------------------------------------------ the loop
+
+    def rollout(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        masks = [cell_mask(x, self.config.fire_rate, self.mask_generator) for _ in range(steps)]
+        if not self.config.grad_checkpoint:
+            for mask in masks:
+                x = self.model.step(x, mask)
+            return x
+        segment = max(1, int(math.sqrt(steps)))
+        for start in range(0, steps, segment):
+            chunk = masks[start : start + segment]
+            x = checkpoint(self._run_segment, x, *chunk, use_reentrant=False)
+        return x
+
+    def _run_segment(self, x: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
+        for mask in masks:
+            x = self.model.step(x, mask)
+        return x
+
+    def train_step(self) -> dict:
+        """One iteration: sample the pool, grow, score, update. Returns the losses."""
+        cfg = self.config
+        idx = torch.randint(0, cfg.pool_size, (cfg.batch,), generator=self.generator)
+        x = self.pool[idx.to(self.device)]
+        if self.iteration % 8 == 0:
+            x[:1] = 0.0  # seed re-injection: keep learning to grow from an empty grid
+        steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        with autocast:
+            x = self.rollout(x, steps)
+        texture = self.loss_fn(to_rgb(x.float(), clamp=False)).mean()
+        overflow = overflow_loss(x.float()) * cfg.overflow_weight
+        loss = texture + overflow
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            self._roll_back()
+            return {"loss": float("nan"), "texture": float("nan"), "overflow": float("nan"), "rolled_back": True}
+        loss.backward()
+        grads_ok = True
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad /= p.grad.norm() + 1e-8  # per-parameter normalisation: steady steps at any loss scale
+                grads_ok = grads_ok and bool(torch.isfinite(p.grad).all())
+        if not grads_ok:
+            self._roll_back()
+            return {"loss": float("nan"), "texture": float("nan"), "overflow": float("nan"), "rolled_back": True}
+        self.optimizer.step()
+        self.scheduler.step()
+        with torch.no_grad():
+            self.pool[idx.to(self.device)] = x.detach()
+        self.iteration += 1
+        if self.iteration % 10 == 0 and self._params_finite():
+            self._last_good = self._snapshot()
+        return {"loss": loss.item(), "texture": texture.item(), "overflow": overflow.item(), "rolled_back": False}
+
+    def train(
+        self,
+        callback: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        preview_every: int = 10,
+        max_seconds: float | None = None,
+    ) -> TrainResult:
+        """Run until `config.iters`, a stop request, or `max_seconds` (for ZeroGPU chunks).
+
+        Whatever ends the run, the model returned is the last good one.
+        """
+        stopped = False
+        chunk_start = time.perf_counter()
+        while self.iteration < self.config.iters:
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+            if max_seconds is not None and time.perf_counter() - chunk_start > max_seconds:
+                break
+            started = time.perf_counter()
+            losses = self.train_step()
+            self.seconds += time.perf_counter() - started
+            if losses["rolled_back"]:
+                if self.rollbacks > 20:
+                    raise FloatingPointError("training diverged 20 times in a row; try a lower lr")
+                continue
+            self.history.append({"iteration": self.iteration, **{k: losses[k] for k in ("loss", "texture", "overflow")}})
+            if callback is not None:
+                show = self.iteration % preview_every == 0 or self.iteration == self.config.iters
+                callback(
+                    Progress(
+                        iteration=self.iteration,
+                        total=self.config.iters,
+                        loss=losses["loss"],
+                        texture_loss=losses["texture"],
+                        overflow_loss=losses["overflow"],
+                        seconds=self.seconds,
+                        preview=self.preview() if show else None,
+                    )
+                )
+        if self._params_finite():
+            self._last_good = self._snapshot()
+        else:
+            self._restore(self._last_good)
+        return self.result(stopped)
+
+    def result(self, stopped: bool = False) -> TrainResult:
+        return TrainResult(
+            model=self.model,
+            config=self.config,
+            loss_name=self.loss_name,
+            iterations=self.iteration,
+            seconds=self.seconds,
+            device=str(self.device),
+            history=self.history,
+            stopped=stopped,
+            rollbacks=self.rollbacks,
+        )
+
+    def preview(self, count: int = 4):
+        """Pool samples side by side, as a PIL image."""
+        with torch.no_grad():
+            idx = torch.arange(min(count, self.config.pool_size), device=self.device)
+            tiles = to_rgb(self.pool[idx].float())
+            strip = torch.cat(list(tiles), dim=-1)
+        return tensor_to_image(strip)
+
+    # ------------------------------------------------------------------ safety
+
+    def _params_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def _snapshot(self) -> dict:
+        return {
+            "model": copy.deepcopy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "iteration": self.iteration,
+        }
+
+    def _restore(self, snapshot: dict) -> None:
+        self.model.load_state_dict(snapshot["model"])
+        self.optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
+
+    def _roll_back(self) -> None:
+        """A NaN or inf appeared: go back to the last good weights, and clear the poisoned pool."""
+        self.rollbacks += 1
+        self._restore(self._last_good)
+        bad = ~torch.isfinite(self.pool).flatten(1).all(dim=1)
+        self.pool[bad] = 0.0
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, folder: str | Path, target: torch.Tensor | None = None) -> Path:
+        """Write the last good model plus what `resume` needs. Never pickles."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        good = self._last_good if not self._params_finite() else self._snapshot()
+        model = NCA(self.model.channels, self.model.hidden, self.model.fire_rate)
+        model.load_state_dict(good["model"])
+        model.save_pretrained(folder)
+        tensors = {"pool": self.pool.detach().float().cpu().contiguous(),
+                   "generator": self.generator.get_state(),
+                   "mask_generator": self.mask_generator.get_state().cpu(),
+                   "global_generator": torch.get_rng_state()}
+        opt_state = good["optimizer"]["state"]
+        for index, state in opt_state.items():
+            for key, value in state.items():
+                tensors[f"adam.{index}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
+        save_file(tensors, str(folder / TRAINING_STATE))
+        info = {
+            "config": self.config.to_dict(),
+            "loss": self.loss_name,
+            "iterations": good["iteration"],
+            "seconds": round(self.seconds, 2),
+            "device": str(self.device),
+            "parameters": model.num_parameters,
+            "rollbacks": self.rollbacks,
+            "history": self.history,
+        }
+        (folder / TRAINING_LOG).write_text(json.dumps(info, indent=1))
+        if target is not None:
+            tensor_to_image(target).save(folder / "target.png")
+        return folder
+
+    @classmethod
+    def resume(
+        cls,
+        folder: str | Path,
+        target: torch.Tensor,
+        overrides: dict | None = None,
+        vgg_features: torch.nn.Module | None = None,
+        log: Callable[[str], None] = print,
+    ) -> "Trainer":
+        """Continue a run saved by `save`; `overrides` may raise `iters` or change the device."""
+        folder = Path(folder)
+        state_path, log_path = folder / TRAINING_STATE, folder / TRAINING_LOG
+        if not state_path.exists() or not log_path.exists():
+            raise ConfigError(f"{folder} holds no checkpoint to resume ({TRAINING_STATE} is missing)")
+        info = json.loads(log_path.read_text())
+        config = TrainConfig.from_dict({**info["config"], **(overrides or {})})
+        trainer = cls(target, config, vgg_features, log)
+        trainer.model.load_state_dict(load_folder(folder).state_dict())
+        tensors = load_file(str(state_path))
+        if tensors["pool"].shape != trainer.pool.shape:
+            raise ConfigError("the checkpoint's pool does not match size/pool_size; resume with the same settings")
+        trainer.pool.copy_(tensors["pool"].to(trainer.device))
+        trainer.generator.set_state(tensors["generator"])
+        if trainer.device.type == "cpu":
+            trainer.mask_generator.set_state(tensors["mask_generator"])
+        torch.set_rng_state(tensors["global_generator"])
+        opt_state = trainer.optimizer.state_dict()
+        iteration = int(info["iterations"])
+        for index, param in enumerate(trainer.model.parameters()):
+            keys = [k for k in tensors if k.startswith(f"adam.{index}.")]
+            if keys:
+                opt_state["state"][index] = {k.split(".", 2)[2]: tensors[k].to(trainer.device) for k in keys}
+                opt_state["state"][index]["step"] = opt_state["state"][index]["step"].cpu()
+        trainer.optimizer.load_state_dict(opt_state)
+        passed = sum(1 for m in trainer.scheduler.milestones if m <= iteration)
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = config.lr * trainer.scheduler.gamma**passed
+        trainer.scheduler.last_epoch = iteration
+        trainer.iteration = iteration
+        trainer.seconds = float(info.get("seconds", 0.0))
+        trainer.history = list(info.get("history", []))
+        trainer.rollbacks = int(info.get("rollbacks", 0))
+        trainer._last_good = trainer._snapshot()
+        return trainer
+
+
+def train(
+    target: torch.Tensor,
+    config: TrainConfig | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    vgg_features: torch.nn.Module | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainResult:
+    """Train a new NCA on a target image (1, 3, H, W) in [0, 1]."""
+    return Trainer(target, config, vgg_features, log).train(callback, should_stop)
+
+
