@@ -6,6 +6,7 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -38,13 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(exc: Exception) -> bool:
+    from .hub import HubError
     from .images import ImageError
     from .losses import LossUnavailable
     from .loading import ModelLoadError
     from .render import RenderError
     from .train import ConfigError
 
-    return isinstance(exc, (UsageError, ImageError, LossUnavailable, ModelLoadError, RenderError, ConfigError, FileNotFoundError))
+    known = (UsageError, ImageError, LossUnavailable, ModelLoadError, RenderError, ConfigError, HubError, FileNotFoundError)
+    return isinstance(exc, known)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,13 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     grow = commands.add_parser("grow", help="grow a texture from an empty grid")
-    grow.add_argument("model", help="a model folder")
+    grow.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
     grow.add_argument("-o", "--output", required=True, help="OUT.gif, OUT.mp4 or OUT.png")
     _add_render_options(grow, steps=512)
     grow.set_defaults(handler=cmd_grow)
 
     regen = commands.add_parser("regenerate", help="grow, damage, and watch the texture heal")
-    regen.add_argument("model", help="a model folder")
+    regen.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
     regen.add_argument("-o", "--output", required=True, help="OUT.gif or OUT.mp4")
     _add_render_options(regen, steps=768)
     regen.add_argument("--damage", choices=DAMAGE_SHAPES, default="circle")
@@ -90,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     regen.add_argument("--y", type=float, default=0.5, help="damage centre, fraction of the height")
     regen.add_argument("--radius", type=float, default=0.25, help="damage size, fraction of the canvas")
     regen.set_defaults(handler=cmd_regenerate)
+
+    push = commands.add_parser("push", help="share a model folder on the Hugging Face Hub (HF_ENDPOINT picks another Hub)")
+    push.add_argument("model", help="a model folder")
+    push.add_argument("repo_id", help="owner/name of the Hub repo (created if missing)")
+    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--token", help="a write token; default HF_TOKEN, then `hf auth login` (prefer those: this shows in ps)")
+    push.set_defaults(handler=cmd_push)
+
+    pull = commands.add_parser("pull", help="download a model from the Hugging Face Hub (HF_ENDPOINT picks another Hub)")
+    pull.add_argument("repo_id", help="owner/name of the Hub repo")
+    pull.add_argument("-o", "--output", help="folder for the files (default: the Hugging Face cache)")
+    pull.add_argument("--revision", help="branch, tag or commit (default: main)")
+    pull.add_argument("--token", help="a read token for private repos; default HF_TOKEN, then `hf auth login`")
+    pull.set_defaults(handler=cmd_pull)
     return parser
 
 
@@ -112,7 +129,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         batch=args.batch, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
     )
     target = load_target(args.image, config.target_size)
-    log = lambda message: tqdm.write(f"nca: {message}")  # noqa: E731
+    log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
     if args.resume:
         trainer = Trainer.resume(args.output, target, {"iters": args.iters, "device": args.device}, log=log)
     else:
@@ -168,6 +185,25 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     rollout = regenerate(model, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed)
     save_animation(rollout.frames, out, fps=args.fps)
     print(f"nca: wrote {out} ({args.damage} damage at step {args.at}, {args.steps} steps)")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push
+
+    url = push(args.model, args.repo_id, private=args.private, token=args.token, endpoint=os.environ.get("HF_ENDPOINT"))
+    print(f"nca: pushed {args.model} to {url}")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from .hub import pull
+    from .loading import load_folder
+
+    endpoint = os.environ.get("HF_ENDPOINT")  # read now: huggingface_hub read it at import
+    folder = pull(args.repo_id, revision=args.revision, token=args.token, endpoint=endpoint, local_dir=args.output)
+    model = load_folder(folder)  # a pull only succeeds if the model loads
+    print(f"nca: pulled {args.repo_id} to {folder} ({model.num_parameters} parameters)")
     return 0
 
 

@@ -78,6 +78,25 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
     return model.to(device).eval()
 
 
-def load_model(ref: str | Path, device: str | torch.device = "cpu") -> NCA:
-    """A model from a local folder (Hub repo ids are handled by `nca_gradio.hub`)."""
-    return load_folder(ref, device)
+def load_model(
+    ref: str | Path,
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+    token: str | None = None,
+    endpoint: str | None = None,
+) -> NCA:
+    """A model from a local folder or, when `ref` is no folder but reads `owner/name`, from that Hub repo.
+
+    A folder wins over a repo of the same name. A pulled repo is checked exactly like a folder.
+    """
+    if not isinstance(ref, str) or Path(ref).is_dir():
+        return load_folder(ref, device)
+    from .hub import is_repo_id, pull  # the Hub client is only needed for repo ids
+
+    if not is_repo_id(ref):
+        return load_folder(ref, device)
+    folder = pull(ref, revision=revision, token=token, endpoint=endpoint)
+    try:
+        return load_folder(folder, device)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{ref}: {exc}") from None

@@ -68,6 +68,11 @@ def load_vgg16_features(pretrained: bool = True) -> nn.Module:
         import timm
     except ImportError as exc:  # pragma: no cover - timm is a dependency
         raise LossUnavailable("timm is not installed: pip install timm") from exc
+    if pretrained and not _weights_reachable():
+        raise LossUnavailable(
+            f"pretrained {VGG_MODEL_NAME} weights are not cached and the Hugging Face Hub cannot be reached: "
+            "use --loss patch, which needs no download"
+        )
     try:
         vgg = timm.create_model(VGG_MODEL_NAME, pretrained=pretrained)
     except Exception as exc:
@@ -76,6 +81,29 @@ def load_vgg16_features(pretrained: bool = True) -> nn.Module:
             f"which needs no download ({type(exc).__name__})"
         ) from None
     return vgg.features[: max(VGG_LAYERS) + 1]
+
+
+def _weights_reachable(timeout: float = 3.0) -> bool:
+    """True when the VGG16 weights are cached, or the Hub answers: avoids a minute of retries offline."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        cached = try_to_load_from_cache(f"timm/{VGG_MODEL_NAME}", filename)
+        if isinstance(cached, str):
+            return True
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 class VGGFeatures(nn.Module):
@@ -167,6 +195,8 @@ class PatchLoss(nn.Module):
         normalize_levels: bool = False,
         colour_weight: float = 0.0,
         spectrum_weight: float = 0.0,
+        nn_weight: float = 0.0,
+        nn_samples: int = 1024,
     ) -> None:
         super().__init__()
         self.levels = levels
@@ -174,6 +204,8 @@ class PatchLoss(nn.Module):
         self.projections = projections
         self.colour_weight = colour_weight
         self.spectrum_weight = spectrum_weight
+        self.nn_weight = nn_weight
+        self.nn_samples = nn_samples
         self.level_weights: list[float] = []
         generator = torch.Generator().manual_seed(seed)
         self.target_patches: list[torch.Tensor] = []
@@ -220,6 +252,8 @@ class PatchLoss(nn.Module):
             source = extract_patches(level_img, self.patch_size)
             level_loss = sliced_ot(source, lambda p, t=target: (p.T @ t.to(p.dtype)).sort(dim=-1).values, proj)
             total = total + level_loss * self.level_weights[level]
+            if self.nn_weight:
+                total = total + self.nn_weight * self.level_weights[level] * nearest_patch_loss(source, target, self.nn_samples)
         if self.colour_weight:
             proj = random_directions(3, 32, img.device)
             colour = sliced_ot(img.flatten(2), lambda p: (p.T @ self.target_pixels).sort(dim=-1).values, proj)
@@ -227,6 +261,23 @@ class PatchLoss(nn.Module):
         if self.spectrum_weight:
             total = total + self.spectrum_weight * (log_spectrum(img) - self.target_spectrum).abs().mean(dim=-1)
         return total
+
+
+def nearest_patch_loss(source: torch.Tensor, target: torch.Tensor, samples: int) -> torch.Tensor:
+    """Bidirectional nearest-neighbour patch distance (B,), on random subsets of both sides.
+
+    Every generated patch should look like some target patch (realism), and
+    every target patch should appear somewhere in the output (no collapse).
+    """
+    b, d, n = source.shape
+    pick = torch.randint(0, n, (min(samples, n),), device=source.device)
+    src = source[:, :, pick].transpose(1, 2)  # (B, S, D)
+    tgt_pick = torch.randint(0, target.shape[1], (min(4 * samples, target.shape[1]),), device=target.device)
+    tgt = target[:, tgt_pick].T.to(source.dtype)  # (T, D)
+    dist = torch.cdist(src, tgt[None].expand(b, -1, -1)).square() / d  # (B, S, T)
+    realism = dist.min(dim=2).values.mean(dim=1)
+    coverage = dist.min(dim=1).values.mean(dim=1)
+    return realism + coverage
 
 
 def log_spectrum(img: torch.Tensor, bins: int = 16) -> torch.Tensor:

@@ -1,0 +1,431 @@
+"""A loopback Hugging Face Hub for tests: the real huggingface_hub client talks HTTP to it.
+
+Standard library only and in memory. It speaks the part of the Hub protocol that
+push and pull use (see DESIGN.md), keeps every commit so a pull sees what was
+pushed, and can require a token, answer 429, or hold private repos. Requests it
+does not know are answered 404 and recorded in `unknown`, so a test can tell
+when the client starts calling something new.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.gif filter=lfs diff=lfs merge=lfs -text\n"
+LICENSES = {"mit", "apache-2.0", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "gpl-3.0", "other"}
+REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+REV = r"(?P<rev>[^/]+)"
+RATE_LIMIT_HEADERS = {"RateLimit": '"api";r=0;t=55', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'}
+
+
+def git_blob_sha(data: bytes) -> str:
+    """The git object id of a file: what the Hub reports as `oid` and as the ETag of a regular file."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class Commit:
+    sha: str
+    files: dict[str, bytes]
+    summary: str
+    parent: str | None = None
+
+
+@dataclass
+class Repo:
+    repo_id: str
+    private: bool
+    commits: dict[str, Commit] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)
+    created: str = field(default_factory=now)
+
+    def resolve(self, revision: str) -> Commit | None:
+        """A branch name or a full commit hash."""
+        sha = self.branches.get(revision, revision)
+        return self.commits.get(sha)
+
+
+class LoopbackHub:
+    """The server and its state. Use as a context manager, or `start()` / `stop()`."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token  # when set, writes and private reads need `Authorization: Bearer <token>`
+        self.rate_limited = False  # when True, every request is answered 429
+        self.down = False  # when True, every request is answered 503 (the Hub is having a bad day)
+        self.read_only = False  # when True, writes are answered 403 (a token without write access)
+        self.unserved: set[str] = set()  # paths listed in a repo but answered EntryNotFound (a repo changing under a pull)
+        self.repos: dict[str, Repo] = {}
+        self.requests: list[str] = []  # "METHOD /path" of every request, query left out
+        self.unknown: list[str] = []
+        self.lock = threading.Lock()
+        self._counter = itertools.count()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> "LoopbackHub":
+        handler = type("BoundHandler", (HubHandler,), {"hub": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="loopback-hub", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(timeout=5)
+            self._server = None
+
+    def __enter__(self) -> "LoopbackHub":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    # ------------------------------------------------------------ state
+    def create(self, repo_id: str, private: bool = False) -> bool:
+        """Create a repo with the Hub's usual first commit (.gitattributes); False if it exists."""
+        with self.lock:
+            if repo_id in self.repos:
+                return False
+            self.repos[repo_id] = Repo(repo_id, private)
+        self.commit(repo_id, {".gitattributes": GITATTRIBUTES}, "initial commit")
+        return True
+
+    def commit(
+        self, repo_id: str, files: dict[str, bytes], summary: str = "", deleted: tuple[str, ...] = (), branch: str = "main"
+    ) -> str:
+        """Add a commit on `branch` (created from nothing if missing); returns its hash."""
+        with self.lock:
+            repo = self.repos[repo_id]
+            parent = repo.branches.get(branch)
+            tree = dict(repo.commits[parent].files) if parent else {}
+            tree.update(files)
+            for path in deleted:
+                tree.pop(path, None)
+            listing = "".join(f"{p}:{git_blob_sha(d)}\n" for p, d in sorted(tree.items()))
+            seed = f"{repo_id}\n{parent}\n{summary}\n{next(self._counter)}\n{listing}"
+            sha = hashlib.sha1(seed.encode()).hexdigest()
+            repo.commits[sha] = Commit(sha, tree, summary, parent)
+            repo.branches[branch] = sha
+            return sha
+
+    def seed(self, repo_id: str, files: dict[str, bytes], private: bool = False) -> str:
+        """A repo holding exactly these files, written straight into the store (for broken repos)."""
+        self.create(repo_id, private)
+        return self.commit(repo_id, files, "seeded by a test")
+
+    def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        return dict(self.repos[repo_id].resolve(revision).files)
+
+
+class ErrorReply(Exception):
+    """An error answer: HTTP status, X-Error-Code, message and extra headers."""
+
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    """Routes requests to small methods; every answer is JSON or file bytes. HTTP/1.0: one request a connection."""
+
+    hub: LoopbackHub
+    ROUTES = [
+        ("GET", r"/api/agent-harnesses", "agent_harnesses"),
+        ("POST", r"/api/validate-yaml", "validate_yaml"),
+        ("POST", r"/api/repos/create", "create_repo"),
+        ("POST", rf"/api/models/{REPO}/preupload/{REV}", "preupload"),
+        ("POST", rf"/api/models/{REPO}/commit/{REV}", "commit"),
+        ("POST", rf"/api/models/{REPO}/paths-info/{REV}", "paths_info"),
+        ("GET", rf"/api/models/{REPO}/tree/{REV}(?:/(?P<path>.*))?", "tree"),
+        ("GET", rf"/api/models/{REPO}(?:/revision/{REV})?", "model_info"),
+        ("HEAD", rf"/{REPO}/resolve/{REV}/(?P<path>.+)", "resolve"),
+        ("GET", rf"/{REPO}/resolve/{REV}/(?P<path>.+)", "resolve"),
+    ]
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: tests read `hub.requests`
+        pass
+
+    # ------------------------------------------------------------ plumbing
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        self.query = parse_qs(url.query)
+        self.hub.requests.append(f"{method} {url.path}")
+        try:
+            if self.hub.down:
+                raise ErrorReply(503, "Service Unavailable")
+            if self.hub.rate_limited:
+                raise ErrorReply(429, "You have been rate-limited", headers=RATE_LIMIT_HEADERS)
+            for route_method, pattern, name in self.ROUTES:
+                match = re.fullmatch(pattern, url.path)
+                if route_method == method and match:
+                    params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                    self._check_token()
+                    getattr(self, name)(method=method, **params)
+                    return
+            self.hub.unknown.append(f"{method} {url.path}")
+            print(f"loopback hub: unknown request {method} {self.path}", file=sys.stderr)
+            raise ErrorReply(404, f"unknown endpoint {url.path}")
+        except ErrorReply as exc:
+            headers = dict(exc.headers)
+            if exc.code:
+                headers["X-Error-Code"] = exc.code
+            headers["X-Error-Message"] = exc.message
+            self._send_json(exc.status, {"error": exc.message}, headers, body=method != "HEAD")
+
+    def _send_json(self, status: int, payload: object, headers: dict[str, str] | None = None, body: bool = True) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json", headers, body)
+
+    def _send(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None, body: bool = True
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Request-Id", f"loopback-{len(self.hub.requests)}")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _json_body(self) -> dict:
+        try:
+            return json.loads(self._body() or b"{}")
+        except json.JSONDecodeError:
+            raise ErrorReply(400, "the body is not JSON") from None
+
+    def _bearer(self) -> str | None:
+        header = self.headers.get("Authorization", "")
+        return header[len("Bearer ") :] if header.startswith("Bearer ") else None
+
+    def _check_token(self) -> None:
+        """A token that is sent must be right, like on the Hub (which says so in X-Error-Message)."""
+        sent = self._bearer()
+        if sent is not None and self.hub.token is not None and sent != self.hub.token:
+            raise ErrorReply(401, "Invalid credentials in Authorization header")
+
+    def _authenticated(self) -> bool:
+        return self._bearer() is not None if self.hub.token is None else self._bearer() == self.hub.token
+
+    def _require_write(self) -> None:
+        if self.hub.token is not None and not self._authenticated():
+            raise ErrorReply(401, "Invalid username or password.")
+        if self.hub.read_only:
+            raise ErrorReply(403, "You don't have the rights to write to this namespace")
+
+    def _repo(self, repo_id: str) -> Repo:
+        """A readable repo; a private one without the token reads as missing (401), as on the Hub."""
+        repo = self.hub.repos.get(repo_id)
+        if repo is None:
+            raise ErrorReply(404, "Repository not found", "RepoNotFound")
+        if repo.private and not self._authenticated():
+            raise ErrorReply(401, "Repository not found", "RepoNotFound")
+        return repo
+
+    def _commit(self, repo: Repo, revision: str) -> Commit:
+        commit = repo.resolve(revision)
+        if commit is None:
+            raise ErrorReply(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        return commit
+
+    def _entry(self, path: str, data: bytes) -> dict:
+        return {"type": "file", "oid": git_blob_sha(data), "size": len(data), "path": path}
+
+    # ------------------------------------------------------------ endpoints
+    def agent_harnesses(self, method: str) -> None:
+        self._send_json(200, {"standardEnvVars": [], "harnesses": {}})
+
+    def validate_yaml(self, method: str) -> None:
+        body = self._json_body()
+        errors, warnings = check_card_metadata(str(body.get("content", "")))
+        answer = {"errors": [{"message": e} for e in errors], "warnings": [{"message": w} for w in warnings]}
+        self._send_json(400 if errors else 200, answer)
+
+    def create_repo(self, method: str) -> None:
+        self._require_write()
+        body = self._json_body()
+        if body.get("type", "model") != "model":
+            raise ErrorReply(400, "the loopback hub only holds model repos")
+        name, owner = str(body.get("name", "")), body.get("organization") or "user"
+        repo_id = f"{owner}/{name}"
+        if not re.fullmatch(REPO, repo_id):
+            raise ErrorReply(400, f"invalid repo name {repo_id!r}")
+        created = self.hub.create(repo_id, private=body.get("visibility") == "private" or bool(body.get("private")))
+        url = f"{self.hub.url}/{repo_id}"
+        if not created:
+            self._send_json(409, {"error": "You already created this model repo", "url": url})
+            return
+        self._send_json(200, {"url": url, "name": repo_id, "id": repo_id})
+
+    def preupload(self, method: str, repo: str, rev: str) -> None:
+        self._require_write()
+        commit = self._commit(self._repo(repo), rev)
+        files = self._json_body().get("files", [])
+        answer = [
+            {
+                "path": f["path"],
+                "uploadMode": "regular",  # files inline in the commit: no LFS, no xet
+                "shouldIgnore": False,
+                "oid": git_blob_sha(commit.files[f["path"]]) if f["path"] in commit.files else None,
+            }
+            for f in files
+        ]
+        self._send_json(200, {"files": answer, "commitOid": commit.sha})
+
+    def commit(self, method: str, repo: str, rev: str) -> None:
+        self._require_write()
+        target = self._repo(repo)
+        if rev not in target.branches:
+            raise ErrorReply(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        header, files, deleted = parse_commit(self._body())
+        parent = header.get("parentCommit")
+        if parent and parent != target.branches[rev]:
+            raise ErrorReply(412, "A commit has happened since. Please refresh and try again.")
+        sha = self.hub.commit(repo, files, str(header.get("summary", "")), tuple(deleted), rev)
+        url = f"{self.hub.url}/{repo}/commit/{sha}"
+        self._send_json(200, {"success": True, "commitOid": sha, "commitUrl": url, "hookOutput": ""})
+
+    def model_info(self, method: str, repo: str, rev: str = "main") -> None:
+        target = self._repo(repo)
+        commit = self._commit(target, rev)
+        self._send_json(
+            200,
+            {
+                "_id": hashlib.sha1(repo.encode()).hexdigest()[:24],
+                "id": repo,
+                "modelId": repo,
+                "author": repo.split("/")[0],
+                "sha": commit.sha,
+                "private": target.private,
+                "gated": False,
+                "disabled": False,
+                "createdAt": target.created,
+                "lastModified": now(),
+                "tags": [],
+                "siblings": [{"rfilename": path} for path in sorted(commit.files)],
+            },
+        )
+
+    def tree(self, method: str, repo: str, rev: str, path: str = "") -> None:
+        commit = self._commit(self._repo(repo), rev)
+        prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+        recursive = self.query.get("recursive", ["false"])[0].lower() in ("1", "true")
+        entries, folders = [], set()
+        for name, data in sorted(commit.files.items()):
+            if not name.startswith(prefix):
+                continue
+            rest = name[len(prefix) :]
+            if "/" in rest and not recursive:
+                folders.add(prefix + rest.split("/", 1)[0])
+                continue
+            entries.append(self._entry(name, data))
+        entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": f} for f in sorted(folders)]
+        self._send_json(200, entries)
+
+    def paths_info(self, method: str, repo: str, rev: str) -> None:
+        commit = self._commit(self._repo(repo), rev)
+        raw = self._body()
+        if self.headers.get("Content-Type", "").startswith("application/json"):
+            paths = json.loads(raw or b"{}").get("paths", [])
+        else:
+            paths = parse_qs(raw.decode()).get("paths", [])
+        self._send_json(200, [self._entry(p, commit.files[p]) for p in paths if p in commit.files])
+
+    def resolve(self, method: str, repo: str, rev: str, path: str) -> None:
+        commit = self._commit(self._repo(repo), rev)
+        if path not in commit.files or path in self.hub.unserved:
+            raise ErrorReply(404, "Entry not found", "EntryNotFound", {"X-Repo-Commit": commit.sha})
+        data = commit.files[path]
+        headers = {"X-Repo-Commit": commit.sha, "ETag": f'"{git_blob_sha(data)}"', "Accept-Ranges": "none"}
+        self._send(200, data, "application/octet-stream", headers, body=method == "GET")
+
+
+def parse_commit(body: bytes) -> tuple[dict, dict[str, bytes], list[str]]:
+    """The NDJSON commit payload: a header line, then `file` lines (base64 content) and `deletedFile` lines."""
+    header: dict = {}
+    files: dict[str, bytes] = {}
+    deleted: list[str] = []
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        key, value = item.get("key"), item.get("value", {})
+        if key == "header":
+            header = value
+        elif key == "file":
+            content = value.get("content", "")
+            files[value["path"]] = base64.b64decode(content) if value.get("encoding") == "base64" else content.encode()
+        elif key in ("deletedFile", "deletedFolder"):
+            deleted.append(value["path"])
+        else:
+            raise ErrorReply(400, f"the loopback hub does not accept {key!r} operations (answer uploadMode regular)")
+    if not header:
+        raise ErrorReply(400, "the commit has no header line")
+    return header, files, deleted
+
+
+def check_card_metadata(content: str) -> tuple[list[str], list[str]]:
+    """What /api/validate-yaml checks, for the YAML subset a model card uses: errors and warnings."""
+    lines = content.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != "---":
+        return [], ["empty or missing yaml metadata in repo card"]
+    try:
+        end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
+    except StopIteration:
+        return ["the metadata block has no closing ---"], []
+    metadata, key, errors = {}, None, []
+    for number, line in enumerate(lines[1:end], 2):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        item = re.fullmatch(r"\s*- (.+)", line)
+        pair = re.fullmatch(r"([A-Za-z_][\w-]*):(?: (.*))?", line)
+        if item and isinstance(metadata.get(key), list):
+            metadata[key].append(item.group(1).strip().strip("'\""))
+        elif pair:
+            key = pair.group(1)
+            value = (pair.group(2) or "").strip()
+            metadata[key] = value.strip("'\"") if value else []
+        else:
+            errors.append(f"line {number} is not valid YAML for a model card: {line.strip()[:40]!r}")
+    if "license" in metadata and metadata["license"] not in LICENSES:
+        errors.append(f'"license" must be one of {sorted(LICENSES)}')
+    if "tags" in metadata and not isinstance(metadata["tags"], list):
+        errors.append('"tags" must be a list of strings')
+    if "library_name" in metadata and not (isinstance(metadata["library_name"], str) and metadata["library_name"]):
+        errors.append('"library_name" must be a string')
+    return errors, []

@@ -1,0 +1,97 @@
+"""The `nca` command end to end, as a user runs it: real processes, real files."""
+
+import json
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+from PIL import Image
+
+
+def nca(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "-m", "nca_gradio.cli", *map(str, args)],
+        capture_output=True, text=True, timeout=300, env=_env(),
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _env() -> dict:
+    import os
+
+    return {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, pebbles_path):
+    out = tmp_path_factory.mktemp("model")
+    result = nca("train", pebbles_path, "-o", out, "--preset", "fast", "--iters", "6", "--size", "32",
+                 "--target-size", "64", "--batch", "2", "--seed", "1")
+    assert "patch" in result.stderr  # auto says which loss it chose
+    return out
+
+
+def test_train_writes_a_loadable_model_and_its_log(trained):
+    for name in ("config.json", "model.safetensors", "training.json", "target.png", "training_state.safetensors"):
+        assert (trained / name).exists(), name
+    log = json.loads((trained / "training.json").read_text())
+    assert log["iterations"] == 6 and log["loss"] == "patch" and log["config"]["preset"] == "fast"
+
+
+def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    nca("train", pebbles_path, "-o", copy, "--preset", "fast", "--iters", "8", "--size", "32", "--target-size", "64",
+        "--batch", "2", "--seed", "1", "--resume")
+    assert json.loads((copy / "training.json").read_text())["iterations"] == 8
+
+
+@pytest.mark.parametrize("suffix", ["gif", "mp4", "png"])
+def test_grow_writes_each_format(trained, tmp_path, suffix):
+    out = tmp_path / f"grown.{suffix}"
+    nca("grow", trained, "-o", out, "--size", "48", "--steps", "12", "--every", "4")
+    if suffix == "png":
+        assert Image.open(out).size == (48, 48)
+    else:
+        frames = list(iio.imiter(out))
+        assert len(frames) == 4 and frames[0].shape[:2] == (48, 48)
+
+
+def test_regenerate_writes_an_animation(trained, tmp_path):
+    out = tmp_path / "heal.gif"
+    nca("regenerate", trained, "-o", out, "--size", "40", "--steps", "16", "--at", "8", "--every", "2", "--damage", "stripe")
+    assert iio.imread(out).shape == (9, 40, 40, 3)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "missing.png", "-o", "x"], "no such file"),
+        (["train", "{corrupt}", "-o", "x"], "not an image"),
+        (["train", "{pebbles}", "-o", "x", "--iters", "0"], "iters must be between"),
+        (["train", "{pebbles}", "-o", "x", "--loss", "gram"], "--loss patch"),
+        (["grow", "{missing_dir}", "-o", "out.gif"], "no such model folder"),
+        (["grow", "{model}", "-o", "out.jpg"], "must end in"),
+        (["grow", "{model}", "-o", "{tmp}/out.png", "--size", "5"], "size must be"),
+        (["regenerate", "{model}", "-o", "{tmp}/o.gif", "--at", "50", "--steps", "20"], "--at (50)"),
+        (["grow", "{notmodel}", "-o", "{tmp}/o.gif"], "no model.safetensors"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message, tmp_path, trained, pebbles_path):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"garbage" * 10)
+    notmodel = tmp_path / "empty"
+    notmodel.mkdir()
+    values = {"corrupt": corrupt, "pebbles": pebbles_path, "model": trained, "tmp": tmp_path,
+              "missing_dir": tmp_path / "nothing", "notmodel": notmodel}
+    result = nca(*[a.format(**values) for a in args], check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nca: error:"), result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr

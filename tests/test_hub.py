@@ -1,0 +1,408 @@
+"""Sharing on the Hub: the real huggingface_hub client pushes to and pulls from a loopback Hub over HTTP.
+
+Nothing of ours is mocked. Each test gets its own HF_HOME (cache, token file)
+so no real token or cache leaks in, and the token string used here must never
+show up in an error message, a card or a file on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard, constants
+from safetensors.torch import save, save_file
+
+from nca_gradio import hub as nca_hub
+from nca_gradio.cli import main
+from nca_gradio.hub import HubError, is_repo_id, model_card, pull, push
+from nca_gradio.loading import ModelLoadError, load_folder, load_model
+from nca_gradio.model import NCA
+from nca_gradio.render import save_animation
+
+from hub_server import LoopbackHub, check_card_metadata
+
+TOKEN = "hf_LoopbackSecretToken0123456789"
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch) -> Path:
+    """A private HF_HOME: cache, token file and env all point into tmp_path."""
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_ENDPOINT", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    return home
+
+
+@pytest.fixture
+def server():
+    """A fresh Hub per test that needs a token for writes and private reads."""
+    with LoopbackHub(token=TOKEN) as hub:
+        yield hub
+    assert not hub.unknown, f"the client called endpoints the loopback hub does not know: {hub.unknown}"
+
+
+@pytest.fixture(scope="module")
+def shared_server():
+    with LoopbackHub(token=TOKEN) as hub:
+        yield hub
+    assert not hub.unknown, f"the client called endpoints the loopback hub does not know: {hub.unknown}"
+
+
+def tiny_model(seed: int = 0) -> NCA:
+    """A 168-parameter model with non-zero weights, as if trained."""
+    torch.manual_seed(seed)
+    model = NCA(channels=4, hidden=8)
+    torch.nn.init.normal_(model.w2.weight, std=0.05)
+    return model
+
+
+def model_folder(path: Path, seed: int = 0, preview: bool = True) -> Path:
+    """A saved model; with a ready preview.gif (so pushing it grows nothing) and no target.png."""
+    tiny_model(seed).save_pretrained(path)
+    if preview:
+        frames = [np.full((16, 16, 3), 40 * i, dtype=np.uint8) for i in range(3)]
+        save_animation(frames, path / "preview.gif", fps=10)
+    return path
+
+
+def weights_bytes(seed: int = 0) -> tuple[bytes, bytes]:
+    """config.json and model.safetensors of a tiny model, as bytes for seeding a repo directly."""
+    model = tiny_model(seed)
+    config = {"channels": model.channels, "hidden": model.hidden, "fire_rate": model.fire_rate}
+    return json.dumps(config).encode(), save(model.state_dict(), metadata={"format": "pt"})
+
+
+@pytest.fixture(scope="module")
+def pushed(shared_server, tmp_path_factory, pebbles_path):
+    """A model trained for 2 iterations (so it has training.json and target.png, no preview), pushed once."""
+    from nca_gradio.images import load_target
+    from nca_gradio.train import TrainConfig, Trainer
+
+    folder = tmp_path_factory.mktemp("trained") / "pebbles"
+    config = TrainConfig(
+        preset="seed", loss="patch", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu"
+    )
+    target = load_target(pebbles_path, config.target_size)
+    trainer = Trainer(target, config, log=lambda message: None)
+    trainer.train(None)
+    trainer.save(folder, target)
+    notices: list[str] = []
+    url = push(folder, "alice/pebbles", token=TOKEN, endpoint=shared_server.url, log=notices.append)
+    return {"folder": folder, "url": url, "repo": "alice/pebbles", "notices": notices}
+
+
+def rollout(model: NCA, steps: int = 24) -> torch.Tensor:
+    x = torch.zeros(1, model.channels, 24, 24)
+    x[:, :, 12, 12] = 1.0
+    return model.rollout(x, steps, torch.Generator().manual_seed(0))
+
+
+def hub_error(call, *args, **kwargs) -> str:
+    """The message of the HubError a call raises, checked to be one line without the token."""
+    with pytest.raises(HubError) as info:
+        call(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message and TOKEN not in message, message
+    return message
+
+
+# ------------------------------------------------------------------ push and pull
+
+
+def test_pushed_model_pulls_into_a_fresh_cache_and_rolls_out_bit_for_bit(pushed, shared_server, tmp_path):
+    folder = pull(pushed["repo"], cache_dir=tmp_path / "fresh_cache", endpoint=shared_server.url)
+    assert folder.is_relative_to(tmp_path / "fresh_cache")
+    expected = ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
+    assert sorted(p.name for p in folder.iterdir()) == expected
+    original, pulled = load_folder(pushed["folder"]), load_folder(folder)
+    for name, tensor in original.state_dict().items():
+        assert torch.equal(tensor, pulled.state_dict()[name]), name
+    assert torch.equal(rollout(original), rollout(pulled))
+    assert not torch.equal(rollout(original), rollout(original, steps=0)), "a trained model changes the grid"
+
+
+def test_push_uploads_the_model_files_a_card_and_a_generated_preview_but_not_the_training_state(pushed, shared_server):
+    files = shared_server.files(pushed["repo"])
+    assert {"config.json", "model.safetensors", "README.md", "preview.gif", "target.png", "training.json"} <= set(files)
+    assert "training_state.safetensors" not in files
+    assert files["model.safetensors"] == (pushed["folder"] / "model.safetensors").read_bytes()
+    assert files["preview.gif"][:6] == b"GIF89a"
+    assert not (pushed["folder"] / "preview.gif").exists(), "push must not write into the model folder"
+    assert any("preview.gif" in notice for notice in pushed["notices"])
+    assert pushed["url"] == f"{shared_server.url}/{pushed['repo']}"
+
+
+def test_card_front_matter_is_valid_and_links_files_that_exist_in_the_repo(pushed, shared_server, tmp_path):
+    text = shared_server.files(pushed["repo"])["README.md"].decode()
+    card_path = tmp_path / "README.md"
+    card_path.write_text(text)
+    card = ModelCard.load(card_path)
+    assert card.data.library_name == "nca-gradio"
+    assert card.data.license == "mit"
+    assert {"neural-cellular-automata", "texture-synthesis", "pytorch"} <= set(card.data.tags)
+    assert "![growing](preview.gif)" in card.text and "![target](target.png)" in card.text
+    for link in ("preview.gif", "target.png"):
+        assert link in shared_server.files(pushed["repo"])
+    assert "POST /api/validate-yaml" in shared_server.requests  # the Hub validated it on push
+
+
+def test_card_shows_training_settings_size_quality_and_usage(pushed, shared_server):
+    text = shared_server.files(pushed["repo"])["README.md"].decode()
+    training = json.loads((pushed["folder"] / "training.json").read_text())
+    assert "| preset | seed |" in text and "| loss | patch |" in text and "| iterations | 2 |" in text
+    assert "| training size | 16 x 16 |" in text and f"| device | {training['device']} |" in text
+    assert "| time taken |" in text
+    assert "168 parameters" in text
+    assert "## Quality" in text and "| combined |" in text
+    assert 'from nca_gradio.loading import load_model' in text and 'load_model("alice/pebbles")' in text
+    assert TOKEN not in text
+
+
+def test_card_of_a_bare_folder_skips_what_it_cannot_know(tmp_path):
+    text = model_card(model_folder(tmp_path / "bare"))
+    assert "## Training" not in text and "## Quality" not in text and "![target]" not in text
+    assert "![growing](preview.gif)" in text and "168 parameters" in text
+
+
+def test_a_repo_id_loads_through_load_model_and_a_folder_of_that_name_wins(pushed, shared_server, tmp_path, monkeypatch):
+    model = load_model(pushed["repo"], endpoint=shared_server.url)
+    assert torch.equal(rollout(model), rollout(load_folder(pushed["folder"])))
+    monkeypatch.chdir(tmp_path)
+    model_folder(tmp_path / "alice" / "pebbles", seed=7)
+    local = load_model("alice/pebbles", endpoint="http://127.0.0.1:9")  # nothing listens there: the folder is used
+    assert torch.equal(rollout(local), rollout(tiny_model(7)))
+
+
+def test_private_repo_needs_the_token_to_pull(server, tmp_path, monkeypatch):
+    push(model_folder(tmp_path / "m"), "alice/secret", private=True, token=TOKEN, endpoint=server.url)
+    assert server.repos["alice/secret"].private
+    message = hub_error(pull, "alice/secret", endpoint=server.url)
+    assert "HF_TOKEN" in message and "--token" in message
+    monkeypatch.setenv("HF_TOKEN", TOKEN)  # the token comes from the environment when not passed
+    assert (pull("alice/secret", endpoint=server.url) / "model.safetensors").exists()
+
+
+def test_pull_of_a_revision_gets_that_commit(server, tmp_path):
+    config, weights = weights_bytes(seed=1)
+    first = server.seed("alice/versions", {"config.json": config, "model.safetensors": weights})
+    server.commit("alice/versions", {"model.safetensors": weights_bytes(seed=2)[1]})
+    old = load_folder(pull("alice/versions", revision=first, endpoint=server.url))
+    assert torch.equal(rollout(old), rollout(tiny_model(1)))
+    assert torch.equal(rollout(load_folder(pull("alice/versions", endpoint=server.url))), rollout(tiny_model(2)))
+
+
+# ------------------------------------------------------------------ errors
+
+
+def test_missing_repo(server):
+    message = hub_error(pull, "alice/nothing-here", endpoint=server.url)
+    assert "alice/nothing-here was not found" in message and "check the repo id" in message
+
+
+def test_missing_revision(server):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    message = hub_error(pull, "alice/model", revision="v9", endpoint=server.url)
+    assert "no revision 'v9'" in message and "--revision" in message
+
+
+def test_missing_files(server):
+    config, weights = weights_bytes()
+    server.seed("alice/no-config", {"model.safetensors": weights})
+    assert "has no config.json" in hub_error(pull, "alice/no-config", endpoint=server.url)
+    server.seed("alice/no-weights", {"config.json": config, "README.md": b"# empty\n"})
+    assert "has no model.safetensors" in hub_error(pull, "alice/no-weights", endpoint=server.url)
+
+
+def test_a_file_listed_but_not_served_is_reported(server):
+    config, weights = weights_bytes()
+    server.seed("alice/flaky", {"config.json": config, "model.safetensors": weights})
+    server.unserved.add("model.safetensors")
+    message = hub_error(pull, "alice/flaky", endpoint=server.url)
+    assert "has no model.safetensors" in message
+
+
+def test_pickle_only_repo_is_refused_before_downloading(server):
+    config, _ = weights_bytes()
+    server.seed("mallory/pickles", {"config.json": config, "pytorch_model.bin": b"\x80\x04 not really a pickle"})
+    message = hub_error(pull, "mallory/pickles", endpoint=server.url)
+    assert "only pickle weights (pytorch_model.bin)" in message and "unsafe" in message
+    assert not [r for r in server.requests if "/resolve/" in r], "nothing may be downloaded"
+
+
+def test_malformed_config_is_refused_by_the_loader(server):
+    _, weights = weights_bytes()
+    server.seed("mallory/bad-json", {"config.json": b"{not json", "model.safetensors": weights})
+    with pytest.raises(ModelLoadError, match="mallory/bad-json: config.json is not valid JSON"):
+        load_model("mallory/bad-json", endpoint=server.url)
+    server.seed("mallory/huge", {"config.json": b'{"channels": 4, "hidden": 100000000}', "model.safetensors": weights})
+    with pytest.raises(ModelLoadError, match="hidden must be an integer"):
+        load_model("mallory/huge", endpoint=server.url)
+    extra = b'{"channels": 4, "hidden": 8, "__class__": "os.system"}'
+    server.seed("mallory/extra", {"config.json": extra, "model.safetensors": weights})
+    with pytest.raises(ModelLoadError, match="unknown keys: __class__"):
+        load_model("mallory/extra", endpoint=server.url)
+
+
+def test_weights_that_do_not_match_the_config_are_refused(server):
+    _, weights = weights_bytes()  # 4 channels, 8 hidden
+    server.seed("mallory/shapes", {"config.json": b'{"channels": 4, "hidden": 16}', "model.safetensors": weights})
+    with pytest.raises(ModelLoadError, match=r"mallory/shapes: model.safetensors: w1\.\w+ has shape .* but config.json asks for"):
+        load_model("mallory/shapes", endpoint=server.url)
+
+
+def test_damaged_weights_are_refused(server, tmp_path):
+    config, _ = weights_bytes()
+    bad = tmp_path / "bad.safetensors"
+    tensors = {"w1.weight": torch.full((8, 16, 1, 1), float("nan")), "w1.bias": torch.zeros(8), "w2.weight": torch.zeros(4, 8, 1, 1)}
+    save_file(tensors, str(bad))
+    server.seed("mallory/nan", {"config.json": config, "model.safetensors": bad.read_bytes()})
+    with pytest.raises(ModelLoadError, match="NaN or inf"):
+        load_model("mallory/nan", endpoint=server.url)
+
+
+def test_push_without_a_token_or_with_a_wrong_one(server, tmp_path):
+    folder = model_folder(tmp_path / "m")
+    message = hub_error(push, folder, "alice/new", endpoint=server.url)
+    assert "401" in message and "missing" in message and "HF_TOKEN" in message
+    message = hub_error(push, folder, "alice/new", token=TOKEN[::-1], endpoint=server.url)
+    assert "rejected" in message and "--token" in message and TOKEN[::-1] not in message
+    assert "alice/new" not in server.repos
+
+
+def test_a_token_without_write_access(server, tmp_path):
+    server.read_only = True
+    message = hub_error(push, model_folder(tmp_path / "m"), "alice/new", token=TOKEN, endpoint=server.url)
+    assert "403" in message and "write token" in message
+
+
+def test_a_broken_folder_is_never_pushed(server, tmp_path):
+    with pytest.raises(ModelLoadError, match="no such model folder"):
+        push(tmp_path / "nowhere", "alice/new", token=TOKEN, endpoint=server.url)
+    assert server.requests == []
+
+
+def test_pull_with_a_wrong_token(server):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    message = hub_error(pull, "alice/model", token=TOKEN[::-1], endpoint=server.url)
+    assert "rejected" in message and "HF_TOKEN" in message and TOKEN[::-1] not in message
+
+
+def test_rate_limiting(server, tmp_path):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    server.rate_limited = True
+    message = hub_error(pull, "alice/model", endpoint=server.url)
+    assert "rate limiting" in message and "429" in message and "wait 55 s" in message
+    assert "rate limiting" in hub_error(push, model_folder(tmp_path / "m"), "alice/model", token=TOKEN, endpoint=server.url)
+
+
+def test_the_loopback_validator_refuses_bad_metadata(pushed, shared_server):
+    card = shared_server.files(pushed["repo"])["README.md"].decode()
+    assert check_card_metadata(card) == ([], [])
+    assert check_card_metadata(card.replace("license: mit", "license: banana"))[0]
+    assert check_card_metadata(card.replace("tags:\n", "tags: [oops\n"))[0]
+
+
+def test_offline_pull_uses_the_cache_and_says_so(tmp_path):
+    config, weights = weights_bytes(seed=3)
+    with LoopbackHub() as hub:
+        hub.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+        endpoint = hub.url
+        online = pull("alice/model", endpoint=endpoint)
+    notices: list[str] = []
+    offline = pull("alice/model", endpoint=endpoint, log=notices.append)  # the server is gone now
+    assert offline == online
+    assert notices == [f"cannot reach {endpoint}: using the cached copy of alice/model"]
+    assert torch.equal(rollout(load_folder(offline)), rollout(tiny_model(3)))
+    message = hub_error(pull, "alice/never-pulled", endpoint=endpoint)
+    assert "not in the local cache" in message and "connection" in message
+
+
+def test_a_hub_that_answers_503_is_treated_like_offline(server):
+    config, weights = weights_bytes(seed=4)
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    online = pull("alice/model", endpoint=server.url)
+    server.down = True
+    notices: list[str] = []
+    assert pull("alice/model", endpoint=server.url, log=notices.append) == online
+    assert notices == [f"{server.url} answered 503: using the cached copy of alice/model"]
+
+
+def test_push_when_the_hub_is_unreachable(tmp_path):
+    with LoopbackHub() as hub:
+        endpoint = hub.url
+    message = hub_error(push, model_folder(tmp_path / "m"), "alice/model", token=TOKEN, endpoint=endpoint)
+    assert f"cannot reach {endpoint}" in message
+
+
+def test_bad_repo_ids_are_refused_before_any_request(server, tmp_path):
+    for bad in ("no-owner", "a/b/c", "../etc", "a/..", "a/b c"):
+        assert not is_repo_id(bad)
+        assert "is not a Hub repo id" in hub_error(pull, bad, endpoint=server.url)
+    assert server.requests == []
+    assert is_repo_id("alice/pebbles-v1.2") and is_repo_id("models/pebbles")
+
+
+def test_a_missing_local_path_that_is_no_repo_id_reads_as_a_missing_folder(tmp_path):
+    with pytest.raises(ModelLoadError, match="no such model folder"):
+        load_model(str(tmp_path / "nowhere"))
+
+
+def test_the_token_never_reaches_disk(pushed, shared_server, isolated, tmp_path):
+    pull(pushed["repo"], token=TOKEN, endpoint=shared_server.url)
+    for path in [*isolated.rglob("*"), *pushed["folder"].rglob("*")]:
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+    assert all(TOKEN.encode() not in data for data in shared_server.files(pushed["repo"]).values())
+
+
+def test_token_falls_back_to_the_login_store(server, tmp_path, isolated):
+    isolated.mkdir(parents=True, exist_ok=True)
+    (isolated / "token").write_text(TOKEN)
+    assert nca_hub.resolve_token() == TOKEN
+    assert push(model_folder(tmp_path / "m"), "alice/stored", endpoint=server.url).endswith("alice/stored")
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_push_pull_and_grow_a_repo_id(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", server.url)  # read at call time, not at import
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    folder = model_folder(tmp_path / "m", seed=5)
+    assert main(["push", str(folder), "alice/cli", "--private"]) == 0
+    assert f"{server.url}/alice/cli" in capsys.readouterr().out
+    assert server.repos["alice/cli"].private
+
+    out_dir = tmp_path / "pulled"
+    assert main(["pull", "alice/cli", "-o", str(out_dir)]) == 0
+    assert "168 parameters" in capsys.readouterr().out
+    assert torch.equal(rollout(load_folder(out_dir)), rollout(tiny_model(5)))
+
+    image = tmp_path / "grown.png"
+    assert main(["grow", "alice/cli", "-o", str(image), "--size", "16", "--steps", "4"]) == 0
+    assert image.exists()
+
+
+def test_cli_hub_errors_are_one_line_with_status_2(server, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    assert main(["pull", "alice/missing"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nca: error: alice/missing was not found") and "\n" not in err
+    assert main(["push", str(model_folder(tmp_path / "m")), "alice/x", "--token", TOKEN[::-1]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rejected" in err and "\n" not in err and TOKEN[::-1] not in err
+    assert main(["push", str(tmp_path / "m"), "not-a-repo-id"]) == 2
+    assert "is not a Hub repo id" in capsys.readouterr().err

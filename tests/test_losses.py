@@ -1,0 +1,92 @@
+"""Texture losses: near zero for the target against itself, clearly larger against noise."""
+
+import pytest
+import torch
+
+from nca_gradio.losses import GramLoss, LossUnavailable, OTLoss, PatchLoss, build_loss, load_vgg16_features, overflow_loss
+
+
+def _noise_like(target: torch.Tensor) -> torch.Tensor:
+    return torch.rand(target.shape, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("name", ["patch", "ot", "gram"])
+def test_loss_is_near_zero_on_the_target_and_large_on_noise(name, pebbles_64, random_vgg):
+    torch.manual_seed(0)
+    loss, chosen = build_loss(name, pebbles_64, vgg_features=random_vgg)
+    assert chosen == name
+    self_loss = loss(pebbles_64).item()
+    noise_loss = loss(_noise_like(pebbles_64)).item()
+    flat_loss = loss(torch.full_like(pebbles_64, 0.5)).item()
+    assert self_loss < 0.05 * noise_loss, (self_loss, noise_loss)
+    assert self_loss < 0.05 * flat_loss, (self_loss, flat_loss)
+
+
+def test_losses_score_each_batch_item_and_pass_gradients(pebbles_64, random_vgg):
+    for loss in (PatchLoss(pebbles_64), OTLoss(pebbles_64, random_vgg), GramLoss(pebbles_64, random_vgg)):
+        batch = torch.cat([pebbles_64, _noise_like(pebbles_64)]).requires_grad_(True)
+        values = loss(batch)
+        assert values.shape == (2,) and values[0] < values[1]
+        values.sum().backward()
+        assert batch.grad is not None and torch.isfinite(batch.grad).all() and batch.grad.abs().sum() > 0
+
+
+def test_patch_loss_prefers_the_texture_to_shuffled_pixels(pebbles_64):
+    """Same colours, no structure: the loss must see the difference (plain random projections barely do)."""
+    torch.manual_seed(0)
+    loss = PatchLoss(pebbles_64)
+    flat = pebbles_64.flatten(2)
+    shuffled = flat[:, :, torch.randperm(flat.shape[-1])].view_as(pebbles_64)
+    assert loss(pebbles_64).item() < 0.2 * loss(shuffled).item()
+
+
+def test_patch_loss_works_at_a_different_size_than_the_target(pebbles_64):
+    loss = PatchLoss(pebbles_64)
+    assert loss(torch.rand(3, 3, 40, 48)).shape == (3,)
+
+
+def test_auto_falls_back_to_patch_offline_and_says_so(pebbles_64, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    messages = []
+    loss, chosen = build_loss("auto", pebbles_64, log=messages.append)
+    assert chosen == "patch" and isinstance(loss, PatchLoss)
+    assert "patch" in messages[0] and "VGG16" in messages[0]
+
+
+def test_auto_uses_ot_when_vgg_is_available(pebbles_64, random_vgg):
+    messages = []
+    loss, chosen = build_loss("auto", pebbles_64, vgg_features=random_vgg, log=messages.append)
+    assert chosen == "ot" and isinstance(loss, OTLoss) and "ot" in messages[0]
+
+
+@pytest.mark.parametrize("name", ["gram", "ot"])
+def test_explicit_vgg_loss_without_weights_fails_clearly(name, pebbles_64, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(LossUnavailable, match="--loss patch"):
+        build_loss(name, pebbles_64)
+
+
+def test_unknown_loss_name_is_refused(pebbles_64):
+    with pytest.raises(ValueError, match="choose one of"):
+        build_loss("l2", pebbles_64)
+
+
+def test_vgg_features_normalise_once(random_vgg):
+    """The lesson normalised the target twice; here the loss sees the raw [0, 1] image once."""
+    from nca_gradio.losses import VGGFeatures, imagenet_normalize
+
+    img = torch.rand(1, 3, 32, 32)
+    features = VGGFeatures(random_vgg)
+    expected = random_vgg[:2](imagenet_normalize(img))
+    assert torch.allclose(features(img)[0], expected, atol=1e-6)
+
+
+def test_overflow_loss_is_zero_in_range_and_grows_outside():
+    assert overflow_loss(torch.rand(2, 4, 8, 8) * 2 - 1).item() == 0.0
+    assert overflow_loss(torch.full((1, 4, 8, 8), 1.5)).item() == pytest.approx(0.5 * 4 * 64)
+
+
+def test_load_vgg16_reports_an_unreachable_hub(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    with pytest.raises(LossUnavailable, match="cannot be reached"):
+        load_vgg16_features()

@@ -1,0 +1,116 @@
+"""The NCA itself: kernels, shapes, identity at init, reproducible masks, exact save/load."""
+
+import pytest
+import torch
+
+from nca_gradio.loading import load_folder
+from nca_gradio.model import NCA, PRESETS, cell_mask, to_rgb
+
+TEXTBOOK = {
+    "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],
+    "sobel_x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+    "sobel_y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+    "laplacian": [[1, 2, 1], [2, -12, 2], [1, 2, 1]],
+}
+
+
+def trained_like(channels: int = 12, hidden: int = 96, seed: int = 0) -> NCA:
+    """A model with non-zero weights everywhere, as if trained."""
+    torch.manual_seed(seed)
+    model = NCA(channels, hidden)
+    torch.nn.init.normal_(model.w2.weight, std=0.02)
+    return model
+
+
+def test_filters_are_the_textbook_kernels_for_every_channel():
+    model = NCA(channels=5, hidden=8)
+    filters = model.filters.squeeze(1)
+    assert filters.shape == (20, 3, 3)
+    for c in range(5):
+        for k, name in enumerate(TEXTBOOK):
+            assert torch.equal(filters[4 * c + k], torch.tensor(TEXTBOOK[name], dtype=torch.float32)), (c, name)
+
+
+def test_perception_matches_per_channel_convolution_on_a_torus():
+    model = NCA(channels=3, hidden=8)
+    x = torch.randn(2, 3, 9, 7)
+    y = model.perceive(x)
+    assert y.shape == (2, 12, 9, 7)
+    # Sobel x of channel 1 at the corner wraps around to the opposite edges.
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="circular")
+    window = padded[0, 1, 0:3, 0:3]
+    expected = (window * torch.tensor(TEXTBOOK["sobel_x"], dtype=torch.float32)).sum()
+    assert torch.allclose(y[0, 4 + 1, 0, 0], expected, atol=1e-6)
+    assert torch.equal(y[:, 0::4], x)  # the identity filter passes the state through
+
+
+@pytest.mark.parametrize("size", [(16, 16), (33, 21), (128, 64)])
+def test_shapes_at_arbitrary_sizes(size):
+    model = trained_like(channels=8, hidden=16)
+    x = model.empty_grid(3, *size)
+    assert x.shape == (3, 8, *size)
+    assert model(x).shape == x.shape
+    assert to_rgb(model(x)).shape == (3, 3, *size)
+
+
+def test_new_model_is_the_identity():
+    model = NCA.from_preset("texture")
+    x = torch.randn(2, 12, 20, 20)
+    assert torch.equal(model.rollout(x, 5), x)
+
+
+def test_presets_have_the_documented_sizes():
+    assert (PRESETS["texture"].channels, PRESETS["texture"].hidden) == (12, 96)
+    assert (PRESETS["seed"].channels, PRESETS["seed"].hidden) == (4, 8)
+    assert NCA.from_preset("texture").num_parameters < 6000
+    assert NCA.from_preset("fast").num_parameters < NCA.from_preset("texture").num_parameters
+    with pytest.raises(ValueError, match="unknown preset"):
+        NCA.from_preset("huge")
+
+
+def test_masks_are_per_cell_reproducible_and_unscaled():
+    x = torch.zeros(2, 6, 64, 64)
+    a = cell_mask(x, 0.5, torch.Generator().manual_seed(3))
+    b = cell_mask(x, 0.5, torch.Generator().manual_seed(3))
+    c = cell_mask(x, 0.5, torch.Generator().manual_seed(4))
+    assert a.shape == (2, 1, 64, 64)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert set(a.unique().tolist()) == {0.0, 1.0}
+    assert 0.45 < a.mean().item() < 0.55
+    # A cell that fires applies the whole update: no dropout-style rescaling.
+    model = trained_like(channels=6, hidden=8)
+    x = torch.randn(1, 6, 8, 8)
+    stepped = model.step(x, torch.ones(1, 1, 8, 8))
+    assert torch.allclose(stepped, x + model.update(x))
+    assert torch.equal(model.step(x, torch.zeros(1, 1, 8, 8)), x)
+
+
+def test_seeded_rollout_is_reproducible():
+    model = trained_like()
+    x = model.empty_grid(1, 32)
+    a = model.rollout(x, 20, torch.Generator().manual_seed(7))
+    b = model.rollout(x, 20, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b) and a.abs().sum() > 0
+
+
+def test_save_then_load_reproduces_the_rollout_exactly(tmp_path):
+    model = trained_like(channels=8, hidden=24)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
+    assert not list(tmp_path.glob("*.bin"))
+    loaded = load_folder(tmp_path)
+    assert (loaded.channels, loaded.hidden) == (8, 24)
+    x = model.empty_grid(2, 40)
+    with torch.no_grad():
+        expected = model.rollout(x, 30, torch.Generator().manual_seed(1))
+        got = loaded.rollout(x, 30, torch.Generator().manual_seed(1))
+    assert torch.equal(expected, got)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"channels": 2}, "channels"), ({"hidden": 0}, "hidden"), ({"fire_rate": 0.0}, "fire_rate"), ({"channels": 1.5}, "channels")],
+)
+def test_bad_architecture_is_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        NCA(**kwargs)

@@ -1,0 +1,133 @@
+"""The trainer: validated config, learning on a real texture, stop, resume, NaN rollback, reproducibility."""
+
+import statistics
+
+import pytest
+import torch
+
+from nca_gradio.loading import load_folder
+from nca_gradio.quality import score
+from nca_gradio.render import grow
+from nca_gradio.train import ConfigError, TrainConfig, Trainer, pick_device, train
+
+TINY = dict(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=16, steps_min=8, steps_max=16, device="cpu")
+
+
+def tiny(**overrides) -> TrainConfig:
+    return TrainConfig(**{**TINY, "iters": 4, **overrides})
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("iters", 0, "iters must be between 1 and"),
+        ("size", 8, "size must be between 16 and 512"),
+        ("lr", -1.0, "lr must be between"),
+        ("batch", 2.5, "batch must be an integer"),
+        ("preset", "huge", "preset must be one of texture, fast, seed"),
+        ("loss", "l1", "loss must be one of"),
+        ("device", "tpu", "device must be one of"),
+        ("steps_min", 100, "steps_min (100) must not exceed steps_max"),
+        ("lr", float("nan"), "lr must be between"),
+    ],
+)
+def test_bad_config_names_the_field_and_range(field, value, message):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig(**{**TINY, field: value})
+    assert message in str(info.value)
+
+
+def test_config_round_trips_and_refuses_unknown_keys():
+    config = tiny(lr_decay_at=(0.3, 0.6))
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="unknown training settings: colour"):
+        TrainConfig.from_dict({**config.to_dict(), "colour": 1})
+
+
+def test_auto_device_on_this_machine_is_a_real_device():
+    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_short_training_learns_the_real_texture(pebbles_64):
+    """Loss falls, and the grown texture's statistics move towards the target's."""
+    config = tiny(iters=60, lr=2e-3, lr_decay_at=(0.7,))
+    previews = []
+    result = train(pebbles_64, config, callback=lambda p: previews.append(p.preview) if p.preview else None, log=lambda m: None)
+    losses = [h["texture"] for h in result.history]
+    assert len(losses) == 60 and result.loss_name == "patch"
+    assert statistics.median(losses[-10:]) < 0.6 * statistics.median(losses[:5]), losses
+    assert previews and previews[-1].size == (4 * 32, 32)
+
+    untrained = Trainer(pebbles_64, tiny(), log=lambda m: None).model
+    grown = torch.from_numpy(grow(result.model, size=64, steps=48, every=48).final).permute(2, 0, 1)[None] / 255.0
+    empty = torch.from_numpy(grow(untrained, size=64, steps=48, every=48).final).permute(2, 0, 1)[None] / 255.0
+    trained_score, untrained_score = score(grown, pebbles_64), score(empty, pebbles_64)
+    assert trained_score.combined < 0.5 * untrained_score.combined, (trained_score, untrained_score)
+    assert trained_score.colour < untrained_score.colour and trained_score.spectrum < untrained_score.spectrum
+
+
+def test_same_seed_same_model(pebbles_64):
+    a = train(pebbles_64, tiny(seed=5), log=lambda m: None).model
+    b = train(pebbles_64, tiny(seed=5), log=lambda m: None).model
+    c = train(pebbles_64, tiny(seed=6), log=lambda m: None).model
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_stop_keeps_the_model_trained_so_far(pebbles_64):
+    seen = []
+    trainer = Trainer(pebbles_64, tiny(iters=50), log=lambda m: None)
+    result = trainer.train(callback=lambda p: seen.append(p.iteration), should_stop=lambda: len(seen) >= 3)
+    assert result.stopped and result.iterations == 3
+    assert result.model.w2.weight.abs().sum() > 0  # it learned something and kept it
+
+
+def test_resume_continues_exactly_where_it_stopped(pebbles_64, tmp_path):
+    straight = Trainer(pebbles_64, tiny(iters=6), log=lambda m: None).train().model
+
+    first = Trainer(pebbles_64, tiny(iters=6), log=lambda m: None)
+    first.train(should_stop=lambda: first.iteration >= 3)
+    first.save(tmp_path, pebbles_64)
+    assert (tmp_path / "target.png").exists() and (tmp_path / "training.json").exists()
+    resumed = Trainer.resume(tmp_path, pebbles_64, log=lambda m: None)
+    assert resumed.iteration == 3
+    result = resumed.train()
+    assert result.iterations == 6 and len(result.history) == 6
+    for p, q in zip(straight.parameters(), result.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(pebbles_64, tmp_path):
+    with pytest.raises(ConfigError, match="no checkpoint to resume"):
+        Trainer.resume(tmp_path, pebbles_64, log=lambda m: None)
+
+
+def test_nan_rolls_back_to_the_last_good_model_and_never_saves_garbage(pebbles_64, tmp_path):
+    trainer = Trainer(pebbles_64, tiny(iters=20), log=lambda m: None)
+    trainer.train(should_stop=lambda: trainer.iteration >= 10)
+    good = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.pool[:] = float("inf")  # every sample now overflows to inf/NaN
+    losses = trainer.train_step()
+    assert losses["rolled_back"] and trainer.rollbacks == 1
+    assert all(torch.equal(good[k], v) for k, v in trainer.model.state_dict().items())
+    assert torch.isfinite(trainer.pool).all()  # the poisoned pool was cleared
+    result = trainer.train()  # and training goes on
+    assert result.iterations == 20
+    trainer.save(tmp_path)
+    assert all(torch.isfinite(p).all() for p in load_folder(tmp_path).parameters())
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(pebbles_64):
+    def grads(checkpointing: bool):
+        trainer = Trainer(pebbles_64, tiny(grad_checkpoint=checkpointing, seed=2), log=lambda m: None)
+        torch.nn.init.normal_(trainer.model.w2.weight, std=0.02)
+        x = torch.randn(2, trainer.model.channels, 32, 32) * 0.1
+        out = trainer.rollout(x, 12)
+        out.square().mean().backward()
+        return [p.grad.clone() for p in trainer.model.parameters()]
+
+    for a, b in zip(grads(False), grads(True)):
+        assert torch.allclose(a, b, atol=1e-6)
