@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     regen.add_argument("--radius", type=float, default=0.25, help="damage size, fraction of the canvas")
     regen.set_defaults(handler=cmd_regenerate)
 
+    score = commands.add_parser("score", help="rate a generated texture against its target (1.0 = as close as the target to itself)")
+    score.add_argument("generated", help="the generated texture image")
+    score.add_argument("target", help="the target texture image, at the same pixel scale")
+    score.add_argument("--json", action="store_true", help="machine-readable output")
+    score.set_defaults(handler=cmd_score)
+
     push = commands.add_parser("push", help="share a model folder on the Hugging Face Hub (HF_ENDPOINT picks another Hub)")
     push.add_argument("model", help="a model folder")
     push.add_argument("repo_id", help="owner/name of the Hub repo (created if missing)")
@@ -204,6 +210,23 @@ def cmd_pull(args: argparse.Namespace) -> int:
     folder = pull(args.repo_id, revision=args.revision, token=args.token, endpoint=endpoint, local_dir=args.output)
     model = load_folder(folder)  # a pull only succeeds if the model loads
     print(f"nca: pulled {args.repo_id} to {folder} ({model.num_parameters} parameters)")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    import json
+
+    from .images import image_to_tensor, load_image
+    from .quality import PATCH_SCALES, score
+
+    result = score(image_to_tensor(load_image(args.generated)), image_to_tensor(load_image(args.target)))
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"combined {result.combined:.3f}  (1.0 = as close as the target is to itself; lower is better)")
+        print(f"  patches  {result.patches:.3f}  " + "  ".join(f"1/{s}: {v:.3f}" for s, v in zip(PATCH_SCALES, result.per_scale)))
+        print(f"  colour   {result.colour:.3f}")
+        print(f"  spectrum {result.spectrum:.3f}")
     return 0
 
 

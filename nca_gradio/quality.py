@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .images import ImageError
+
 PATCH_SIZE = 7
 PATCH_SCALES = (1, 2, 4)
 PROJECTIONS = 128
@@ -102,7 +104,7 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     """
     generated, target = generated.float().cpu(), target.float().cpu()
     if min(generated.shape[-2:]) < 4 * PATCH_SIZE or min(target.shape[-2:]) < 8 * PATCH_SIZE:
-        raise ValueError(f"images too small to score: need at least {8 * PATCH_SIZE} pixels a side")
+        raise ImageError(f"images too small to score: the generated one needs {4 * PATCH_SIZE} and the target {8 * PATCH_SIZE} pixels a side")
     left, right = halves(target)
     floor = distances(left, right)
     to_left, to_right = distances(generated, left), distances(generated, right)
@@ -111,3 +113,40 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     patches = sum(per_scale) / len(per_scale)
     combined = (patches + ratio["colour"] + ratio["spectrum"]) / 3
     return Score(combined, patches, ratio["colour"], ratio["spectrum"], per_scale)
+
+
+@dataclass(frozen=True)
+class ModelFigures:
+    """Quality of a model's texture along a long rollout, and how well it heals."""
+
+    at_1024: Score
+    at_4096: Score
+    healed: Score  # 256 steps after a circle of radius 1/4 of the canvas is erased in the middle
+
+    @property
+    def heal_ratio(self) -> float:
+        """Healed score over the undamaged one: 1.0 means fully healed."""
+        return self.healed.combined / max(self.at_1024.combined, FLOOR_EPS)
+
+    def as_dict(self) -> dict:
+        return {
+            "combined_1024": round(self.at_1024.combined, 4),
+            "combined_4096": round(self.at_4096.combined, 4),
+            "combined_healed": round(self.healed.combined, 4),
+            "heal_ratio": round(self.heal_ratio, 4),
+        }
+
+
+def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0) -> ModelFigures:
+    """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal a copy damaged at step 1024."""
+    from .model import to_rgb
+    from .render import Damage, apply_damage, run
+
+    def image(state: torch.Tensor) -> torch.Tensor:
+        return to_rgb(state.float()).cpu()
+
+    grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed).state
+    damaged = apply_damage(grown, Damage("circle", 0.5, 0.5, 0.25))
+    healed = run(model, damaged, 256, every=256, seed=seed + 1).state
+    old = run(model, grown, 3072, every=3072, seed=seed + 2).state
+    return ModelFigures(score(image(grown), target), score(image(old), target), score(image(healed), target))

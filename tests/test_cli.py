@@ -95,3 +95,13 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, trained, pebbl
     assert len(lines) == 1 and lines[0].startswith("nca: error:"), result.stderr
     assert message in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_score_prints_the_parts_and_json(trained, tmp_path, pebbles_path):
+    grown = tmp_path / "grown.png"
+    nca("grow", trained, "-o", grown, "--size", "64", "--steps", "8")
+    text = nca("score", grown, trained / "target.png").stdout
+    assert "combined" in text and "colour" in text and "spectrum" in text
+    figures = json.loads(nca("score", pebbles_path, pebbles_path, "--json").stdout)
+    assert set(figures) == {"combined", "patches", "colour", "spectrum", "per_scale"}
+    assert figures["combined"] < 1.5  # an image is about as close to itself as its halves are to each other
