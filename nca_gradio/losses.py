@@ -200,8 +200,9 @@ class PatchLoss(nn.Module):
     varies: its shapes, edges and shading at each scale of the pyramid.
 
     Each level is divided by its total patch variance, so the coarse levels
-    (where average pooling has removed most of the variance) still pull, and a
-    separate term matches the colour distribution of single pixels.
+    (where average pooling has removed most of the variance) still pull; a
+    separate term matches the colour distribution of single pixels, and a
+    light one the radially averaged power spectrum (the size of the grain).
     """
 
     def __init__(
@@ -214,6 +215,7 @@ class PatchLoss(nn.Module):
         max_samples: int = 1024,
         seed: int = 0,
         colour_weight: float = 1.0,
+        spectrum_weight: float = 0.1,
     ) -> None:
         super().__init__()
         self.levels = levels
@@ -221,6 +223,7 @@ class PatchLoss(nn.Module):
         self.projections = projections
         self.colour_weight = colour_weight
         self.max_samples = max_samples
+        self.spectrum_weight = spectrum_weight
         self.level_weights: list[float] = []
         generator = torch.Generator().manual_seed(seed)
         self.target_patches: list[torch.Tensor] = []
@@ -240,6 +243,7 @@ class PatchLoss(nn.Module):
                 self.level_weights.append(1.0 / max(float(eigval.clamp_min(0).sum()), 1e-8))
             pixels = target.float().flatten(2)[0]
             self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
+            self.target_spectrum = log_spectrum(target.float())
 
     def pyramid(self, img: torch.Tensor) -> list[torch.Tensor]:
         out = [img]
@@ -277,7 +281,26 @@ class PatchLoss(nn.Module):
             proj = random_directions(3, 32, img.device)
             colour = sliced_ot(self.subsample(img.flatten(2)), lambda p: sort_last(p.T @ self.target_pixels), proj)
             total = total + self.colour_weight * colour / max(float(self.target_pixels.var(dim=1).sum()), 1e-8)
+        if self.spectrum_weight:
+            total = total + self.spectrum_weight * (log_spectrum(img) - self.target_spectrum).abs().mean(dim=-1)
         return total
+
+
+def log_spectrum(img: torch.Tensor, bins: int = 16) -> torch.Tensor:
+    """(B, bins - 1) radially averaged log power of each image's luminance, on normalised frequencies.
+
+    Normalised frequencies make images of different sizes comparable; the DC bin is dropped.
+    """
+    grey = img.mean(dim=1)
+    grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
+    h, w = grey.shape[-2:]
+    power = torch.fft.rfft2(grey).abs().square() / (h * w)
+    fy = torch.fft.fftfreq(h, device=img.device)[:, None]
+    fx = torch.fft.rfftfreq(w, device=img.device)[None, :]
+    which = ((fy.square() + fx.square()).sqrt() / 0.5 * bins).long().clamp(max=bins - 1).flatten()
+    total = power.new_zeros(power.shape[0], bins).index_add_(1, which, power.flatten(1))
+    count = power.new_zeros(bins).index_add_(0, which, torch.ones_like(which, dtype=power.dtype))
+    return torch.log(total / count.clamp_min(1) + 1e-8)[:, 1:]
 
 
 # ----------------------------------------------------------------------------- choosing a loss

@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from .images import ImageError
+from .losses import log_spectrum
 
 PATCH_SIZE = 7
 PATCH_SCALES = (1, 2, 4)
 PROJECTIONS = 128
 FLOOR_EPS = 1e-6
+SPECTRUM_BINS = 24
 
 
 @dataclass(frozen=True)
@@ -63,31 +65,34 @@ def _patches(img: torch.Tensor, scale: int) -> torch.Tensor:
     return F.unfold(img, PATCH_SIZE).squeeze(0).T
 
 
-def _spectrum(img: torch.Tensor, bins: int = 24) -> torch.Tensor:
-    """Radially averaged log power spectrum of the luminance, on normalised frequencies."""
-    grey = img.mean(dim=1)[0]
-    grey = grey - grey.mean()
-    power = torch.fft.fftshift(torch.fft.fft2(grey).abs().square() / grey.numel())
-    h, w = grey.shape
-    fy = torch.fft.fftshift(torch.fft.fftfreq(h))[:, None]
-    fx = torch.fft.fftshift(torch.fft.fftfreq(w))[None, :]
-    radius = (fy.square() + fx.square()).sqrt()
-    which = (radius / 0.5 * bins).long().clamp(max=bins - 1).flatten()
-    total = torch.zeros(bins).index_add_(0, which, power.flatten())
-    count = torch.zeros(bins).index_add_(0, which, torch.ones_like(power.flatten()))
-    return torch.log(total / count.clamp_min(1) + 1e-8)[1:]
+def patch_directions(target: torch.Tensor) -> list[torch.Tensor]:
+    """Fixed directions per scale: half uniform, half from the target's patch covariance.
+
+    Uniform directions alone are nearly blind to spatial structure (see
+    losses.PatchLoss), so a score built only on them would pass coloured noise.
+    """
+    out = []
+    for i, scale in enumerate(PATCH_SCALES):
+        patches = _patches(target, scale)
+        centred = patches - patches.mean(0, keepdim=True)
+        eigval, eigvec = torch.linalg.eigh(centred.T @ centred / max(1, centred.shape[0] - 1))
+        generator = torch.Generator().manual_seed(i)
+        dim = patches.shape[1]
+        shaped = (eigvec * eigval.clamp_min(0).sqrt()) @ torch.randn(dim, PROJECTIONS // 2, generator=generator)
+        uniform = torch.randn(dim, PROJECTIONS - PROJECTIONS // 2, generator=generator)
+        out.append(F.normalize(torch.cat([shaped, uniform], dim=1), dim=0))
+    return out
 
 
-def distances(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+def distances(a: torch.Tensor, b: torch.Tensor, directions: list[torch.Tensor]) -> dict[str, float]:
     """Raw distances between two images (1, 3, H, W) in [0, 1]."""
     out: dict[str, float] = {}
-    for i, scale in enumerate(PATCH_SCALES):
-        pa, pb = _patches(a, scale), _patches(b, scale)
-        out[f"patch{scale}"] = _sw(pa, pb, _directions(pa.shape[1], PROJECTIONS, seed=i))
+    for scale, proj in zip(PATCH_SCALES, directions):
+        out[f"patch{scale}"] = _sw(_patches(a, scale), _patches(b, scale), proj)
     colours_a, colours_b = a.flatten(2)[0].T, b.flatten(2)[0].T
     proj = torch.cat([torch.eye(3), _directions(3, 29, seed=99)], dim=1)
     out["colour"] = _sw(colours_a, colours_b, proj)
-    out["spectrum"] = float((_spectrum(a) - _spectrum(b)).abs().mean())
+    out["spectrum"] = float((log_spectrum(a, SPECTRUM_BINS) - log_spectrum(b, SPECTRUM_BINS)).abs().mean())
     return out
 
 
@@ -106,8 +111,9 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     if min(generated.shape[-2:]) < 4 * PATCH_SIZE or min(target.shape[-2:]) < 8 * PATCH_SIZE:
         raise ImageError(f"images too small to score: the generated one needs {4 * PATCH_SIZE} and the target {8 * PATCH_SIZE} pixels a side")
     left, right = halves(target)
-    floor = distances(left, right)
-    to_left, to_right = distances(generated, left), distances(generated, right)
+    directions = patch_directions(target)
+    floor = distances(left, right, directions)
+    to_left, to_right = distances(generated, left, directions), distances(generated, right, directions)
     ratio = {k: (to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in floor}
     per_scale = tuple(ratio[f"patch{s}"] for s in PATCH_SCALES)
     patches = sum(per_scale) / len(per_scale)
