@@ -1,0 +1,432 @@
+"""The pure functions behind the Gradio studio: a per-session workspace, resumable training, renders, plots.
+
+`ui.py` only wires components to what is here (and to the rest of the library),
+so every computation the studio shows can be tested without a browser, and
+nothing here imports gradio. The functions that need a GPU take paths and
+plain tensors and return CPU objects, so that on ZeroGPU, where `spaces.GPU`
+runs them in another process, their arguments and results can travel.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .images import image_to_tensor
+from .loading import CONFIG_FILE, WEIGHTS_FILE, load_folder
+from .losses import PatchLoss
+from .render import Damage, RenderError, Rollout, apply_damage, run
+from .train import TRAINING_STATE, TrainConfig, Trainer, pick_device
+
+MAX_CANVAS = 1024
+MAX_RENDER_STEPS = 4000
+CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
+GPU_CELL_STEPS = 1024 * 1024 * MAX_RENDER_STEPS
+MAX_FRAMES = 200
+MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before the video is written
+ZERO_GPU_CHUNK_SECONDS = 50  # training per ZeroGPU call; the call is granted a little more
+UPDATE_SECONDS = 2.0  # how often training reports to the page
+
+
+# ------------------------------------------------------------------ ZeroGPU
+
+
+def on_zero_gpu() -> bool:
+    """True on a Hugging Face ZeroGPU Space, where a GPU is lent per decorated call."""
+    return os.environ.get("SPACES_ZERO_GPU", "").lower() in ("1", "t", "true")
+
+
+def gpu(duration: int) -> Callable[[Callable], Callable]:
+    """`spaces.GPU(duration=...)` where the `spaces` package is installed (a no-op off ZeroGPU), else nothing."""
+    try:
+        import spaces
+    except ImportError:
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+# ------------------------------------------------------------------ the session's workspace
+
+
+@dataclass
+class Grown:
+    """The last texture grown in a session: the Damage tab scratches and heals this grid."""
+
+    model: str
+    folder: Path
+    state: torch.Tensor  # the full cell grid (1, C, H, W) on the CPU
+    frame: np.ndarray  # what it looks like, H x W x 3 uint8
+    seed: int = 0
+
+
+@dataclass
+class Workspace:
+    """One browser session's models and files. It lives in a `gr.State`, so sessions never see each other's models."""
+
+    models: dict[str, Path] = field(default_factory=dict)
+    grown: Grown | None = None
+    latest: str | None = None  # the model trained or pulled last: the one the model lists select
+    root: Path | None = None
+    count: int = 0
+
+    def path(self, name: str) -> Path:
+        """A fresh path in the session's own temporary folder (made on first use)."""
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="nca-studio-"))
+        self.count += 1
+        return self.root / f"{self.count:03d}-{name}"
+
+    def add_model(self, name: str, folder: Path) -> str:
+        """Register a model under a label not used yet in this session; returns the label.
+
+        A folder registered before (the same Hub repo pulled twice) keeps its label.
+        """
+        label = next((known for known, path in self.models.items() if path == Path(folder)), None)
+        if label is None:
+            label, n = name, 1
+            while label in self.models:
+                n += 1
+                label = f"{name} #{n}"
+            self.models[label] = Path(folder)
+        self.latest = label
+        return label
+
+    @property
+    def stop_file(self) -> Path:
+        """A file, not a flag in memory, so that a training chunk in another process (ZeroGPU) sees it too."""
+        if self.root is None:
+            self.path("init")
+        return self.root / "STOP"
+
+    def request_stop(self) -> None:
+        self.stop_file.touch()
+
+    def clear_stop(self) -> None:
+        self.stop_file.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Delete the session's files (called when Gradio drops the session's state)."""
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def bundled_models(folder: Path) -> dict[str, Path]:
+    """The pretrained models shipped in `folder`: each subfolder that has a config and safetensors weights."""
+    if not folder.is_dir():
+        return {}
+    found = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file())
+    return {f"{p.name} (bundled)": p for p in found}
+
+
+def model_choices(workspace: Workspace, bundled: Path) -> dict[str, Path]:
+    """Every model a session may use: bundled ones, then its own trained and pulled ones."""
+    return {**bundled_models(bundled), **workspace.models}
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a label."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
+
+
+def zip_model(folder: Path, destination: Path) -> Path:
+    """The two files another program needs to load the model (config.json, model.safetensors), zipped."""
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in (CONFIG_FILE, WEIGHTS_FILE):
+            archive.write(folder / name, name)
+    return destination
+
+
+# ------------------------------------------------------------------ training
+
+
+@dataclass
+class TrainUpdate:
+    """What the page shows while training; plain data, so it can cross from a ZeroGPU worker."""
+
+    iteration: int
+    total: int
+    seconds: float
+    loss_name: str
+    device: str
+    preview: object  # a PIL image of pool samples
+    history: list[dict]
+    finished: bool
+    stopped: bool
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.history[-1]["loss"] if self.history else None
+
+
+def _open_trainer(folder: Path, target: torch.Tensor, config: TrainConfig) -> Trainer:
+    """Resume the run saved in `folder` (a later ZeroGPU chunk), or start it."""
+    quiet = lambda message: None  # noqa: E731 - the page shows the loss name instead
+    if (folder / TRAINING_STATE).exists():
+        return Trainer.resume(folder, target, {"iters": config.iters, "device": config.device}, log=quiet)
+    return Trainer(target, config, log=quiet)
+
+
+def _update(trainer: Trainer, stopped: bool) -> TrainUpdate:
+    return TrainUpdate(
+        iteration=trainer.iteration,
+        total=trainer.config.iters,
+        seconds=trainer.seconds,
+        loss_name=trainer.loss_name,
+        device=str(trainer.device),
+        preview=trainer.preview(),
+        history=list(trainer.history),
+        finished=trainer.iteration >= trainer.config.iters,
+        stopped=stopped,
+    )
+
+
+def train_chunk(
+    folder: Path,
+    target: torch.Tensor,
+    config: TrainConfig,
+    stop_file: Path,
+    seconds: float | None = None,
+    update_seconds: float = UPDATE_SECONDS,
+) -> Iterator[TrainUpdate]:
+    """Train for up to `seconds` (None: to the end), reporting every `update_seconds`, and save to `folder`.
+
+    The model is saved before the last update is yielded, so whoever reads
+    that update finds the model on disk; if the reader goes away early the
+    model so far is saved anyway.
+    """
+    trainer = _open_trainer(folder, target, config)
+    started, saved = time.perf_counter(), False
+    try:
+        while True:
+            left = None if seconds is None else seconds - (time.perf_counter() - started)
+            slice_seconds = update_seconds if left is None else max(0.0, min(update_seconds, left))
+            result = trainer.train(should_stop=stop_file.exists, max_seconds=slice_seconds)
+            update = _update(trainer, result.stopped)
+            last = update.finished or update.stopped or (left is not None and time.perf_counter() - started >= seconds)
+            if last:
+                trainer.save(folder, target)
+                saved = True
+            yield update
+            if last:
+                return
+    finally:
+        if not saved:
+            trainer.save(folder, target)
+
+
+_zero_gpu_chunk = gpu(duration=ZERO_GPU_CHUNK_SECONDS + 25)(train_chunk)
+
+
+def train_stream(
+    folder: Path, target: torch.Tensor, config: TrainConfig, stop_file: Path, chunk_seconds: float | None = None
+) -> Iterator[TrainUpdate]:
+    """Train to the end or until stopped. With `chunk_seconds` (ZeroGPU) it runs as resumable GPU calls."""
+    run_chunk = _zero_gpu_chunk if chunk_seconds else train_chunk
+    while True:
+        update = None
+        for update in run_chunk(folder, target, config, stop_file, chunk_seconds):
+            yield update
+        if update is None or update.finished or update.stopped:
+            return
+
+
+def loss_table(history: list[dict]):
+    """The training curve as a DataFrame for a line plot; the loss spans decades, so it is plotted as log10."""
+    import pandas as pd
+
+    rows = [(h["iteration"], float(np.log10(max(h["loss"], 1e-12)))) for h in history if np.isfinite(h["loss"])]
+    return pd.DataFrame(rows, columns=["iteration", "log10 loss"]).astype({"iteration": "int64", "log10 loss": "float64"})  # typed even when empty, so the plot's axes are numeric from the start
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def render_device() -> torch.device:
+    return pick_device("auto")
+
+
+def check_render(size: int, steps: int, device: torch.device | None = None) -> None:
+    """Refuse a canvas or a step count that is out of range, or too much work for this machine."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_CANVAS:
+        raise RenderError(f"the canvas must be from 16 to {MAX_CANVAS} pixels a side, got {size!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_RENDER_STEPS:
+        raise RenderError(f"steps must be from 1 to {MAX_RENDER_STEPS}, got {steps!r}")
+    device = device or render_device()
+    budget = CPU_CELL_STEPS if device.type == "cpu" else GPU_CELL_STEPS
+    if size * size * steps > budget:
+        most = max(1, budget // (size * size))
+        where = "on this CPU" if device.type == "cpu" else "here"
+        raise RenderError(
+            f"{size}x{size} cells for {steps} steps is too much work {where}: use at most {most} steps at this size, "
+            f"or a smaller canvas"
+        )
+
+
+def frame_every(steps: int, size: int, max_frames: int = MAX_FRAMES, max_bytes: int = MAX_FRAME_BYTES) -> int:
+    """Keep every k-th step as a frame, so a video has at most `max_frames` frames and fits in memory."""
+    by_bytes = max(2, max_bytes // (3 * size * size))
+    return max(1, -(-steps // min(max_frames, by_bytes)))
+
+
+def _on_device(rollout: Rollout) -> Rollout:
+    """The same rollout with its grid on the CPU (frames are already numpy)."""
+    return Rollout(rollout.frames, rollout.steps, rollout.state.cpu())
+
+
+@gpu(duration=90)
+def grow_texture(
+    folder: Path, size: int, steps: int, every: int, seed: int = 0, on_frame: Callable[[int, torch.Tensor], None] | None = None
+) -> Rollout:
+    """Grow the model in `folder` from an empty size x size grid (render.grow, on the best device)."""
+    model = load_folder(folder, render_device())
+    return _on_device(run(model, model.empty_grid(1, size), steps, every, seed, on_frame=on_frame))
+
+
+@gpu(duration=90)
+def heal(
+    folder: Path,
+    state: torch.Tensor,
+    damage: Damage,
+    steps: int,
+    every: int,
+    seed: int = 0,
+    on_frame: Callable[[int, torch.Tensor], None] | None = None,
+) -> Rollout:
+    """Let a grown grid live for a few frames, erase the damaged region, and run `steps` steps of healing.
+
+    Like `render.regenerate` from a given state, with a progress callback.
+    """
+    device = render_device()
+    model = load_folder(folder, device)
+    lead = lead_steps(every, steps)
+    events = {lead + 1: lambda x: apply_damage(x, damage)}
+    return _on_device(run(model, state.to(device), lead + steps, every, seed, events=events, on_frame=on_frame))
+
+
+def lead_steps(every: int, steps: int) -> int:
+    """How long the intact texture is shown before the damage: four frames (the damage lands at step lead + 1)."""
+    return min(4 * every, steps)
+
+
+# ------------------------------------------------------------------ damage
+
+
+def random_damage(shape: str, size: float, rng: random.Random | None = None) -> Damage:
+    """Damage of the given shape and size somewhere away from the very edge."""
+    rng = rng or random.Random()
+    return Damage(shape, round(rng.uniform(0.15, 0.85), 3), round(rng.uniform(0.15, 0.85), 3), size)
+
+
+def damage_at_pixel(shape: str, size: float, x: float, y: float, width: int, height: int) -> Damage:
+    """Damage centred on a clicked pixel, as fractions of the canvas."""
+    fx = min(max((x + 0.5) / width, 0.0), 1.0)
+    fy = min(max((y + 0.5) / height, 0.0), 1.0)
+    return Damage(shape, round(fx, 3), round(fy, 3), size)
+
+
+def damage_overlay(frame: np.ndarray, damage: Damage, colour: tuple[int, int, int] = (255, 40, 90)) -> np.ndarray:
+    """The texture with the region about to be erased tinted, so the user sees what a click will do."""
+    mask = damage.mask(frame.shape[0], frame.shape[1])[0, 0].numpy().astype(bool)
+    out = frame.astype(np.float32)
+    out[mask] = 0.4 * out[mask] + 0.6 * np.asarray(colour, dtype=np.float32)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+DISPLAY_SIDE = 384
+
+
+def display_scale(frame: np.ndarray, side: int = DISPLAY_SIDE) -> int:
+    """The whole-number zoom that shows a small canvas at about `side` pixels (1 for large ones)."""
+    return max(1, side // max(frame.shape[:2]))
+
+
+def for_display(frame: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
+    """A small canvas zoomed by whole pixels (the browser's click coordinates then map back exactly)."""
+    scale = display_scale(frame, side)
+    return frame.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else frame
+
+
+def _downscale(image: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    scale = min(1.0, side / max(h, w))
+    if scale == 1.0:
+        return image
+    return F.adaptive_avg_pool2d(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+@torch.no_grad()
+def heal_curve(rollout: Rollout, reference: np.ndarray, side: int = 96, points: int = 80, projections: int = 64, batch: int = 16):
+    """The texture loss of each frame against the undamaged texture, as a DataFrame (step, texture loss).
+
+    The patch loss compares patch statistics, not pixels, so a region that
+    regrows differently but looks right scores as healed. Frames are scaled to
+    at most `side` pixels (about 2 s for 80 frames on one CPU core), every patch is used,
+    and every frame is measured along the same random directions, so the curve moves only when the texture does.
+    """
+    import pandas as pd
+
+    reference_image = _downscale(image_to_tensor_array(reference), side)
+    every_patch = reference_image.shape[-1] * reference_image.shape[-2]  # no subsampling: identical frames score 0
+    loss = PatchLoss(reference_image, projections=projections, max_target_patches=every_patch, max_samples=every_patch)
+    picks = np.unique(np.linspace(0, len(rollout.frames) - 1, min(points, len(rollout.frames))).round().astype(int))
+    values: list[float] = []
+    for start in range(0, len(picks), batch):
+        images = torch.cat([_downscale(image_to_tensor_array(rollout.frames[i]), side) for i in picks[start : start + batch]])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            values.extend(loss(images).tolist())
+    return pd.DataFrame({"step": [rollout.steps[i] for i in picks], "texture loss": values})
+
+
+def image_to_tensor_array(frame: np.ndarray) -> torch.Tensor:
+    """An H x W x 3 uint8 frame as (1, 3, H, W) in [0, 1], like `images.image_to_tensor`."""
+    from PIL import Image
+
+    return image_to_tensor(Image.fromarray(frame, "RGB"))
+
+
+# ------------------------------------------------------------------ model cards
+
+
+def card_markdown(text: str) -> str:
+    """A model card for display: without its YAML front matter or images that point into the repo."""
+    body = re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.S)
+    body = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)\n?", "", body)
+    return re.sub(r"\n{3,}", "\n\n", body).strip()
+
+
+__all__ = [
+    "Grown",
+    "TrainUpdate",
+    "Workspace",
+    "bundled_models",
+    "card_markdown",
+    "check_render",
+    "damage_at_pixel",
+    "damage_overlay",
+    "display_scale",
+    "for_display",
+    "frame_every",
+    "grow_texture",
+    "heal",
+    "heal_curve",
+    "lead_steps",
+    "loss_table",
+    "model_choices",
+    "on_zero_gpu",
+    "random_damage",
+    "train_stream",
+    "zip_model",
+]

@@ -1,0 +1,509 @@
+"""The Gradio studio: Train, Grow, Damage & heal, and Hub tabs.
+
+This module only lays out components and wires them to the library
+(`studio`, `train`, `render`, `images`, `loading`, `hub`); it computes nothing
+itself. `build_demo()` makes the whole app; `render_tabs()` renders the same
+tabs inside another app's `gr.Blocks`, so a toolkit can mount them.
+
+Each browser session keeps its models in a `gr.State` (a `studio.Workspace`),
+so sessions never see each other's models; there is no global model.
+"""
+
+import functools
+import inspect
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+
+from . import studio
+from .hub import HubError, pull, push, resolve_token
+from .images import ImageError, crop_and_resize, load_image, load_target
+from .loading import ModelLoadError, load_folder
+from .losses import LossUnavailable
+from .model import NCA, PRESETS
+from .render import DAMAGE_SHAPES, RenderError, save_animation, save_png
+from .train import ConfigError, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = ROOT / "models"
+EXAMPLES_DIR = ROOT / "examples"
+USER_ERRORS = (ImageError, ConfigError, RenderError, ModelLoadError, HubError, LossUnavailable, FloatingPointError)
+MAX_TRAIN_ITERS = 5000
+CARD_FILE, PREVIEW_FILE = "README.md", "preview.gif"
+
+INTRO = """\
+# Neural Cellular Automata texture studio
+
+A **neural cellular automaton** (NCA) is a grid of tiny identical cells. Every cell sees only its eight
+neighbours and follows the same small learned rule, over and over. Train that rule on a picture and the cells
+learn to **grow the texture from a blank grid**, at any size, tiling seamlessly, and to **repair it** when it is
+scratched. **Train** a rule on your texture → **Grow** it as large as you like → **Damage** it and watch it heal →
+**Share** it on the Hugging Face Hub.
+"""
+
+TRAIN_HELP = """\
+**1.** Upload a photo of a texture (anything that repeats: pebbles, bark, fabric; PNG, JPEG, WebP, BMP, TIFF or GIF) or click an example.
+**2.** Press **Start**. The rule begins by doing nothing and learns, step by step, to grow something that looks
+like your texture. The strip shows four of the grids it practises on; the curve is the *loss*, how different
+their look is from your texture (lower is better). **Stop** keeps what it has learnt so far. When it ends, the
+model is ready in the other tabs and can be downloaded.
+"""
+
+GROW_HELP = """\
+Pick a model and a canvas size. The studio starts from a blank grid and lets every cell apply the learnt rule
+again and again: the video shows the texture emerging. The grid wraps around at its edges, so the final image
+**tiles seamlessly**: download the PNG and use it as a repeating background.
+"""
+
+DAMAGE_HELP = """\
+The texture you grew last (Grow tab) appears below. **Click on it** to choose where to erase it (or press
+**Random spot**), then **Damage & heal**: the cells in that region are wiped out and their neighbours regrow
+them. The curve measures how different each frame looks from the undamaged texture: it jumps at the damage and
+falls back as the texture heals.
+"""
+
+HUB_HELP = """\
+Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural-cellular-automata) as a small
+`config.json` and `model.safetensors`. **Get** one by its repo id (`owner/name`): it joins your model list.
+**Share** one of yours: a model card with a preview and training details is written for you.
+"""
+
+LOSS_CHOICES = [
+    ("auto: the best available here", "auto"),
+    ("patch: compares small patches, needs no download", "patch"),
+    ("ot: VGG16 features (downloads VGG16)", "ot"),
+    ("gram: the original lesson's VGG16 loss", "gram"),
+]
+
+CSS = """
+#nca-train-preview img, #nca-target img { image-rendering: pixelated; }
+#nca-train-preview img, #nca-final img { width: 100%; height: 100%; object-fit: contain; }
+#nca-examples .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)); grid-template-rows: none; grid-auto-rows: auto; }
+#nca-examples .grid-wrap { padding-top: 2.4em; }
+.nca-status progress { width: 100%; height: 0.8em; accent-color: var(--color-accent); }
+.nca-status { font-size: var(--text-md); }
+.nca-status small { color: var(--body-text-color-subdued); }
+"""
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Soft(primary_hue="teal", secondary_hue="pink")
+
+
+def launch_options() -> dict[str, Any]:
+    """What `launch()` needs besides the address (Gradio 6 takes theme and css there)."""
+    return {"theme": theme(), "css": CSS, "max_file_size": "25mb", "footer_links": ["api", "gradio"]}
+
+
+def sign_in_available() -> bool:
+    """True on a Space with `hf_oauth: true` (the Hub then sets OAUTH_CLIENT_ID): users sign in instead of pasting tokens."""
+    return bool(os.environ.get("SPACE_ID") and os.environ.get("OAUTH_CLIENT_ID"))
+
+
+# ------------------------------------------------------------------ error handling
+
+
+def friendly(fn: Callable) -> Callable:
+    """Turn the library's user errors into a `gr.Error` with the same message (one line that says what to fix)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except USER_ERRORS as exc:
+                raise gr.Error(str(exc)) from None
+
+        return generator
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc)) from None
+
+    return plain
+
+
+def whole(name: str, value: Any, low: int, high: int) -> int:
+    """A whole number in range from a slider or an API call, else a gr.Error that says the range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
+        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return int(value)
+
+
+def fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise gr.Error(f"{name} must be a number from {low} to {high}, got {value!r}")
+    return float(value)
+
+
+# ------------------------------------------------------------------ handlers
+
+
+class Handlers:
+    """Event handlers. Each takes the session's Workspace; none keeps a model of its own."""
+
+    def __init__(self, models_dir: Path, examples: list[Path]) -> None:
+        self.models_dir = models_dir
+        self.examples = examples
+
+    # ---------------------------------------------------------- models
+
+    def choices(self, workspace: studio.Workspace) -> list[str]:
+        return list(studio.model_choices(workspace, self.models_dir))
+
+    def model_folder(self, workspace: studio.Workspace, label: str | None) -> Path:
+        models = studio.model_choices(workspace, self.models_dir)
+        if not label:
+            raise gr.Error("Choose a model first: train one, get one from the Hub, or pick a bundled one.")
+        if label not in models:
+            raise gr.Error(f"There is no model called {label!r} in this session: choose one from the list.")
+        return models[label]
+
+    def refresh_models(self, workspace: studio.Workspace, grow_choice: str | None, share_choice: str | None):
+        """Both model lists with this session's models; the one added last is selected."""
+        choices = self.choices(workspace)
+        pick = lambda current: workspace.latest or current  # noqa: E731
+        return gr.Dropdown(choices=choices, value=pick(grow_choice)), gr.Dropdown(choices=choices, value=pick(share_choice))
+
+    # ---------------------------------------------------------- train
+
+    @staticmethod
+    def texture_bytes(texture: str | None) -> bytes:
+        if not texture:
+            raise gr.Error("Upload a texture image (PNG, JPEG, WebP, BMP, TIFF or GIF) or click one of the examples first.")
+        return Path(texture).read_bytes()  # bytes, so that messages never show a server path
+
+    @friendly
+    def load_texture(self, texture: str | None):
+        """Check an upload at once and show the square the model will learn from."""
+        if not texture:
+            return None
+        return crop_and_resize(load_image(self.texture_bytes(texture)), TrainConfig.target_size)
+
+    def pick_example(self, evt: gr.SelectData) -> str:
+        return str(self.examples[evt.index])
+
+    @friendly
+    def train(self, texture: str | None, preset: str, loss: str, iterations: int, size: int, workspace: studio.Workspace):
+        """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
+        data = self.texture_bytes(texture)
+        config = TrainConfig(
+            preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512)
+        )
+        target = load_target(data, config.target_size)
+        folder = workspace.path("model")
+        workspace.clear_stop()
+        yield None, None, status_html("Preparing", 0, config.iters, "· building the loss and the model…"), gr.skip()
+        chunk = studio.ZERO_GPU_CHUNK_SECONDS if studio.on_zero_gpu() else None
+        update = None
+        for update in studio.train_stream(folder, target, config, workspace.stop_file, chunk):
+            yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
+        if update is None or update.iteration == 0:
+            raise gr.Error("Training was stopped before its first iteration: press Start again.")
+        label = workspace.add_model(f"{Path(texture).stem} · {preset} · {update.iteration} it", folder)
+        archive = studio.zip_model(folder, workspace.path(f"{studio.slug(label)}.zip"))
+        yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
+
+    def stop(self, workspace: studio.Workspace) -> None:
+        workspace.request_stop()
+        gr.Info("Stopping after this iteration; the model so far is kept.")
+
+    # ---------------------------------------------------------- grow
+
+    @friendly
+    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace, progress=gr.Progress()):
+        """Grow from a blank grid; keep the grid for the Damage tab."""
+        folder = self.model_folder(workspace, label)
+        size, steps = whole("Canvas size", size, 16, studio.MAX_CANVAS), whole("Steps", steps, 1, studio.MAX_RENDER_STEPS)
+        fps, seed = whole("Frames per second", fps, 1, 60), whole("Seed", seed, 0, 2**31 - 1)
+        studio.check_render(size, steps)
+        load_folder(folder)  # a broken model fails here, before any work
+        report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
+        rollout = studio.grow_texture(folder, size, steps, studio.frame_every(steps, size), seed, on_frame=report)
+        video = save_animation(rollout.frames, workspace.path("growing.mp4"), fps=fps)
+        png = save_png(rollout.final, workspace.path(f"{studio.slug(label)}-{size}px.png"))
+        workspace.grown = studio.Grown(label, folder, rollout.state, rollout.final, seed)
+        return video, str(png), str(png)
+
+    def show_grown(self, workspace: studio.Workspace):
+        """The Damage tab's canvas: the texture grown last, zoomed if small."""
+        grown = self.grown(workspace)
+        height, width = grown.frame.shape[:2]
+        return studio.for_display(grown.frame), f"Grown with **{grown.model}**: {width}×{height} cells. Click on it to place the damage."
+
+    # ---------------------------------------------------------- damage
+
+    @staticmethod
+    def grown(workspace: studio.Workspace) -> studio.Grown:
+        if workspace.grown is None:
+            raise gr.Error("Grow a texture in the Grow tab first: it appears here, ready to be damaged.")
+        return workspace.grown
+
+    @friendly
+    def place_damage(self, shape: str, size: float, workspace: studio.Workspace, evt: gr.SelectData):
+        """A click on the texture: centre the damage there and show the region that will be erased."""
+        grown = self.grown(workspace)
+        zoom = studio.display_scale(grown.frame)  # the click is in the zoomed image's pixels
+        height, width = grown.frame.shape[:2]
+        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, 0.01), evt.index[0], evt.index[1], width * zoom, height * zoom)
+        return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
+
+    @friendly
+    def show_damage(self, shape: str, size: float, x: float, y: float, workspace: studio.Workspace):
+        if workspace.grown is None:
+            return None
+        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, 0.01))
+        return studio.for_display(studio.damage_overlay(workspace.grown.frame, damage))
+
+    @friendly
+    def random_damage(self, shape: str, size: float, workspace: studio.Workspace):
+        grown = self.grown(workspace)
+        damage = studio.random_damage(shape, fraction("Damage size", size, 0.01))
+        return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
+
+    @friendly
+    def regenerate(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
+        """Erase the region of the grown texture, let it heal, and measure the healing."""
+        grown = self.grown(workspace)
+        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, 0.01))
+        steps, fps = whole("Healing steps", steps, 1, studio.MAX_RENDER_STEPS), whole("Frames per second", fps, 1, 60)
+        side = grown.state.shape[-1]
+        every = studio.frame_every(steps, side)
+        lead = studio.lead_steps(every, steps)
+        studio.check_render(side, lead + steps)
+        report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
+        rollout = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report)
+        video = save_animation(rollout.frames, workspace.path("healing.mp4"), fps=fps)
+        curve = studio.heal_curve(rollout, grown.frame)
+        note = f"A {shape} of size {size:g} was erased from **{grown.model}** at step {lead + 1}, then it healed for {steps} steps."
+        return video, curve, note
+
+    # ---------------------------------------------------------- hub
+
+    @staticmethod
+    def token(typed: str | None, oauth_token: gr.OAuthToken | None) -> str | None:
+        """A typed token, else the signed-in user's; `hub` falls back to HF_TOKEN. Never shown or logged."""
+        return (typed or "").strip() or (oauth_token.token if oauth_token is not None else None)
+
+    @friendly
+    def pull(self, repo_id: str, revision: str, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+        repo_id = (repo_id or "").strip()
+        if not repo_id:
+            raise gr.Error("Type the repo id of a model, such as owner/name.")
+        folder = pull(repo_id, revision=(revision or "").strip() or None, token=self.token(typed_token, oauth_token))
+        load_folder(folder)  # only a model that loads joins the list
+        label = workspace.add_model(f"{repo_id} (Hub)", folder)
+        card = (folder / CARD_FILE).read_text(errors="replace") if (folder / CARD_FILE).exists() else "*This repo has no model card.*"
+        preview = str(folder / PREVIEW_FILE) if (folder / PREVIEW_FILE).exists() else None
+        note = f"Got **{label}**: it is now in your model lists (Grow, and Share below)."
+        return studio.card_markdown(card), gr.Image(preview, visible=preview is not None), note
+
+    @friendly
+    def push(self, label: str, repo_id: str, private: bool, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+        folder = self.model_folder(workspace, label)
+        repo_id = (repo_id or "").strip()
+        if not repo_id:
+            raise gr.Error("Type a repo id to share to, such as your-name/my-texture.")
+        token = self.token(typed_token, oauth_token)
+        if resolve_token(token) is None:
+            where = "Sign in with Hugging Face above" if sign_in_available() else "Paste a Hub write token (or set HF_TOKEN where the app runs)"
+            raise gr.Error(f"{where} to share a model.")
+        url = push(folder, repo_id, private=bool(private), token=token)
+        return f"✅ Shared **{label}** as [{repo_id}]({url})."
+
+
+# ------------------------------------------------------------------ status text
+
+
+def status_html(state: str, iteration: int, total: int, detail: str) -> str:
+    return (
+        f'<div class="nca-status"><progress max="{total}" value="{iteration}"></progress><br>'
+        f"<b>{state}</b>: iteration {iteration} of {total} <small>{detail}</small></div>"
+    )
+
+
+def train_status(update: studio.TrainUpdate, label: str | None = None) -> str:
+    state = "Finished" if update.finished else "Stopped" if update.stopped else "Training"
+    loss = f"loss {update.last_loss:.4g} · " if update.last_loss is not None else ""
+    detail = f"· {loss}{update.seconds:.0f} s · {update.loss_name} loss on {update.device}"
+    if label:
+        detail += f" · saved as <b>{label}</b>, ready in the other tabs"
+    return status_html(state, update.iteration, update.total, detail)
+
+
+PRESET_NAMES = {"texture": "best quality", "fast": "fast", "seed": "tiny"}
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    """Radio labels that say what each size costs; the values stay the library's preset names."""
+    return [(f"{PRESET_NAMES.get(name, name)} · {NCA.from_preset(name).num_parameters:,}", name) for name in PRESETS]
+
+
+# ------------------------------------------------------------------ layout
+
+
+@dataclass
+class StudioTabs:
+    """The components a host app may want to hook into (for example to pre-select a model)."""
+
+    workspace: gr.State
+    texture: gr.File
+    grow_model: gr.Dropdown
+    share_model: gr.Dropdown
+    train_button: gr.Button
+    grow_button: gr.Button
+    heal_button: gr.Button
+
+
+def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> StudioTabs:
+    """Render the four tabs inside the current `gr.Blocks` (call it within `with gr.Blocks():`).
+
+    Training events share the concurrency group "nca-train" (one at a time unless
+    `train_concurrency` or NCA_TRAIN_CONCURRENCY says more), so waiting users see their place in the queue.
+    """
+    models_dir, examples_dir = Path(models_dir), Path(examples_dir)
+    examples = sorted(examples_dir.glob("*.png")) if examples_dir.is_dir() else []
+    gr.set_static_paths([p for p in (models_dir, examples_dir) if p.is_dir()])
+    handlers = Handlers(models_dir, examples)
+    train_limit = train_concurrency or int(os.environ.get("NCA_TRAIN_CONCURRENCY", "1"))
+    workspace = gr.State(studio.Workspace(), delete_callback=lambda ws: ws.close())
+    bundled = list(studio.bundled_models(models_dir))
+    first = bundled[0] if bundled else None
+
+    with gr.Tabs():
+        with gr.Tab("1 · Train", id="train"):
+            gr.Markdown(TRAIN_HELP)
+            with gr.Row():
+                with gr.Column(scale=4):
+                    texture = gr.File(label="Your texture image", file_types=["image"], elem_id="nca-texture", height=110)
+                    gallery = gr.Gallery(
+                        [str(p) for p in examples], label="…or click an example", columns=4, height=130,
+                        allow_preview=False, object_fit="cover", elem_id="nca-examples", buttons=[],
+                    )
+                    target = gr.Image(label="What the model learns from", interactive=False, height=200, format="png", elem_id="nca-target", buttons=[])
+                with gr.Column(scale=4):
+                    preset = gr.Radio(
+                        preset_choices(), value="fast", label="Model size", info="how many numbers the rule learns: more look better but train slower",
+                        elem_id="nca-preset",
+                    )
+                    loss = gr.Dropdown(LOSS_CHOICES, value="auto", label="Loss (how looks are compared)", elem_id="nca-loss")
+                    with gr.Row():
+                        iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
+                        size = gr.Slider(16, 128, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
+                    with gr.Row():
+                        train_button = gr.Button("Start training", variant="primary", elem_id="nca-start")
+                        stop_button = gr.Button("Stop", variant="stop", elem_id="nca-stop")
+                    status = gr.HTML("<div class='nca-status'><b>Ready</b>: choose a texture and press Start</div>", elem_id="nca-train-status")
+                with gr.Column(scale=5):
+                    preview = gr.Image(label="Grids it practises on (live)", interactive=False, height=150, format="png", elem_id="nca-train-preview", buttons=[])
+                    plot = gr.LinePlot(
+                        x="iteration", y="log10 loss", label="Loss (log scale, lower is better)", height=280, y_axis_format=".2f", elem_id="nca-loss-plot"
+                    )
+                    download = gr.DownloadButton("Download the model (.zip)", value=None, elem_id="nca-download")
+
+        with gr.Tab("2 · Grow", id="grow"):
+            gr.Markdown(GROW_HELP)
+            with gr.Row():
+                with gr.Column(scale=2):
+                    grow_model = gr.Dropdown(bundled, value=first, label="Model", info="bundled, trained or from the Hub", elem_id="nca-grow-model")
+                    canvas = gr.Slider(32, studio.MAX_CANVAS, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
+                    steps = gr.Slider(10, studio.MAX_RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
+                    fps = gr.Slider(5, 60, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
+                    seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
+                    grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
+                with gr.Column(scale=3):
+                    grow_video = gr.Video(label="Growing from a blank grid", autoplay=True, loop=True, interactive=False, height=420, elem_id="nca-grow-video")
+                with gr.Column(scale=3):
+                    final = gr.Image(label="Final texture (tiles seamlessly)", type="filepath", interactive=False, height=360, buttons=["download", "fullscreen"], elem_id="nca-final")
+                    png = gr.DownloadButton("Download PNG", value=None, elem_id="nca-png")
+
+        with gr.Tab("3 · Damage & heal", id="damage"):
+            gr.Markdown(DAMAGE_HELP)
+            with gr.Row():
+                with gr.Column(scale=3):
+                    canvas_image = gr.Image(label="Click to place the damage", interactive=False, height=420, format="png", elem_id="nca-damage-canvas", buttons=[])
+                    grown_note = gr.Markdown("*Nothing grown yet: use the Grow tab.*", elem_id="nca-grown-note")
+                with gr.Column(scale=2):
+                    shape = gr.Radio(list(DAMAGE_SHAPES), value="circle", label="Shape", elem_id="nca-shape")
+                    damage_size = gr.Slider(0.02, 0.5, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
+                    with gr.Row():
+                        damage_x = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre x", info="0 left, 1 right", elem_id="nca-damage-x")
+                        damage_y = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre y", info="0 top, 1 bottom", elem_id="nca-damage-y")
+                    heal_steps = gr.Slider(10, 2000, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
+                    heal_fps = gr.Slider(5, 60, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
+                    with gr.Row():
+                        random_button = gr.Button("Random spot", elem_id="nca-random")
+                        heal_button = gr.Button("Damage & heal", variant="primary", elem_id="nca-heal")
+                with gr.Column(scale=3):
+                    heal_video = gr.Video(label="Damage and regrowth", autoplay=True, loop=True, interactive=False, elem_id="nca-heal-video")
+                    heal_plot = gr.LinePlot(x="step", y="texture loss", label="Healing: difference from the undamaged texture", height=200, elem_id="nca-heal-plot")
+                    heal_note = gr.Markdown(elem_id="nca-heal-note")
+
+        with gr.Tab("4 · Hub", id="hub"):
+            gr.Markdown(HUB_HELP)
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("### Get a model")
+                    repo = gr.Textbox(label="Repo id", placeholder="owner/name", elem_id="nca-pull-repo")
+                    revision = gr.Textbox(label="Revision (optional)", placeholder="main, a tag or a commit", elem_id="nca-pull-revision")
+                    pull_button = gr.Button("Get model", variant="primary", elem_id="nca-pull")
+                    pull_note = gr.Markdown(elem_id="nca-pull-note")
+                    card_preview = gr.Image(label="Preview", interactive=False, height=160, visible=False, elem_id="nca-card-preview", buttons=[])
+                    card = gr.Markdown(elem_id="nca-card")
+                with gr.Column():
+                    gr.Markdown("### Share a model")
+                    if sign_in_available():
+                        gr.LoginButton()
+                    token = gr.Textbox(
+                        label="Hub write token", type="password", placeholder="hf_… (or set HF_TOKEN)", visible=not sign_in_available(), elem_id="nca-token",
+                        info="used for this request only; never stored or shown",
+                    )
+                    share_model = gr.Dropdown(bundled, value=first, label="Model to share", elem_id="nca-share-model")
+                    share_repo = gr.Textbox(label="Share as (repo id)", placeholder="your-name/my-texture", elem_id="nca-push-repo")
+                    private = gr.Checkbox(label="Private repo", value=False, elem_id="nca-private")
+                    push_button = gr.Button("Share on the Hub", variant="primary", elem_id="nca-push")
+                    push_note = gr.Markdown(elem_id="nca-push-note")
+
+    # ---------------------------------------------------------- wiring
+    texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
+    gallery.select(handlers.pick_example, None, texture, api_visibility="private")
+    train_button.click(
+        handlers.train, [texture, preset, loss, iterations, size, workspace], [preview, plot, status, download],
+        api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
+    ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
+    stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)
+
+    grow_button.click(
+        handlers.grow, [grow_model, canvas, steps, fps, seed, workspace], [grow_video, final, png],
+        api_name="grow", concurrency_id="nca-render", concurrency_limit=2,
+    ).success(handlers.show_grown, workspace, [canvas_image, grown_note], api_visibility="private")
+
+    canvas_image.select(handlers.place_damage, [shape, damage_size, workspace], [damage_x, damage_y, canvas_image], api_visibility="private", show_progress="hidden")
+    for control in (shape, damage_size, damage_x, damage_y):
+        control.input(handlers.show_damage, [shape, damage_size, damage_x, damage_y, workspace], canvas_image, api_visibility="private", show_progress="hidden")
+    random_button.click(handlers.random_damage, [shape, damage_size, workspace], [damage_x, damage_y, canvas_image], api_name="random_damage")
+    heal_button.click(
+        handlers.regenerate, [shape, damage_size, damage_x, damage_y, heal_steps, heal_fps, workspace], [heal_video, heal_plot, heal_note],
+        api_name="regenerate", concurrency_id="nca-render", concurrency_limit=2,
+    )
+
+    pull_button.click(handlers.pull, [repo, revision, token, workspace], [card, card_preview, pull_note], api_name="pull", concurrency_id="nca-hub").success(
+        handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
+    )
+    push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
+    return StudioTabs(workspace, texture, grow_model, share_model, train_button, grow_button, heal_button)
+
+
+def build_demo(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> gr.Blocks:
+    """The whole studio as a Blocks app with its queue set up; launch it with `launch_options()`."""
+    with gr.Blocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
+        gr.Markdown(INTRO, elem_id="nca-intro")
+        render_tabs(models_dir, examples_dir, train_concurrency)
+    demo.queue(default_concurrency_limit=4)
+    return demo

@@ -1,0 +1,164 @@
+"""The studio in a real browser (Debian chromium driven by Playwright): every tab, as a user clicks through it.
+
+It uploads a texture and trains a few iterations, grows the model, damages the
+texture by clicking on it, checks that a corrupt upload shows an error in the
+page, and saves a screenshot of each tab under test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]  # fmt: skip
+SLOW = 180_000  # ms: training and growing on a busy 2-core CPU
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from nca_gradio.ui import build_demo, launch_options
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    demo = build_demo()
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True, **launch_options()
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(app_url)
+        page.wait_for_selector("#nca-start", timeout=60_000)
+        yield page
+        browser.close()
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    """Type into the number box of a slider or number field, as a user would."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+def point_on_image(image, fx: float, fy: float) -> tuple[float, float]:
+    """Page coordinates of a point given as fractions of the picture (centred in its box, never enlarged)."""
+    box = image.bounding_box()
+    width, height = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    scale = min(box["width"] / width, box["height"] / height, 1.0)
+    left, top = box["x"] + (box["width"] - width * scale) / 2, box["y"] + (box["height"] - height * scale) / 2
+    return left + fx * width * scale, top + fy * height * scale
+
+
+def expect_toast(page, text: str) -> None:
+    """Wait until an error notice with this text is shown in the page (and has finished sliding in)."""
+    page.locator("[data-testid=toast-body]", has_text=re.compile(re.escape(text))).first.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(500)
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def shoot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_corrupt_upload_shows_an_error_in_the_page(page):
+    page.locator("#nca-texture input[type=file]").set_input_files(
+        files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n not really a png"}]
+    )
+    expect_toast(page, "the uploaded data is not an image this app can read")
+    shoot(page, "0-corrupt-upload")
+    page.locator("[data-testid=toast-close]").first.click()
+    page.locator("#nca-texture button[aria-label='Clear']").first.click()
+
+
+def test_an_example_can_be_picked(page):
+    page.locator("#nca-examples img").nth(1).click()
+    page.locator("#nca-texture").get_by_text("coffee_beans").wait_for(timeout=30_000)
+    page.locator("#nca-target img").wait_for(timeout=30_000)
+    page.locator("#nca-texture button[aria-label='Clear']").first.click()
+
+
+def test_upload_and_train_a_few_iterations(page, pebbles_path):
+    page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles_path))
+    page.locator("#nca-texture").get_by_text("pebbles").wait_for(timeout=30_000)
+    page.locator("#nca-target img").wait_for(timeout=30_000)
+    page.locator("#nca-preset").get_by_text("tiny").click()
+    page.locator("#nca-loss input").click()
+    page.get_by_role("option", name=re.compile("^patch")).click()
+    set_number(page, "nca-iterations", 4)
+    set_number(page, "nca-size", 32)
+    page.locator("#nca-start").click()
+    page.locator("#nca-train-status").get_by_text("Finished").wait_for(timeout=SLOW)
+    assert "iteration 4 of 4" in page.locator("#nca-train-status").inner_text()
+    page.locator("#nca-train-preview img").wait_for()
+    shoot(page, "1-train")
+
+
+def test_grow_the_trained_model(page):
+    open_tab(page, "2 · Grow")
+    assert "pebbles" in page.locator("#nca-grow-model input").input_value()
+    set_number(page, "nca-canvas", 96)
+    set_number(page, "nca-steps", 60)
+    page.locator("#nca-grow").click()
+    page.locator("#nca-final img").wait_for(timeout=SLOW)
+    page.locator("#nca-grow-video video").wait_for(timeout=SLOW)
+    shoot(page, "2-grow")
+
+
+def test_damage_by_clicking_on_the_texture_and_watch_it_heal(page):
+    open_tab(page, "3 · Damage & heal")
+    canvas = page.locator("#nca-damage-canvas img")
+    canvas.wait_for(timeout=30_000)
+    page.mouse.click(*point_on_image(canvas, 0.25, 0.75))
+    x_box = page.locator("#nca-damage-x input[type=number]")
+    page.wait_for_function("el => Math.abs(parseFloat(el.value) - 0.25) < 0.03", arg=x_box.element_handle(), timeout=30_000)
+    assert abs(float(page.locator("#nca-damage-y input[type=number]").input_value()) - 0.75) < 0.03
+    set_number(page, "nca-heal-steps", 40)
+    page.locator("#nca-heal").click()
+    page.locator("#nca-heal-video video").wait_for(timeout=SLOW)
+    page.locator("#nca-heal-note").get_by_text("healed").wait_for(timeout=SLOW)
+    shoot(page, "3-damage")
+
+
+def test_hub_tab_offers_get_and_share(page):
+    open_tab(page, "4 · Hub")
+    page.locator("#nca-pull").wait_for()
+    assert "pebbles" in page.locator("#nca-share-model input").input_value()
+    page.locator("#nca-pull").click()
+    expect_toast(page, "Type the repo id of a model")
+    shoot(page, "4-hub")

@@ -1,0 +1,228 @@
+"""The studio through its HTTP API, as gradio_client sees it: train, grow, regenerate, Hub, errors, sessions.
+
+One demo is launched on loopback for the module. Everything is tiny (the 4-channel
+`seed` preset, 32-cell training grids, a few iterations, 64-pixel canvases) so the
+module takes seconds; torch runs on one thread so two trainings share 2 cores well.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import zipfile
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from huggingface_hub import constants
+from PIL import Image
+
+from nca_gradio.loading import load_folder
+from nca_gradio.ui import build_demo
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "hf_StudioLoopbackSecret0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    demo = build_demo(train_concurrency=2)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True)
+    try:
+        yield url
+    finally:
+        demo.close()
+        torch.set_num_threads(threads)
+
+
+def client(url: str) -> Client:
+    """A new client is a new browser session, with its own gr.State."""
+    return Client(url, verbose=False, download_files=True)
+
+
+def train(session: Client, texture: Path, iterations: int = 3) -> tuple:
+    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, api_name="/train")
+
+
+def models(session: Client) -> tuple[list[str], str]:
+    """The session's model list and the selected model, as the page refreshes them after training or a pull."""
+    grow_list, _ = session.predict(None, None, api_name="/models")
+    return [value for _, value in grow_list["choices"]], grow_list["value"]
+
+
+def video_frames(path: str) -> np.ndarray:
+    """All frames of an MP4, decoded by ffmpeg: (N, H, W, 3)."""
+    return np.stack(imageio.mimread(path, format="FFMPEG", memtest=False))
+
+
+def own(labels: list[str]) -> list[str]:
+    """A session's own models: the list without the bundled ones every session shares."""
+    return [label for label in labels if not label.endswith("(bundled)")]
+
+
+def error_of(call, *args, **kwargs) -> str:
+    with pytest.raises(AppError) as caught:
+        call(*args, **kwargs)
+    return str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def trained(app_url, pebbles_path):
+    """One session that trained a model; the tests below grow and damage it."""
+    session = client(app_url)
+    outputs = train(session, pebbles_path)
+    return session, outputs, models(session)[1]
+
+
+def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, tmp_path):
+    session, (preview, plot, status, archive), label = trained
+    with Image.open(preview) as image:
+        assert image.size == (4 * 32, 32)  # four pool samples side by side
+    iterations = [row[0] for row in plot["data"]]
+    assert iterations == [1, 2, 3]
+    assert "Finished" in status and "iteration 3 of 3" in status
+    assert label.startswith("pebbles") and label in status
+    choices, selected = models(session)
+    assert selected == label and choices[-1] == label  # after any bundled models
+    with zipfile.ZipFile(archive) as zipped:
+        assert sorted(zipped.namelist()) == ["config.json", "model.safetensors"]
+        zipped.extractall(tmp_path)
+    assert load_folder(tmp_path).channels == 4
+
+
+def test_a_texture_upload_is_checked_at_once(app_url, pebbles_path, tmp_path):
+    session = client(app_url)
+    target = session.predict(handle_file(str(pebbles_path)), api_name="/load_texture")
+    with Image.open(target) as image:
+        assert image.size == (128, 128)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    message = error_of(session.predict, handle_file(str(broken)), api_name="/load_texture")
+    assert "not an image this app can read" in message
+    assert str(tmp_path) not in message  # no server paths in messages
+    message = error_of(session.predict, handle_file(str(broken)), "seed", "patch", 3, 32, api_name="/train")
+    assert "not an image" in message
+
+
+def test_grow_returns_a_video_and_a_tiling_png_of_the_canvas_size(trained):
+    session, _, label = trained
+    video, final, png = session.predict(label, 64, 24, 10, 0, api_name="/grow")
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (64, 64)
+    assert Path(final).read_bytes() == Path(png).read_bytes()
+    frames = video_frames(video)
+    assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 25  # step 0 and each of 24 steps
+
+
+def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
+    session, _, label = trained
+    session.predict(label, 64, 24, 10, 0, api_name="/grow")
+    x, y, overlay = session.predict("square", 0.2, api_name="/random_damage")
+    assert 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0
+    with Image.open(overlay) as image:
+        assert image.size == (6 * 64, 6 * 64)  # a small canvas is shown zoomed by whole pixels
+    video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/regenerate")
+    frames = video_frames(video)
+    assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 1 + 4 + 20  # intact, 4 lead steps, 20 healing
+    steps = [row[0] for row in curve["data"]]
+    losses = [row[1] for row in curve["data"]]
+    assert steps[0] == 0 and steps[-1] == 24 and losses[0] == pytest.approx(0.0, abs=1e-6)
+    assert max(losses) > 0.0
+    assert "circle" in note and "step 5" in note
+
+
+def test_out_of_range_requests_say_what_to_fix(trained, app_url, monkeypatch):
+    from nca_gradio import studio
+
+    session, _, label = trained
+    assert "greater than maximum value 1024" in error_of(session.predict, label, 2048, 24, 10, 0, api_name="/grow")
+    assert "greater than maximum value 4000" in error_of(session.predict, label, 64, 100_000, 10, 0, api_name="/grow")
+    monkeypatch.setattr(studio, "render_device", lambda: torch.device("cpu"))  # the CPU budget, even where a GPU is
+    message = error_of(session.predict, label, 1024, 1000, 10, 0, api_name="/grow")
+    assert "too much work on this CPU: use at most 32 steps at this size" in message
+    assert "less than minimum value 1" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
+    fresh = client(app_url)
+    assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/regenerate")
+    assert "Choose a model first" in error_of(fresh.predict, None, 64, 24, 10, 0, api_name="/grow")
+    assert "Upload a texture image" in error_of(fresh.predict, None, "seed", "patch", 3, 32, api_name="/train")
+
+
+def test_two_sessions_training_at_once_do_not_see_each_others_models(app_url, pebbles_path):
+    alice, bob = client(app_url), client(app_url)
+    jobs = [alice.submit(handle_file(str(pebbles_path)), "seed", "patch", 3, 32, api_name="/train"),
+            bob.submit(handle_file(str(ROOT / "examples" / "coffee_beans.png")), "seed", "patch", 3, 32, api_name="/train")]
+    for job in jobs:
+        job.result(timeout=300)
+    (alice_models, alice_label), (bob_models, bob_label) = models(alice), models(bob)
+    assert alice_label.startswith("pebbles") and own(alice_models) == [alice_label]
+    assert bob_label.startswith("coffee_beans") and own(bob_models) == [bob_label]
+    assert "not in the list of choices" in error_of(alice.predict, bob_label, 64, 10, 10, 0, api_name="/grow")
+    assert "not in the list of choices" in error_of(bob.predict, alice_label, 64, 10, 10, 0, api_name="/grow")
+    assert Path(alice.predict(alice_label, 64, 10, 10, 0, api_name="/grow")[2]).exists()
+
+
+@pytest.fixture
+def loopback_hub(tmp_path, monkeypatch):
+    """A loopback Hub; the app (same process) reads HF_ENDPOINT and HF_HOME when it pulls or pushes."""
+    from hub_server import LoopbackHub
+
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    with LoopbackHub(token=TOKEN) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        yield hub
+    assert not hub.unknown
+
+
+def test_share_then_get_a_model_through_the_hub_tab(trained, app_url, loopback_hub):
+    session, _, label = trained
+    assert "write token" in error_of(session.predict, label, "alice/studio-pebbles", False, "", api_name="/push")
+    shared = session.predict(label, "alice/studio-pebbles", False, TOKEN, api_name="/push")
+    assert "alice/studio-pebbles" in shared and TOKEN not in shared
+    assert {"config.json", "model.safetensors", "README.md", "preview.gif"} <= set(loopback_hub.files("alice/studio-pebbles"))
+
+    other = client(app_url)
+    card, preview, note = other.predict("alice/studio-pebbles", "", "", api_name="/pull")
+    choices, selected = models(other)
+    assert own(choices) == [selected] == ["alice/studio-pebbles (Hub)"] and "alice/studio-pebbles" in note
+    assert "Neural Cellular Automaton" in card and "---" not in card.splitlines()[0] and TOKEN not in card
+    assert preview["visible"] and Path(preview["value"]).name == "preview.gif"
+    with Image.open(preview["value"]) as image:
+        assert image.n_frames > 1  # the card's animated preview, shown beside it
+    video, final, png, *_ = other.predict("alice/studio-pebbles (Hub)", 64, 10, 10, 0, api_name="/grow")
+    with Image.open(png) as image:
+        assert image.size == (64, 64)
+    assert "was not found" in error_of(other.predict, "alice/no-such-model", "", "", api_name="/pull")
+
+
+def test_the_tabs_mount_inside_another_app():
+    import gradio as gr
+
+    from nca_gradio.ui import render_tabs
+
+    with gr.Blocks() as host:
+        gr.Markdown("# A creative-coding toolkit")
+        with gr.Tab("Textures"):
+            tabs = render_tabs()
+        with gr.Tab("Something else"):
+            gr.Textbox()
+    names = {fn.api_name for fn in host.fns.values()}
+    assert {"train", "models", "grow", "regenerate", "random_damage", "pull", "push"} <= names
+    assert isinstance(tabs.workspace, gr.State) and tabs.grow_model in host.blocks.values()

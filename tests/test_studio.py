@@ -1,0 +1,109 @@
+"""The studio's pure helpers: resumable training chunks (the ZeroGPU path), stopping, renders, the heal curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nca_gradio import studio
+from nca_gradio.loading import load_folder
+from nca_gradio.render import Damage, RenderError
+from nca_gradio.train import TrainConfig
+
+TINY = dict(preset="seed", loss="patch", size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu")
+
+
+@pytest.fixture
+def workspace():
+    ws = studio.Workspace()
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="module")
+def target(pebbles_path):
+    from nca_gradio.images import load_target
+
+    return load_target(pebbles_path, 64)
+
+
+def test_training_in_short_chunks_resumes_to_the_end(workspace, target):
+    """What ZeroGPU does: each chunk resumes the checkpoint the last one saved."""
+    folder = workspace.path("model")
+    updates = list(studio.train_stream(folder, target, TrainConfig(iters=5, **TINY), workspace.stop_file, chunk_seconds=1e-3))
+    assert [u.iteration for u in updates] == [1, 2, 3, 4, 5]  # one iteration per chunk
+    assert updates[-1].finished and [h["iteration"] for h in updates[-1].history] == [1, 2, 3, 4, 5]
+    assert load_folder(folder).channels == 4
+
+
+def test_stop_keeps_the_model_trained_so_far(workspace, target):
+    folder = workspace.path("model")
+    stream = studio.train_stream(folder, target, TrainConfig(iters=1000, **TINY), workspace.stop_file)
+    first = next(stream)
+    workspace.request_stop()
+    last = list(stream)[-1]
+    assert last.stopped and not last.finished and last.iteration >= first.iteration
+    assert (folder / "model.safetensors").exists()
+    workspace.clear_stop()
+    assert not workspace.stop_file.exists()
+
+
+def test_sessions_keep_their_own_labels_and_files(tmp_path):
+    a, b = studio.Workspace(), studio.Workspace()
+    try:
+        assert a.add_model("pebbles", tmp_path / "1") == "pebbles"
+        assert a.add_model("pebbles", tmp_path / "2") == "pebbles #2"
+        assert a.add_model("again", tmp_path / "1") == "pebbles" and a.latest == "pebbles"
+        assert b.models == {} and a.path("x").parent != b.path("x").parent
+    finally:
+        a.close(), b.close()
+    assert not a.root.exists()
+
+
+def test_render_limits_say_what_to_change():
+    studio.check_render(256, 512, torch.device("cpu"))
+    with pytest.raises(RenderError, match="use at most 32 steps at this size"):
+        studio.check_render(1024, 100, torch.device("cpu"))
+    studio.check_render(1024, 4000, torch.device("cuda"))
+    with pytest.raises(RenderError, match="from 16 to 1024"):
+        studio.check_render(2048, 10, torch.device("cuda"))
+    assert studio.frame_every(400, 256) == 2 and studio.frame_every(10, 64) == 1
+    frames = 1000 // studio.frame_every(1000, 1024) + 1  # a 1024 canvas keeps fewer frames, to fit in memory
+    assert frames * 3 * 1024 * 1024 <= studio.MAX_FRAME_BYTES + 3 * 1024 * 1024
+
+
+def test_a_click_on_the_zoomed_canvas_maps_back_to_the_grid():
+    frame = np.zeros((64, 64, 3), np.uint8)
+    shown = studio.for_display(frame)
+    zoom = studio.display_scale(frame)
+    assert shown.shape == (64 * zoom, 64 * zoom, 3)
+    damage = studio.damage_at_pixel("circle", 0.1, 0.25 * shown.shape[1], 0.75 * shown.shape[0], shown.shape[1], shown.shape[0])
+    assert damage.x == pytest.approx(0.25, abs=0.01) and damage.y == pytest.approx(0.75, abs=0.01)
+    overlay = studio.damage_overlay(frame, damage)
+    assert overlay[48, 16].any() and not overlay[16, 48].any()  # tinted at the click, untouched elsewhere
+
+
+def test_heal_curve_starts_at_zero_and_jumps_at_the_damage(workspace, target):
+    from nca_gradio.render import Rollout
+
+    texture = (target[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    damaged = texture.copy()
+    damaged[16:48, 16:48] = 128
+    rollout = Rollout([texture, texture, damaged, texture], [0, 4, 8, 12], torch.zeros(1, 4, 64, 64))
+    curve = studio.heal_curve(rollout, texture)
+    assert list(curve["step"]) == [0, 4, 8, 12]
+    losses = list(curve["texture loss"])
+    assert losses[0] == losses[1] == losses[3] == pytest.approx(0.0, abs=1e-7) and losses[2] > 1e-4
+
+
+def test_card_markdown_drops_front_matter_and_repo_images():
+    text = "---\nlicense: mit\ntags: [a]\n---\n\n# pebbles\n\n![growing](preview.gif)\n\nA model. ![x](https://example.org/x.png)\n"
+    assert studio.card_markdown(text) == "# pebbles\n\nA model. ![x](https://example.org/x.png)"
+
+
+def test_random_damage_stays_on_the_canvas():
+    import random
+
+    damage = studio.random_damage("stripe", 0.3, random.Random(3))
+    assert isinstance(damage, Damage) and 0.15 <= damage.x <= 0.85 and damage.size == 0.3
