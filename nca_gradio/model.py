@@ -6,7 +6,9 @@ layer starts at zero), so an empty grid stays empty until it is trained.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -88,9 +90,32 @@ class NCA(
         padded = F.pad(x, (1, 1, 1, 1), mode="circular")
         return F.conv2d(padded, self.filters.to(x.dtype), groups=self.channels)
 
-    def update(self, x: torch.Tensor) -> torch.Tensor:
-        """The change every cell would make, before the stochastic mask."""
-        return self.w2(torch.relu(self.w1(self.perceive(x))))
+    def perception_weight(self) -> torch.Tensor:
+        """w1 folded into the four kernels: a (hidden, channels, 3, 3) kernel with w1(perceive(x)) == conv(x, it).
+
+        Both maps are linear, so one dense 3x3 convolution replaces the grouped
+        convolution and the first 1x1: the 4C-channel perception is never
+        written, read back, or kept for the backward pass.
+        """
+        c = self.channels
+        return torch.einsum("hck,ckij->hcij", self.w1.weight.view(self.hidden, c, 4), self.filters.view(c, 4, 3, 3))
+
+    def step_weights(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What `update` multiplies by: worth computing once for a run of steps (one kernel less per step)."""
+        return self.perception_weight(), self.w1.bias, self.w2.weight.flatten(1)
+
+    def update(self, x: torch.Tensor, weights: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """The change every cell would make, before the stochastic mask.
+
+        Same numbers as w2(relu(w1(perceive(x)))) up to float rounding; computed
+        channels-last (cells as rows), which oneDNN and cuDNN convolve fastest
+        and which turns the last 1x1 into a plain matrix product. `weights`:
+        `step_weights()`, when the caller steps many times.
+        """
+        kernel, bias, w2 = self.step_weights() if weights is None else weights
+        x = x.contiguous(memory_format=torch.channels_last)
+        hidden = torch.relu_(F.conv2d(circular_pad(x), kernel, bias))
+        return F.linear(hidden.permute(0, 2, 3, 1), w2).permute(0, 3, 1, 2)
 
     def forward(
         self,
@@ -102,9 +127,13 @@ class NCA(
         rate = self.fire_rate if fire_rate is None else fire_rate
         return self.step(x, cell_mask(x, rate, generator))
 
-    def step(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """One step with a given (B, 1, H, W) mask of the cells that fire."""
-        return x + self.update(x) * mask
+    def step(self, x: torch.Tensor, mask: torch.Tensor, weights: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """One step with a given (B, 1, H, W) mask of the cells that fire.
+
+        The state comes back channels-last, so later steps need no layout copy.
+        """
+        x = x.contiguous(memory_format=torch.channels_last)
+        return torch.addcmul(x, self.update(x, weights), mask)
 
     def rollout(
         self, x: torch.Tensor, steps: int, generator: torch.Generator | None = None
@@ -112,6 +141,12 @@ class NCA(
         for _ in range(steps):
             x = self(x, generator)
         return x
+
+
+def circular_pad(x: torch.Tensor) -> torch.Tensor:
+    """Pad one cell on every side from the opposite edge (a torus); keeps channels-last, unlike F.pad."""
+    x = torch.cat([x[..., -1:], x, x[..., :1]], dim=-1)
+    return torch.cat([x[..., -1:, :], x, x[..., :1, :]], dim=-2)
 
 
 def cell_mask(x: torch.Tensor, rate: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -137,3 +172,153 @@ def validate_architecture(channels: int, hidden: int, fire_rate: float) -> None:
             raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
     if isinstance(fire_rate, bool) or not isinstance(fire_rate, (int, float)) or not 0.0 < fire_rate <= 1.0:
         raise ValueError(f"fire_rate must be a number in (0, 1], got {fire_rate!r}")
+
+
+# ----------------------------------------------------------------------------- fast paths
+# The plain step above is the reference; these only run it with less overhead.
+
+
+def draw_masks(x: torch.Tensor, steps: int, rate: float, generator: torch.Generator | None) -> torch.Tensor:
+    """(steps, B, 1, H, W) cell masks in one draw: on CPU the very numbers `steps` calls of `cell_mask` give."""
+    b, _, h, w = x.shape
+    noise = torch.rand(steps, b, 1, h, w, generator=generator, device=x.device)
+    return (noise < rate).to(x.dtype)
+
+
+def apply_steps(model: NCA, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """One step per mask: the unit that training and `Grower` hand to torch.compile."""
+    weights = model.step_weights()  # the same for every step
+    for mask in masks.unbind(0):
+        x = model.step(x, mask, weights)
+    return x
+
+
+def compile_steps(
+    model: NCA,
+    probe: Callable[[Callable], object] | None = None,
+    log: Callable[[str], None] = warnings.warn,
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bool]:
+    """`apply_steps` for this model through torch.compile, or the plain loop where compiling fails.
+
+    torch.compile fails late (at the first call, or the first backward) and on
+    some hosts always (no compiler, ZeroGPU), so `probe(fn)` should run fn the
+    way the caller will; any error there gives the plain loop. A later error at
+    a call also falls back, once and for good. Returns (fn, compiled?).
+    """
+
+    def plain(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return apply_steps(model, x, masks)
+
+    try:
+        compiled = torch.compile(plain, dynamic=False)
+        if probe is not None:
+            probe(compiled)
+    except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
+        log(f"torch.compile is not usable here, stepping eagerly ({type(exc).__name__}: {str(exc)[:200]})")
+        return plain, False
+    state = {"fn": compiled}
+
+    def guarded(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        if state["fn"] is not plain:
+            try:
+                return state["fn"](x, masks)
+            except Exception as exc:  # noqa: BLE001
+                log(f"compiled steps failed, stepping eagerly from now on ({type(exc).__name__})")
+                state["fn"] = plain
+        return plain(x, masks)
+
+    return guarded, True
+
+
+class Grower:
+    """Steps grids many times without autograd, for rendering and benchmarks.
+
+    On CUDA it records `chunk` steps once as a CUDA graph and replays it (one
+    launch per chunk instead of about a dozen per step), optionally through
+    torch.compile (compiled `unit` steps at a time: compile time grows with the
+    unrolled length); anything unavailable falls back to the plain step loop,
+    and `path` says which ran. Masks come from one draw per chunk: on CPU the
+    same numbers as `model.rollout` with the same generator, on CUDA the same
+    distribution.
+    """
+
+    def __init__(self, model: NCA, chunk: int = 32, cuda_graph: bool = True, compile: bool = False, unit: int = 8,
+                 log: Callable[[str], None] = warnings.warn) -> None:
+        self.model = model.eval()
+        self.chunk = chunk
+        self.unit = unit
+        self.use_graph = cuda_graph
+        self.log = log
+        self.steps_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self._plain
+        self.compiled = False
+        if compile:
+            self.steps_fn, self.compiled = compile_steps(model, log=log)
+        self._graphs: dict[tuple, tuple[torch.Tensor, torch.Tensor, "torch.cuda.CUDAGraph"]] = {}
+
+    @property
+    def path(self) -> str:
+        parts = (["cuda graph"] if self._graphs else []) + (["torch.compile"] if self.compiled else [])
+        return " + ".join(parts) or "eager"
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        done = 0
+        graphed = self._graph(x) if x.is_cuda and self.use_graph and steps >= self.chunk else None
+        if graphed is not None:
+            state, noise, graph = graphed
+            state.copy_(x)
+            while steps - done >= self.chunk:
+                noise.uniform_(generator=generator)
+                graph.replay()
+                done += self.chunk
+            x = state.clone()
+        while done < steps:
+            n = min(self.chunk, steps - done)
+            x = self._advance(x, draw_masks(x, n, self.model.fire_rate, generator))
+            done += n
+        return x
+
+    def _plain(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return apply_steps(self.model, x, masks)
+
+    def _advance(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """All the masks' steps, `unit` at a time; a shorter tail runs plainly (no recompiling for it)."""
+        for start in range(0, len(masks), self.unit):
+            part = masks[start : start + self.unit]
+            x = (self.steps_fn if len(part) == self.unit else self._plain)(x, part)
+        return x
+
+    def _graph(self, x: torch.Tensor) -> tuple | None:
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in self._graphs:
+            try:
+                self._graphs[key] = self._capture(x)
+            except Exception as exc:  # noqa: BLE001 - no graphs here: step eagerly
+                if self.compiled:  # retry without the compiler before giving graphs up
+                    self.log(f"CUDA graph capture of compiled steps failed, capturing plain ones ({type(exc).__name__})")
+                    self.steps_fn, self.compiled = self._plain, False
+                    return self._graph(x)
+                self.log(f"CUDA graph capture failed, stepping eagerly ({type(exc).__name__}: {str(exc)[:200]})")
+                self.use_graph = False
+                return None
+        return self._graphs[key]
+
+    def _capture(self, x: torch.Tensor) -> tuple:
+        b, _, h, w = x.shape
+        state = x.detach().contiguous(memory_format=torch.channels_last).clone()
+        noise = torch.rand(self.chunk, b, 1, h, w, device=x.device)
+        rate = self.model.fire_rate
+
+        def body() -> None:
+            state.copy_(self._advance(state, (noise < rate).to(state.dtype)))
+
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm up: cuDNN picks its kernels, torch.compile compiles
+                body()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            body()
+        return state, noise, graph

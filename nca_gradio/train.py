@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from .images import tensor_to_image
 from .loading import load_folder
 from .losses import LOSS_NAMES, build_loss, overflow_loss
-from .model import NCA, PRESETS, cell_mask, to_rgb
+from .model import NCA, PRESETS, apply_steps, compile_steps, draw_masks, to_rgb
 
 TRAINING_STATE = "training_state.safetensors"
 TRAINING_LOG = "training.json"
@@ -37,7 +37,7 @@ class TrainConfig:
 
     preset: str = "texture"
     loss: str = "auto"
-    iters: int = 400
+    iters: int = 500
     size: int = 64  # training grid side; any size can be grown later
     target_size: int = 128  # the target image is cropped and resized to this
     batch: int = 4
@@ -146,7 +146,15 @@ class TrainResult:
 
 
 class Trainer:
-    """Holds a run's state so it can stop, checkpoint and resume in the middle."""
+    """Holds a run's state so it can stop, checkpoint and resume in the middle.
+
+    Set `compile = True` before the first step to run the rollout through
+    torch.compile on CUDA: faster steps after a slow first one, and the plain
+    loop wherever compiling fails.
+    """
+
+    compile: bool = False
+    CHUNK = 8  # steps per (compiled) call when not checkpointing
 
     def __init__(
         self,
@@ -178,27 +186,58 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def rollout(self, x: torch.Tensor, steps: int) -> torch.Tensor:
-        masks = [cell_mask(x, self.config.fire_rate, self.mask_generator) for _ in range(steps)]
-        if not self.config.grad_checkpoint:
-            for mask in masks:
-                x = self.model.step(x, mask)
-            return x
-        segment = max(1, int(math.sqrt(steps)))
-        for start in range(0, steps, segment):
-            chunk = masks[start : start + segment]
-            x = checkpoint(self._run_segment, x, *chunk, use_reentrant=False)
+        masks = draw_masks(x, steps, self.config.fire_rate, self.mask_generator)
+        x = x.contiguous(memory_format=torch.channels_last)  # the layout every step returns: one compiled variant
+        chunk = self._chunk()
+        run = self._steps_fn(x, chunk)
+        for start in range(0, steps, chunk):
+            part = masks[start : start + chunk]
+            fn = run if len(part) == chunk else self._plain_steps  # a short tail: no recompiling for it
+            x = checkpoint(fn, x, part, use_reentrant=False) if self.config.grad_checkpoint else fn(x, part)
         return x
 
-    def _run_segment(self, x: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
-        for mask in masks:
-            x = self.model.step(x, mask)
-        return x
+    def _plain_steps(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return apply_steps(self.model, x, masks)
+
+    def _chunk(self) -> int:
+        """Steps per call; with checkpointing, the segment that needs least memory.
+
+        Checkpointing keeps one state per segment (C channels) plus one segment's
+        activations (about hidden + 2C channels a step), least at
+        k = sqrt(steps * C / (hidden + 2C)): a few steps, not sqrt(steps). The
+        recompute is one extra forward whatever k is.
+        """
+        if not self.config.grad_checkpoint:
+            return self.CHUNK
+        c, h = self.model.channels, self.model.hidden
+        best = math.sqrt(self.config.steps_max * c / (h + 2 * c))
+        return 2 ** max(0, round(math.log2(best)))
+
+    def _steps_fn(self, x: torch.Tensor, chunk: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """The plain step loop, or once `compile` is set on CUDA, its compiled form (probed on a throwaway batch)."""
+        if not (self.compile and self.device.type == "cuda"):
+            return self._plain_steps
+        if getattr(self, "_compiled_steps", None) is None:
+
+            def probe(fn: Callable) -> None:
+                probe_x = torch.zeros_like(x, memory_format=torch.channels_last)
+                masks = torch.ones(chunk, *probe_x[:, :1].shape, device=x.device)
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    if self.config.grad_checkpoint:
+                        out = checkpoint(fn, probe_x, masks, use_reentrant=False)
+                    else:
+                        out = fn(probe_x, masks)
+                out.float().sum().backward()
+                self.optimizer.zero_grad(set_to_none=True)
+
+            self._compiled_steps, self.compiled = compile_steps(self.model, probe)
+        return self._compiled_steps
 
     def train_step(self) -> dict:
         """One iteration: sample the pool, grow, score, update. Returns the losses."""
         cfg = self.config
-        idx = torch.randint(0, cfg.pool_size, (cfg.batch,), generator=self.generator)
-        x = self.pool[idx.to(self.device)]
+        idx = torch.randint(0, cfg.pool_size, (cfg.batch,), generator=self.generator).to(self.device)
+        x = self.pool[idx]
         if self.iteration % 8 == 0:
             x[:1] = 0.0  # seed re-injection: keep learning to grow from an empty grid
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
@@ -209,26 +248,25 @@ class Trainer:
         overflow = overflow_loss(x.float()) * cfg.overflow_weight
         loss = texture + overflow
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            self._roll_back()
-            return {"loss": float("nan"), "texture": float("nan"), "overflow": float("nan"), "rolled_back": True}
-        loss.backward()
-        grads_ok = True
-        for p in self.model.parameters():
-            if p.grad is not None:
-                p.grad /= p.grad.norm() + 1e-8  # per-parameter normalisation: steady steps at any loss scale
-                grads_ok = grads_ok and bool(torch.isfinite(p.grad).all())
-        if not grads_ok:
+        loss.backward()  # a NaN loss gives NaN gradients: the one check below catches both
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        for grad in grads:
+            grad /= grad.norm() + 1e-8  # per-parameter normalisation: steady steps at any loss scale
+        # The iteration's one host sync: the losses, and a NaN/inf guard on every gradient
+        # (a normalised gradient's sum is finite exactly when all its entries are).
+        values = torch.stack([loss.detach(), texture.detach(), overflow.detach(), *(g.sum() for g in grads)]).tolist()
+        if not all(math.isfinite(v) for v in values):
+            self.optimizer.zero_grad(set_to_none=True)
             self._roll_back()
             return {"loss": float("nan"), "texture": float("nan"), "overflow": float("nan"), "rolled_back": True}
         self.optimizer.step()
         self.scheduler.step()
         with torch.no_grad():
-            self.pool[idx.to(self.device)] = x.detach()
+            self.pool[idx] = x.detach()
         self.iteration += 1
         if self.iteration % 10 == 0 and self._params_finite():
             self._last_good = self._snapshot()
-        return {"loss": loss.item(), "texture": texture.item(), "overflow": overflow.item(), "rolled_back": False}
+        return {"loss": values[0], "texture": values[1], "overflow": values[2], "rolled_back": False}
 
     def train(
         self,
@@ -300,7 +338,7 @@ class Trainer:
     # ------------------------------------------------------------------ safety
 
     def _params_finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())  # one sync
 
     def _snapshot(self) -> dict:
         return {
@@ -324,6 +362,7 @@ class Trainer:
 
     def save(self, folder: str | Path, target: torch.Tensor | None = None) -> Path:
         """Write the last good model plus what `resume` needs. Never pickles."""
+        global_rng = torch.get_rng_state()  # before building a model below draws from it
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         good = self._last_good if not self._params_finite() else self._snapshot()
@@ -333,7 +372,7 @@ class Trainer:
         tensors = {"pool": self.pool.detach().float().cpu().contiguous(),
                    "generator": self.generator.get_state(),
                    "mask_generator": self.mask_generator.get_state().cpu(),
-                   "global_generator": torch.get_rng_state()}
+                   "global_generator": global_rng}
         opt_state = good["optimizer"]["state"]
         for index, state in opt_state.items():
             for key, value in state.items():

@@ -1,11 +1,10 @@
 """The trainer: validated config, learning on a real texture, stop, resume, NaN rollback, reproducibility."""
 
-import statistics
-
 import pytest
 import torch
 
 from nca_gradio.loading import load_folder
+from nca_gradio.losses import PatchLoss
 from nca_gradio.quality import score
 from nca_gradio.render import grow
 from nca_gradio.train import ConfigError, TrainConfig, Trainer, pick_device, train
@@ -52,19 +51,24 @@ def test_auto_device_on_this_machine_is_a_real_device():
 
 
 def test_short_training_learns_the_real_texture(pebbles_64):
-    """Loss falls, and the grown texture's statistics move towards the target's."""
-    config = tiny(iters=60, lr=2e-3, lr_decay_at=(0.7,))
+    """The loss of a grown texture falls, and its statistics move towards the target's."""
+    config = tiny(iters=60, lr=2e-3, lr_decay_at=(0.7,), steps_min=16, steps_max=32)
     previews = []
     result = train(pebbles_64, config, callback=lambda p: previews.append(p.preview) if p.preview else None, log=lambda m: None)
-    losses = [h["texture"] for h in result.history]
-    assert len(losses) == 60 and result.loss_name == "patch"
-    assert statistics.median(losses[-10:]) < 0.6 * statistics.median(losses[:5]), losses
+    assert len(result.history) == 60 and result.loss_name == "patch"
     assert previews and previews[-1].size == (4 * 32, 32)
 
     untrained = Trainer(pebbles_64, tiny(), log=lambda m: None).model
-    grown = torch.from_numpy(grow(result.model, size=64, steps=48, every=48).final).permute(2, 0, 1)[None] / 255.0
-    empty = torch.from_numpy(grow(untrained, size=64, steps=48, every=48).final).permute(2, 0, 1)[None] / 255.0
-    trained_score, untrained_score = score(grown, pebbles_64), score(empty, pebbles_64)
+
+    def grown(model):
+        return torch.from_numpy(grow(model, size=64, steps=48, every=48).final).permute(2, 0, 1)[None] / 255.0
+
+    def loss_of(image):
+        torch.manual_seed(0)
+        return PatchLoss(pebbles_64)(image).item()
+
+    assert loss_of(grown(result.model)) < 0.5 * loss_of(grown(untrained))
+    trained_score, untrained_score = score(grown(result.model), pebbles_64), score(grown(untrained), pebbles_64)
     assert trained_score.combined < 0.5 * untrained_score.combined, (trained_score, untrained_score)
     assert trained_score.colour < untrained_score.colour and trained_score.spectrum < untrained_score.spectrum
 

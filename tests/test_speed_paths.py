@@ -1,0 +1,261 @@
+"""Every fast path computes what the plain formula computes (within float rounding), on CPU and, when present, on CUDA.
+
+The fast paths: perception folded into w1 as one dense 3x3 convolution in
+channels-last, the fused masked add, masks drawn in one call, chunked and
+checkpointed rollouts, the one-sync NaN guard, torch.compile with its
+fallback, and the CUDA-graph `Grower`. No test here times anything.
+"""
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nca_gradio.model import NCA, PRESETS, Grower, apply_steps, cell_mask, circular_pad, compile_steps, draw_masks
+from nca_gradio.train import TrainConfig, Trainer
+
+CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU here")
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+
+
+def trained_like(name: str = "texture", device: str = "cpu", seed: int = 0) -> NCA:
+    torch.manual_seed(seed)
+    model = NCA.from_preset(name).to(device)
+    torch.nn.init.normal_(model.w2.weight, std=0.05)
+    torch.nn.init.normal_(model.w1.bias, std=0.05)
+    return model
+
+
+def close_to_scale(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
+    """Equal up to `tol` of b's largest entry: gradients summed in another order differ by rounding at their scale."""
+    return bool((a - b).abs().max() <= tol * b.abs().max().clamp_min(1e-12))
+
+
+def reference_update(model: NCA, x: torch.Tensor) -> torch.Tensor:
+    """The textbook formula the fused path must equal: w2(relu(w1(perceive(x))))."""
+    return model.w2(torch.relu(model.w1(model.perceive(x))))
+
+
+@pytest.fixture
+def strict_cuda_math():
+    """TF32 off while comparing on CUDA, so a tight tolerance tests the algebra, not TF32 rounding."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("shape", [(1, 32, 32), (3, 17, 9)])
+def test_fused_update_equals_the_textbook_formula(name, shape, device, strict_cuda_math):
+    model = trained_like(name, device)
+    batch, h, w = shape
+    x = torch.randn(batch, model.channels, h, w, device=device) * 0.5
+    with torch.no_grad():
+        fused, plain = model.update(x), reference_update(model, x)
+    assert fused.shape == plain.shape
+    assert torch.allclose(fused, plain, atol=1e-5, rtol=1e-4), (fused - plain).abs().max()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_update_has_the_same_gradients(device, strict_cuda_math):
+    model = trained_like("fast", device)
+    x = (torch.randn(2, model.channels, 12, 10, device=device) * 0.5).requires_grad_()
+
+    def grads(fn):
+        model.zero_grad()
+        x.grad = None
+        fn(model, x).square().sum().backward()
+        return [x.grad.clone()] + [p.grad.clone() for p in model.parameters()]
+
+    fast = grads(lambda m, v: m.update(v))
+    slow = grads(reference_update)
+    for a, b in zip(fast, slow):
+        assert close_to_scale(a, b, 1e-5), (a - b).abs().max()
+
+
+def test_circular_pad_is_f_pad_circular_and_keeps_channels_last():
+    x = torch.randn(2, 5, 7, 6).contiguous(memory_format=torch.channels_last)
+    padded = circular_pad(x)
+    assert torch.equal(padded, F.pad(x, (1, 1, 1, 1), mode="circular"))
+    assert padded.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_step_is_the_masked_add_and_returns_channels_last(device, strict_cuda_math):
+    model = trained_like("texture", device)
+    x = torch.randn(2, model.channels, 16, 16, device=device)  # plain NCHW in
+    mask = cell_mask(x, 0.5, torch.Generator(device).manual_seed(0))
+    with torch.no_grad():
+        out = model.step(x, mask)
+        expected = x + reference_update(model, x) * mask
+    assert torch.allclose(out, expected, atol=1e-5, rtol=1e-4)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(model.step(x, torch.zeros_like(mask)), x)  # cells that do not fire stay exactly put
+
+
+def test_one_draw_of_masks_is_the_per_step_draws_on_cpu():
+    x = torch.zeros(3, 6, 21, 13)
+    one = draw_masks(x, 5, 0.5, torch.Generator().manual_seed(9))
+    generator = torch.Generator().manual_seed(9)
+    per_step = torch.stack([cell_mask(x, 0.5, generator) for _ in range(5)])
+    assert torch.equal(one, per_step)
+
+
+def test_grower_reproduces_the_plain_rollout_on_cpu():
+    model = trained_like("texture")
+    x = model.empty_grid(1, 24)
+    expected = model.rollout(x, 40, torch.Generator().manual_seed(3))
+    grower = Grower(model, chunk=16)
+    got = grower.run(x, 40, torch.Generator().manual_seed(3))
+    assert grower.path == "eager"
+    assert torch.allclose(got, expected, atol=1e-6) and got.abs().sum() > 0
+
+
+def _rollout_and_grads(trainer: Trainer, x: torch.Tensor, steps: int, seed: int):
+    trainer.mask_generator.manual_seed(seed)
+    trainer.model.zero_grad()
+    out = trainer.rollout(x, steps)
+    out.square().mean().backward()
+    return out.detach(), [p.grad.clone() for p in trainer.model.parameters()]
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_trainer_rollout_is_the_plain_step_loop(pebbles_64, checkpointing):
+    """Chunked (and checkpointed, with its short segments) rollout == one model.step per mask, odd lengths included."""
+    config = TrainConfig(preset="fast", loss="patch", size=16, target_size=64, batch=2, pool_size=4, steps_min=4,
+                         steps_max=21, grad_checkpoint=checkpointing, device="cpu")
+    trainer = Trainer(pebbles_64, config, log=lambda m: None)
+    torch.nn.init.normal_(trainer.model.w2.weight, std=0.05)
+    x = torch.randn(2, trainer.model.channels, 16, 16) * 0.1
+    out, grads = _rollout_and_grads(trainer, x, 21, seed=4)
+
+    masks = draw_masks(x, 21, config.fire_rate, torch.Generator().manual_seed(4))
+    trainer.model.zero_grad()
+    plain = x
+    for mask in masks:
+        plain = trainer.model.step(plain, mask)
+    plain.square().mean().backward()
+    assert torch.allclose(out, plain.detach(), atol=1e-6)
+    for a, p in zip(grads, trainer.model.parameters()):
+        assert close_to_scale(a, p.grad, 1e-5)
+
+
+def test_one_sync_guard_still_rolls_back_a_nan_gradient_under_a_finite_loss(pebbles_64):
+    """sqrt(|d|) at d = 0 has the value 0 and the gradient NaN: only the gradient check can see it."""
+    config = TrainConfig(preset="fast", loss="patch", size=16, target_size=64, batch=2, pool_size=4, steps_min=2,
+                         steps_max=3, device="cpu", iters=5)
+    trainer = Trainer(pebbles_64, config, log=lambda m: None)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.loss_fn = lambda img: (img - img.detach()).abs().sqrt().flatten(1).sum(1)
+    losses = trainer.train_step()
+    assert losses["rolled_back"] and trainer.rollbacks == 1
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+    assert all(p.grad is None for p in trainer.model.parameters())
+
+
+def test_compile_falls_back_to_the_plain_loop_when_the_compiler_fails(monkeypatch):
+    model = trained_like("seed")
+    x = torch.randn(1, model.channels, 8, 8) * 0.1
+    masks = draw_masks(x, 3, 0.5, torch.Generator().manual_seed(0))
+    expected = apply_steps(model, x, masks)
+    messages = []
+
+    def broken_compile(*args, **kwargs):
+        raise RuntimeError("no compiler on this host")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    fn, compiled = compile_steps(model, log=messages.append)
+    assert not compiled and messages and torch.equal(fn(x, masks), expected)
+
+    def fails_when_called(*args, **kwargs):
+        def run(*a, **k):
+            raise RuntimeError("backend exploded at the first call")
+        return run
+
+    monkeypatch.setattr(torch, "compile", fails_when_called)
+    messages.clear()
+    fn, compiled = compile_steps(model, log=messages.append)
+    assert compiled  # the probe was skipped, so the failure shows only at the call...
+    assert torch.equal(fn(x, masks), expected) and messages  # ...which falls back, and says so
+    assert torch.equal(fn(x, masks), expected)
+
+
+def test_a_failing_probe_means_the_plain_loop():
+    model = trained_like("seed")
+
+    def probe(fn):
+        raise RuntimeError("backward did not compile")
+
+    fn, compiled = compile_steps(model, probe=probe, log=lambda m: None)
+    assert not compiled
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        pytest.param("cpu", marks=pytest.mark.skipif(not os.environ.get("NCA_TEST_COMPILE"),
+                                                     reason="compiling on a CPU takes minutes; set NCA_TEST_COMPILE=1")),
+        pytest.param("cuda", marks=needs_cuda),
+    ],
+)
+def test_compiled_steps_match_the_plain_loop(device, strict_cuda_math):
+    model = trained_like("texture", device)
+    x = torch.randn(2, model.channels, 16, 16, device=device) * 0.1
+    masks = draw_masks(x, 4, 0.5, torch.Generator(device).manual_seed(0))
+    fn, compiled = compile_steps(model, log=lambda m: None)
+    assert compiled
+    out = fn(x, masks)
+    out.square().mean().backward()
+    compiled_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    plain = apply_steps(model, x, masks)
+    plain.square().mean().backward()
+    assert torch.allclose(out, plain, atol=1e-5, rtol=1e-4)
+    for a, p in zip(compiled_grads, model.parameters()):
+        assert close_to_scale(a, p.grad, 1e-4)
+
+
+@pytest.mark.skipif(not os.environ.get("NCA_TEST_COMPILE"), reason="compiling on a CPU takes minutes; set NCA_TEST_COMPILE=1")
+def test_compiled_grower_reproduces_the_plain_rollout_on_cpu():
+    model = trained_like("texture")
+    x = model.empty_grid(1, 24)
+    expected = model.rollout(x, 20, torch.Generator().manual_seed(3))
+    grower = Grower(model, chunk=10, unit=4, compile=True, log=lambda m: None)
+    got = grower.run(x, 20, torch.Generator().manual_seed(3))  # 4 + 4 compiled, a tail of 2 plain, per chunk
+    assert grower.path == "torch.compile"
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+@needs_cuda
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_graph_grower_matches_eager_stepping(compile, strict_cuda_math):
+    model = trained_like("texture", "cuda")
+    x = torch.randn(1, model.channels, 64, 64, device="cuda") * 0.1
+    eager = Grower(model, chunk=16, cuda_graph=False).run(x, 40, torch.Generator("cuda").manual_seed(5))
+    grower = Grower(model, chunk=16, compile=compile)
+    got = grower.run(x, 40, torch.Generator("cuda").manual_seed(5))
+    assert "cuda graph" in grower.path
+    assert torch.allclose(got, eager, atol=1e-5, rtol=1e-4), (got - eager).abs().max()
+    again = grower.run(x, 40, torch.Generator("cuda").manual_seed(5))  # the graph is replayed, not re-recorded
+    assert torch.equal(again, got)
+
+
+@needs_cuda
+def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_math):
+    config = TrainConfig(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4, steps_min=8,
+                         steps_max=20, device="cuda")
+    plain = Trainer(pebbles_64, config, log=lambda m: None)
+    fast = Trainer(pebbles_64, config, log=lambda m: None)
+    fast.compile = True
+    torch.nn.init.normal_(plain.model.w2.weight, std=0.05)
+    fast.model.load_state_dict(plain.model.state_dict())
+    x = torch.randn(2, plain.model.channels, 32, 32, device="cuda") * 0.1
+    out_plain, grads_plain = _rollout_and_grads(plain, x, 19, seed=2)
+    out_fast, grads_fast = _rollout_and_grads(fast, x, 19, seed=2)
+    assert torch.allclose(out_fast, out_plain, atol=1e-5, rtol=1e-4)
+    for a, b in zip(grads_fast, grads_plain):
+        assert close_to_scale(a, b, 1e-4)
