@@ -1,6 +1,10 @@
 """Shared fixtures: the real texture the tests train on, and a randomly initialised VGG16."""
 
+import contextlib
+import os
+import socket
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import torch
@@ -27,3 +31,29 @@ def random_vgg():
 
     torch.manual_seed(0)
     return timm.create_model("vgg16", pretrained=False, num_classes=0).features[:26]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_demo(launch_options: dict | None = None, **build_options) -> Iterator[str]:
+    """The studio served on loopback; yields its URL. One torch thread: the app's tests share 2 cores."""
+    from nca_gradio.ui import build_demo
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    demo = build_demo(**build_options)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True,
+        **(launch_options or {}),
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+        torch.set_num_threads(threads)

@@ -7,13 +7,11 @@ page, and saves a screenshot of each tab under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import running_demo
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,28 +25,12 @@ SLOW = 180_000  # ms: training and growing on a busy 2-core CPU
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url():
-    from nca_gradio.ui import build_demo, launch_options
+    from nca_gradio.ui import launch_options
 
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    demo = build_demo()
-    _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True, **launch_options()
-    )
-    try:
+    with running_demo(launch_options()) as url:
         yield url
-    finally:
-        demo.close()
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
