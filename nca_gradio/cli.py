@@ -149,6 +149,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     try:
         result = trainer.train(show, preview_every=10**9)
+    except FloatingPointError as exc:
+        bar.close()
+        trainer.save(args.output, target)
+        raise UsageError(f"{exc}; the last good model is saved in {args.output}") from None
     except KeyboardInterrupt:
         bar.close()
         trainer.save(args.output, target)

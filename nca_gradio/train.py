@@ -292,7 +292,7 @@ class Trainer:
             self.seconds += time.perf_counter() - started
             if losses["rolled_back"]:
                 if self.rollbacks > 20:
-                    raise FloatingPointError("training diverged 20 times in a row; try a lower lr")
+                    raise FloatingPointError("training hit NaN or inf more than 20 times; try a lower lr")
                 continue
             self.history.append({"iteration": self.iteration, **{k: losses[k] for k in ("loss", "texture", "overflow")}})
             if callback is not None:
