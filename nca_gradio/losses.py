@@ -66,6 +66,23 @@ def random_directions(dim: int, count: int, device: torch.device, generator: tor
     return F.normalize(directions, dim=0)
 
 
+def covariance_root(samples: torch.Tensor) -> torch.Tensor:
+    """R with R @ R.T the covariance of (N, D) samples, so R @ z ~ N(0, cov) for z ~ N(0, I)."""
+    centred = samples - samples.mean(0, keepdim=True)
+    eigval, eigvec = torch.linalg.eigh(centred.T @ centred / max(1, centred.shape[0] - 1))
+    return eigvec * eigval.clamp_min(0).sqrt()
+
+
+def shaped_directions(
+    root: torch.Tensor, count: int, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Unit directions, half drawn from N(0, R R^T) (where the target varies), half uniform."""
+    dim = root.shape[0]
+    shaped = root @ torch.randn(dim, count // 2, device=device, generator=generator)
+    uniform = torch.randn(dim, count - count // 2, device=device, generator=generator)
+    return F.normalize(torch.cat([shaped, uniform], dim=1), dim=0)
+
+
 # ----------------------------------------------------------------------------- VGG losses
 
 
@@ -234,13 +251,10 @@ class PatchLoss(nn.Module):
                 if patches.shape[0] > max_target_patches:
                     keep = torch.randperm(patches.shape[0], generator=generator)[:max_target_patches]
                     patches = patches[keep]
-                centred = patches - patches.mean(0, keepdim=True)
-                cov = centred.T @ centred / max(1, centred.shape[0] - 1)
-                eigval, eigvec = torch.linalg.eigh(cov)
-                root = eigvec * eigval.clamp_min(0).sqrt()
+                root = covariance_root(patches)
                 self.target_patches.append(patches.T.contiguous().to(target.device))  # (D, N)
                 self.covariance_roots.append(root.to(target.device))
-                self.level_weights.append(1.0 / max(float(eigval.clamp_min(0).sum()), 1e-8))
+                self.level_weights.append(1.0 / max(float(root.square().sum()), 1e-8))  # trace of the covariance
             pixels = target.float().flatten(2)[0]
             self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
             self.target_spectrum = log_spectrum(target.float())
@@ -254,11 +268,7 @@ class PatchLoss(nn.Module):
         return out
 
     def directions(self, level: int, device: torch.device) -> torch.Tensor:
-        root = self.covariance_roots[level]
-        dim = root.shape[0]
-        shaped = root @ torch.randn(dim, self.projections // 2, device=device)
-        uniform = torch.randn(dim, self.projections - self.projections // 2, device=device)
-        return F.normalize(torch.cat([shaped, uniform], dim=1), dim=0)
+        return shaped_directions(self.covariance_roots[level], self.projections, device)
 
     def subsample(self, samples: torch.Tensor) -> torch.Tensor:
         """A random subset of each image's (B, D, N) samples: sorting dominates the cost, and SW stays unbiased."""

@@ -151,9 +151,7 @@ def circular_pad(x: torch.Tensor) -> torch.Tensor:
 
 def cell_mask(x: torch.Tensor, rate: float, generator: torch.Generator | None) -> torch.Tensor:
     """One Bernoulli draw per cell (shared by all its channels)."""
-    b, _, h, w = x.shape
-    noise = torch.rand(b, 1, h, w, generator=generator, device=x.device)
-    return (noise < rate).to(x.dtype)
+    return draw_masks(x, 1, rate, generator)[0]
 
 
 def to_rgb(x: torch.Tensor, clamp: bool = True) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .images import ImageError
-from .losses import log_spectrum
+from .losses import covariance_root, log_spectrum, random_directions, shaped_directions
 
 PATCH_SIZE = 7
 PATCH_SCALES = (1, 2, 4)
@@ -44,8 +44,7 @@ class Score:
 
 
 def _directions(dim: int, count: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(dim, count, generator=generator), dim=0)
+    return random_directions(dim, count, torch.device("cpu"), torch.Generator().manual_seed(seed))
 
 
 def _quantiles(samples: torch.Tensor, proj: torch.Tensor, points: int = 256) -> torch.Tensor:
@@ -71,17 +70,10 @@ def patch_directions(target: torch.Tensor) -> list[torch.Tensor]:
     Uniform directions alone are nearly blind to spatial structure (see
     losses.PatchLoss), so a score built only on them would pass coloured noise.
     """
-    out = []
-    for i, scale in enumerate(PATCH_SCALES):
-        patches = _patches(target, scale)
-        centred = patches - patches.mean(0, keepdim=True)
-        eigval, eigvec = torch.linalg.eigh(centred.T @ centred / max(1, centred.shape[0] - 1))
-        generator = torch.Generator().manual_seed(i)
-        dim = patches.shape[1]
-        shaped = (eigvec * eigval.clamp_min(0).sqrt()) @ torch.randn(dim, PROJECTIONS // 2, generator=generator)
-        uniform = torch.randn(dim, PROJECTIONS - PROJECTIONS // 2, generator=generator)
-        out.append(F.normalize(torch.cat([shaped, uniform], dim=1), dim=0))
-    return out
+    return [
+        shaped_directions(covariance_root(_patches(target, scale)), PROJECTIONS, torch.device("cpu"), torch.Generator().manual_seed(i))
+        for i, scale in enumerate(PATCH_SCALES)
+    ]
 
 
 def distances(a: torch.Tensor, b: torch.Tensor, directions: list[torch.Tensor]) -> dict[str, float]:
