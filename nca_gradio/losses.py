@@ -10,6 +10,8 @@ compares each image of the batch with the target on its own.
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import numpy as np
@@ -64,6 +66,26 @@ def sliced_ot(source: torch.Tensor, target_sorted_fn: Callable[[torch.Tensor], t
 def random_directions(dim: int, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
     directions = torch.randn(dim, count, device=device, generator=generator)
     return F.normalize(directions, dim=0)
+
+
+def oriented_directions(size: int, orientations: int) -> torch.Tensor:
+    """(3 * size * size, 2 * orientations) unit directions: luminance derivative-of-Gaussian filters at evenly spaced angles.
+
+    Random directions mix so many pixels that a whole texture stretched one
+    way barely changes their marginals; these (first and second derivatives
+    along each angle, Heeger and Bergen's oriented subbands) see it at once.
+    """
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    gauss = torch.exp(-(x.square() + y.square()) / (2 * (size / 4) ** 2))
+    filters = []
+    for k in range(orientations):
+        angle = math.pi * k / orientations
+        u = x * math.cos(angle) + y * math.sin(angle)
+        filters += [u * gauss, (u.square() - u.square().mean()) * gauss]
+    kernels = torch.stack(filters).flatten(1)  # (2 * orientations, size * size)
+    kernels = kernels - kernels.mean(dim=1, keepdim=True)
+    return F.normalize(kernels.repeat(1, 3), dim=1).T  # the same filter on each colour: luminance
 
 
 def covariance_root(samples: torch.Tensor) -> torch.Tensor:
@@ -233,6 +255,9 @@ class PatchLoss(nn.Module):
         seed: int = 0,
         colour_weight: float = 1.0,
         spectrum_weight: float = 0.1,
+        spectrum_bins: int = 16,
+        spectrum_angles: int = 1,
+        orientations: int = 0,
     ) -> None:
         super().__init__()
         self.levels = levels
@@ -241,6 +266,8 @@ class PatchLoss(nn.Module):
         self.colour_weight = colour_weight
         self.max_samples = max_samples
         self.spectrum_weight = spectrum_weight
+        self.spectrum_cells = (spectrum_bins, spectrum_angles)
+        self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
         self.level_weights: list[float] = []
         generator = torch.Generator().manual_seed(seed)
         self.target_patches: list[torch.Tensor] = []
@@ -257,7 +284,8 @@ class PatchLoss(nn.Module):
                 self.level_weights.append(1.0 / max(float(root.square().sum()), 1e-8))  # trace of the covariance
             pixels = target.float().flatten(2)[0]
             self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
-            self.target_spectrum = log_spectrum(target.float())
+            self.target = target.float()
+            self._target_spectra: dict[tuple[int, int], torch.Tensor] = {}
 
     def pyramid(self, img: torch.Tensor) -> list[torch.Tensor]:
         out = [img]
@@ -277,29 +305,56 @@ class PatchLoss(nn.Module):
             return samples
         return samples[:, :, torch.randperm(n, device=samples.device)[: self.max_samples]]
 
+    def spectrum_distance(self, img: torch.Tensor) -> torch.Tensor:
+        """Mean absolute log-spectrum difference, on tiles the size of the smaller of the image and the target."""
+        tile = (min(img.shape[-2], self.target.shape[-2]), min(img.shape[-1], self.target.shape[-1]))
+        if tile not in self._target_spectra:
+            with torch.no_grad():
+                self._target_spectra[tile] = tiled_log_spectrum(self.target, tile, *self.spectrum_cells)
+        return (tiled_log_spectrum(img, tile, *self.spectrum_cells) - self._target_spectra[tile]).abs().mean(dim=-1)
+
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         total = img.new_zeros(img.shape[0])
         for level, level_img in enumerate(self.pyramid(img)):
             if level >= len(self.target_patches):
                 break
             target = self.target_patches[level]
-            proj = self.directions(level, img.device).to(img.dtype)
             source = self.subsample(extract_patches(level_img, self.patch_size))
-            level_loss = sliced_ot(source, lambda p, t=target: sort_last(p.T @ t.to(p.dtype)), proj)
+            sorted_target = lambda p, t=target: sort_last(p.T @ t.to(p.dtype))  # noqa: E731
+            level_loss = sliced_ot(source, sorted_target, self.directions(level, img.device).to(img.dtype))
+            if self.oriented is not None:  # as much weight as all the random directions together
+                level_loss = level_loss + sliced_ot(source, sorted_target, self.oriented.to(img.dtype))
             total = total + level_loss * self.level_weights[level]
         if self.colour_weight:
             proj = random_directions(3, 32, img.device)
             colour = sliced_ot(self.subsample(img.flatten(2)), lambda p: sort_last(p.T @ self.target_pixels), proj)
             total = total + self.colour_weight * colour / max(float(self.target_pixels.var(dim=1).sum()), 1e-8)
         if self.spectrum_weight:
-            total = total + self.spectrum_weight * (log_spectrum(img) - self.target_spectrum).abs().mean(dim=-1)
+            total = total + self.spectrum_weight * self.spectrum_distance(img)
         return total
 
 
-def log_spectrum(img: torch.Tensor, bins: int = 16) -> torch.Tensor:
-    """(B, bins - 1) radially averaged log power of each image's luminance, on normalised frequencies.
+def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angles: int = 1) -> torch.Tensor:
+    """(B, K) `log_spectrum` averaged over each image's tiles of one size (Welch's method).
 
-    Normalised frequencies make images of different sizes comparable; the DC bin is dropped.
+    Two images of different sizes compared on tiles of one size have the same
+    frequency cells, and averaging tiles steadies the estimate.
+    """
+    th, tw = tile
+    tiles = img.unfold(2, th, th).unfold(3, tw, tw)  # (B, C, rows, cols, th, tw)
+    b, c, rows, cols = tiles.shape[:4]
+    tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * rows * cols, c, th, tw)
+    return log_spectrum(tiles, bins, angles).view(b, rows * cols, -1).mean(dim=1)
+
+
+def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1) -> torch.Tensor:
+    """(B, K) log power of each image's luminance in rings of normalised frequency, cut into `angles` sectors.
+
+    Normalised frequencies make images of different sizes comparable; the
+    innermost ring (with DC) and empty cells are dropped, so K depends only on
+    the image size, bins and angles. One sector is the radial average (the size
+    of the grain); several also see orientation, which a radial average cannot:
+    parallel streaks and round grains of one size have the same radial spectrum.
     """
     grey = img.mean(dim=1)
     grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
@@ -307,10 +362,13 @@ def log_spectrum(img: torch.Tensor, bins: int = 16) -> torch.Tensor:
     power = torch.fft.rfft2(grey).abs().square() / (h * w)
     fy = torch.fft.fftfreq(h, device=img.device)[:, None]
     fx = torch.fft.rfftfreq(w, device=img.device)[None, :]
-    which = ((fy.square() + fx.square()).sqrt() / 0.5 * bins).long().clamp(max=bins - 1).flatten()
-    total = power.new_zeros(power.shape[0], bins).index_add_(1, which, power.flatten(1))
-    count = power.new_zeros(bins).index_add_(0, which, torch.ones_like(which, dtype=power.dtype))
-    return torch.log(total / count.clamp_min(1) + 1e-8)[:, 1:]
+    ring = ((fy.square() + fx.square()).sqrt() / 0.5 * bins).long().clamp(max=bins - 1)
+    sector = ((torch.atan2(fy, fx) / math.pi + 0.5) * angles).long().clamp(0, angles - 1)  # fx >= 0: angle in [-pi/2, pi/2]
+    which = (ring * angles + sector).flatten()
+    total = power.new_zeros(power.shape[0], bins * angles).index_add_(1, which, power.flatten(1))
+    count = power.new_zeros(bins * angles).index_add_(0, which, torch.ones_like(which, dtype=power.dtype))
+    keep = (count > 0) & (torch.arange(bins * angles, device=img.device) >= angles)
+    return torch.log(total[:, keep] / count[keep] + 1e-8)
 
 
 # ----------------------------------------------------------------------------- choosing a loss

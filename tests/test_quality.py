@@ -34,3 +34,16 @@ def test_too_small_images_are_refused(pebbles_64):
 def test_model_figures_of_an_untrained_model_are_poor_but_defined(pebbles_64):
     figures = model_figures(NCA(channels=4, hidden=8), pebbles_64, size=64)
     assert figures.at_1024.combined > 2.0 and figures.heal_ratio == pytest.approx(1.0, rel=0.05)
+
+
+def test_streaks_score_worse_than_the_same_texture_turned(pebbles_path):
+    """A radial spectrum is blind to orientation; the score's spectrum is cut into sectors to see streaks."""
+    import torch.nn.functional as F
+
+    from nca_gradio.images import load_target
+
+    target = load_target(pebbles_path, 256)
+    half = target[..., :128, :128]
+    turned = torch.rot90(target[..., 128:, 128:], 1, (2, 3))  # the same pebbles, a quarter turn: still isotropic
+    streaks = F.interpolate(target[..., 128:, 128:192], size=(128, 128), mode="bilinear", align_corners=False)
+    assert score(streaks, half).spectrum > 2.0 * score(turned, half).spectrum

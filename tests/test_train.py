@@ -7,7 +7,7 @@ from nca_gradio.loading import load_folder
 from nca_gradio.losses import PatchLoss
 from nca_gradio.quality import score
 from nca_gradio.render import grow
-from nca_gradio.train import ConfigError, TrainConfig, Trainer, pick_device, train
+from nca_gradio.train import RUNAWAY_BOUND, ConfigError, TrainConfig, Trainer, pick_device, reset_runaways, train
 
 TINY = dict(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=16, steps_min=8, steps_max=16, device="cpu")
 
@@ -135,3 +135,22 @@ def test_gradient_checkpointing_gives_the_same_gradients(pebbles_64):
 
     for a, b in zip(grads(False), grads(True)):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_diverged_sample_goes_back_to_the_pool_as_an_empty_grid(pebbles_64):
+    trainer = Trainer(pebbles_64, tiny(pool_size=2, batch=2))
+    with torch.no_grad():
+        trainer.model.w2.weight.fill_(0.5)  # every step adds a lot: the states run away
+    trainer.train_step()
+    assert torch.isfinite(trainer.pool).all()
+    assert trainer.pool.abs().amax() <= RUNAWAY_BOUND  # the runaways were reset, not stored
+
+
+def test_reset_runaways_keeps_samples_within_bounds():
+    x = torch.zeros(3, 4, 8, 8)
+    x[0] = 0.9
+    x[1, 2, 3, 3] = RUNAWAY_BOUND + 1.0
+    x[2] = -0.5
+    kept = reset_runaways(x)
+    assert torch.equal(kept[0], x[0]) and torch.equal(kept[2], x[2])
+    assert kept[1].abs().sum() == 0
