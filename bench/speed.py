@@ -34,7 +34,8 @@ import torch  # noqa: E402
 
 from lesson_recipe import LessonNCA, LessonTrainer, inference_step  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.model import NCA, PRESETS, Grower  # noqa: E402
+from nca_gradio.model import NCA, PRESETS, Grower, inference_dtype  # noqa: E402
+from nca_gradio.render import run  # noqa: E402
 from nca_gradio.train import TrainConfig, Trainer  # noqa: E402
 
 TARGET = ROOT / "tests" / "data" / "pebbles.png"
@@ -183,34 +184,38 @@ def step_flops(channels: int, hidden: int) -> float:
     return 2 * 9 * 4 * c + 2 * 4 * c * h + 2 * h + 2 * h * c + 2 * c
 
 
-def matmul_flops(n: int, device: torch.device, rounds: int = 5) -> float:
-    """This machine's float32 matrix-multiply FLOP/s (the roof), at the same thread count."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_flops(n: int, device: torch.device, rounds: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """This machine's matrix-multiply FLOP/s in `dtype` (the roof), at the same thread count."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     times = alternate({"mm": lambda: a @ b}, rounds, device)
     return 2 * n**3 / min(times["mm"])
 
 
 def inference_rows(sizes: Sizes, device: torch.device, compile_too: bool, roof: float) -> tuple[list[Row], list[Row], dict]:
-    """(3) steps/s at 256x256 batch 1 against the lesson's forward, and (5) the roofline fraction."""
+    """(3) steps/s at 256x256 batch 1 against the lesson's forward, and (5) the roofline fraction.
+
+    "ours" is `render.run` as users get it (precision auto); where that is
+    bfloat16, a float32 row is added and the roof for the bfloat16 row is a
+    bfloat16 matmul measured the same way.
+    """
     rows, roofline, info = [], [], {}
+    bf16_roof = matmul_flops(sizes.matmul, device, dtype=torch.bfloat16) if device.type == "cpu" else roof
     size = sizes.grow_size
     for name in ("seed", "texture"):
         preset = PRESETS[name]
         torch.manual_seed(0)
         model = NCA.from_preset(name).to(device).eval()
+        mixed = inference_dtype(model, device) is not None
+        roofs = {"ours": bf16_roof if mixed else roof, "ours, float32": roof}
         torch.nn.init.normal_(model.w2.weight, std=0.02)  # as if trained: nothing stays zero
         lesson = LessonNCA(nh=preset.hidden, nc=preset.channels, device=device).to(device)
         x0 = torch.randn(1, preset.channels, size, size, device=device) * 0.1
         steps = sizes.grow_steps[name]
         generator = torch.Generator(device).manual_seed(0)
 
-        def ours() -> torch.Tensor:  # what render.run does
-            x = x0
-            with torch.inference_mode():
-                for _ in range(steps):
-                    x = model(x, generator)
-            return x
+        def ours(precision: str = "auto") -> torch.Tensor:  # what the studio and `nca grow` run
+            return run(model, x0, steps, every=steps, precision=precision).state
 
         def theirs() -> torch.Tensor:
             x = x0
@@ -220,6 +225,8 @@ def inference_rows(sizes: Sizes, device: torch.device, compile_too: bool, roof: 
             return x
 
         fns: dict[str, Callable[[], object]] = {"lesson": theirs, "ours": ours}
+        if mixed:
+            fns["ours, float32"] = lambda: ours("float32")
         growers: dict[str, Grower] = {}
         if device.type == "cuda":
             growers["Grower (CUDA graph)"] = Grower(model, chunk=64)
@@ -234,15 +241,22 @@ def inference_rows(sizes: Sizes, device: torch.device, compile_too: bool, roof: 
         rows.append(Row(f"(3) grow steps/s, {name} preset ({preset.channels} ch, {preset.hidden} hidden), {shape}",
                         f"{per_s['lesson']:.1f} steps/s", f"{per_s['ours']:.1f} steps/s",
                         f"{speedup(times, 'lesson', 'ours'):.2f}x"))
+        if mixed:
+            rows.append(Row(f"(3) ... {name}, float32 (`--precision float32`)", f"{per_s['lesson']:.1f} steps/s",
+                            f"{per_s['ours, float32']:.1f} steps/s", f"{speedup(times, 'lesson', 'ours, float32'):.2f}x"))
         for label, grower in growers.items():
             rows.append(Row(f"(3) ... {name}, {label}: ran as '{grower.path}'", f"{per_s['lesson']:.1f} steps/s",
                             f"{per_s[label]:.1f} steps/s", f"{speedup(times, 'lesson', label):.2f}x"))
         flops = step_flops(preset.channels, preset.hidden) * size * size
-        best = max(per_s, key=lambda k: per_s[k] if k != "lesson" else -1.0)
-        roofline.append(Row(f"(5) grow FLOP/s / matmul FLOP/s ({roof / 1e9:.0f} GFLOP/s fp32), {name} preset, "
-                            f"{step_flops(preset.channels, preset.hidden):.0f} FLOP/cell/step",
-                            f"{flops * per_s['lesson'] / roof:.2%}", f"{flops * per_s[best] / roof:.2%} ({best})",
-                            f"{per_s[best] / per_s['lesson']:.2f}x"))
+        for label in [*roofs, *growers]:
+            if label not in per_s:
+                continue
+            label_roof = roofs.get(label, roof)
+            kind = "bf16" if label == "ours" and mixed else "fp32"
+            roofline.append(Row(f"(5) grow FLOP/s / {kind} matmul FLOP/s ({label_roof / 1e9:.0f} GFLOP/s), {name} preset, "
+                                f"{step_flops(preset.channels, preset.hidden):.0f} FLOP/cell/step ({label})",
+                                f"{flops * per_s['lesson'] / roof:.2%} (fp32 roof)", f"{flops * per_s[label] / label_roof:.2%}",
+                                f"{per_s[label] / per_s['lesson']:.2f}x"))
         info[name] = per_s
     return rows, roofline, info
 

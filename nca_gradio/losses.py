@@ -258,6 +258,7 @@ class PatchLoss(nn.Module):
         spectrum_bins: int = 16,
         spectrum_angles: int = 1,
         orientations: int = 0,
+        nearest_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.levels = levels
@@ -267,6 +268,7 @@ class PatchLoss(nn.Module):
         self.max_samples = max_samples
         self.spectrum_weight = spectrum_weight
         self.spectrum_cells = (spectrum_bins, spectrum_angles)
+        self.nearest_weight = nearest_weight
         self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
         self.level_weights: list[float] = []
         generator = torch.Generator().manual_seed(seed)
@@ -324,6 +326,8 @@ class PatchLoss(nn.Module):
             level_loss = sliced_ot(source, sorted_target, self.directions(level, img.device).to(img.dtype))
             if self.oriented is not None:  # as much weight as all the random directions together
                 level_loss = level_loss + sliced_ot(source, sorted_target, self.oriented.to(img.dtype))
+            if self.nearest_weight:
+                level_loss = level_loss + self.nearest_weight * nearest_patch_distance(source, target)
             total = total + level_loss * self.level_weights[level]
         if self.colour_weight:
             proj = random_directions(3, 32, img.device)
@@ -345,6 +349,21 @@ def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angl
     b, c, rows, cols = tiles.shape[:4]
     tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * rows * cols, c, th, tw)
     return log_spectrum(tiles, bins, angles).view(b, rows * cols, -1).mean(dim=1)
+
+
+def nearest_patch_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) mean squared distance from each source patch (B, D, N) to its nearest target patch (D, M).
+
+    Sliced marginals can match while no single patch looks like the target's
+    (pebble-coloured noise passes them); this pulls every patch towards a
+    real one, as patch-based texture optimisation (Kwatra et al. 2005) does.
+    """
+    src = source.transpose(1, 2)  # (B, N, D)
+    with torch.no_grad():
+        d2 = src.square().sum(-1, keepdim=True) - 2 * src @ target + target.square().sum(0)
+        nearest = d2.argmin(dim=-1)  # (B, N)
+    matched = target.T[nearest]  # (B, N, D)
+    return (src - matched).square().sum(-1).mean(-1)
 
 
 def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1) -> torch.Tensor:

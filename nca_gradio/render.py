@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .model import NCA, to_rgb
+from .model import NCA, cell_mask, inference_dtype, to_rgb
 
 DAMAGE_SHAPES = ("circle", "square", "stripe")
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -103,21 +103,25 @@ def run(
     seed: int = 0,
     events: dict[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     on_frame: Callable[[int, torch.Tensor], None] | None = None,
+    precision: str = "auto",
 ) -> Rollout:
     """Apply the model `steps` times from `state`, keeping every `every`-th frame.
 
     `events` maps a step number to a function applied to the grid before that
-    step (damage). The rollout is reproducible for a given seed.
+    step (damage). The rollout is reproducible for a given seed and precision
+    (`model.inference_dtype`: "auto" computes in bfloat16 where the CPU has
+    native bfloat16 units; "float32" gives exactly `model(x, generator)`).
     """
     check_request(state.shape[-1], steps, every)
     model = model.eval()
     generator = torch.Generator(state.device).manual_seed(seed)
+    weights = model.step_weights(inference_dtype(model, state.device, precision))
     x = state
     frames, kept = [frame_of(x)], [0]
     for step in range(1, steps + 1):
         if events and step in events:
             x = events[step](x)
-        x = model(x, generator)
+        x = model.step(x, cell_mask(x, model.fire_rate, generator), weights)
         if step % every == 0 or step == steps:
             frames.append(frame_of(x))
             kept.append(step)
@@ -126,10 +130,11 @@ def run(
     return Rollout(frames, kept, x)
 
 
-def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: int = 0, height: int | None = None) -> Rollout:
+def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: int = 0, height: int | None = None,
+         precision: str = "auto") -> Rollout:
     """Grow a texture from an empty grid of size x size (any size: tiles on a torus)."""
     check_request(size, steps, every)
-    return run(model, model.empty_grid(1, height or size, size), steps, every, seed)
+    return run(model, model.empty_grid(1, height or size, size), steps, every, seed, precision=precision)
 
 
 def regenerate(
@@ -141,6 +146,7 @@ def regenerate(
     every: int = 4,
     seed: int = 0,
     state: torch.Tensor | None = None,
+    precision: str = "auto",
 ) -> Rollout:
     """Grow (or start from `state`), erase the damaged region, and let it heal.
 
@@ -148,7 +154,8 @@ def regenerate(
     """
     start = state if state is not None else model.empty_grid(1, size)
     at = grow_steps + 1
-    return run(model, start, grow_steps + heal_steps, every, seed, events={at: lambda x: apply_damage(x, damage)})
+    return run(model, start, grow_steps + heal_steps, every, seed, events={at: lambda x: apply_damage(x, damage)},
+               precision=precision)
 
 
 def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20) -> Path:

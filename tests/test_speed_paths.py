@@ -259,3 +259,53 @@ def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_
     assert torch.allclose(out_fast, out_plain, atol=1e-5, rtol=1e-4)
     for a, b in zip(grads_fast, grads_plain):
         assert close_to_scale(a, b, 1e-4)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_bfloat16_update_equals_the_float32_one_within_bfloat16_rounding(name):
+    model = trained_like(name)
+    x = torch.randn(2, model.channels, 24, 24) * 0.5
+    with torch.no_grad():
+        plain = model.update(x)
+        mixed = model.update(x, model.step_weights(torch.bfloat16))
+    assert mixed.dtype == torch.float32  # the state stays float32: rounding does not pile up
+    assert close_to_scale(mixed, plain, 3e-2)
+
+
+def test_float32_run_is_exactly_the_plain_rollout():
+    from nca_gradio.render import run
+
+    model = trained_like("fast")
+    x = torch.randn(1, model.channels, 20, 20) * 0.3
+    with torch.no_grad():
+        plain = model.rollout(x, 10, torch.Generator().manual_seed(3))
+    assert torch.equal(run(model, x, 10, every=10, seed=3, precision="float32").state, plain)
+
+
+def test_precision_choice():
+    from nca_gradio.model import inference_dtype
+
+    texture, seed = NCA.from_preset("texture"), NCA.from_preset("seed")
+    assert inference_dtype(texture, "cpu", "float32") is None
+    assert inference_dtype(texture, "cpu", "bfloat16") is torch.bfloat16
+    assert inference_dtype(texture, "meta", "auto") is None  # only CPUs with bfloat16 units take it by default
+    assert inference_dtype(seed, "cpu", "auto") is None  # too small to gain from it
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
+        inference_dtype(texture, "cpu", "half")
+
+
+def test_bfloat16_grows_the_same_texture_as_float32():
+    """Over hundreds of steps the two rollouts part ways cell by cell, but not in what they look like."""
+    from pathlib import Path
+
+    from nca_gradio.images import load_target
+    from nca_gradio.loading import load_model
+    from nca_gradio.model import to_rgb
+    from nca_gradio.quality import score
+    from nca_gradio.render import grow
+
+    folder = sorted(p.parent for p in (Path(__file__).parents[1] / "models").glob("*/model.safetensors"))[0]
+    model, target = load_model(folder), load_target(folder / "target.png", 128)
+    scores = {p: score(to_rgb(grow(model, 96, 384, every=384, precision=p).state), target).combined
+              for p in ("float32", "bfloat16")}
+    assert scores["bfloat16"] == pytest.approx(scores["float32"], rel=0.25), scores
