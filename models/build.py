@@ -25,8 +25,18 @@ from nca_gradio.train import TRAINING_STATE, TrainConfig, Trainer  # noqa: E402
 MODELS = Path(__file__).resolve().parent
 
 
+def existing_credit(folder: Path) -> str | None:
+    """The attribution in a folder's current card, so that rebuilding a model keeps it."""
+    card = folder / "README.md"
+    if not card.exists():
+        return None
+    _, found, rest = card.read_text().partition("\n## Target image\n")
+    return rest.strip() or None if found else None
+
+
 def build(image: str, name: str, config: TrainConfig, credit: str | None) -> dict:
     folder = MODELS / name
+    credit = credit or existing_credit(folder)
     target = load_target(image, config.target_size)
     trainer = Trainer(target, config, log=lambda m: print(m, flush=True))
     started = time.time()
@@ -55,7 +65,7 @@ def main() -> int:
     parser.add_argument("--preset", default="texture")
     parser.add_argument("--iters", type=int, default=TrainConfig().iters)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--credit", help="attribution and licence of the target image, for the card")
+    parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     args = parser.parse_args()
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
