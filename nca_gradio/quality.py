@@ -139,16 +139,19 @@ class ModelFigures:
         }
 
 
-def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0) -> ModelFigures:
-    """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal a copy damaged at step 1024."""
+def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32") -> ModelFigures:
+    """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal a copy damaged at step 1024.
+
+    In float32 by default, so that the figures are the same on every machine.
+    """
     from .model import to_rgb
     from .render import Damage, apply_damage, run
 
     def image(state: torch.Tensor) -> torch.Tensor:
         return to_rgb(state.float()).cpu()
 
-    grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed).state
+    grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed, precision=precision).state
     damaged = apply_damage(grown, Damage("circle", 0.5, 0.5, 0.25))
-    healed = run(model, damaged, 256, every=256, seed=seed + 1).state
-    old = run(model, grown, 3072, every=3072, seed=seed + 2).state
+    healed = run(model, damaged, 256, every=256, seed=seed + 1, precision=precision).state
+    old = run(model, grown, 3072, every=3072, seed=seed + 2, precision=precision).state
     return ModelFigures(score(image(grown), target), score(image(old), target), score(image(healed), target))
