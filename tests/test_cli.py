@@ -62,6 +62,15 @@ def test_grow_writes_each_format(trained, tmp_path, suffix):
         assert len(frames) == 4 and frames[0].shape[:2] == (48, 48)
 
 
+def test_grow_precisions_give_the_same_canvas_size_and_refuse_unknown_ones(trained, tmp_path):
+    for precision in ("float32", "bfloat16"):
+        out = tmp_path / f"{precision}.png"
+        nca("grow", trained, "-o", out, "--size", "32", "--steps", "8", "--precision", precision)
+        assert Image.open(out).size == (32, 32)
+    bad = nca("grow", trained, "-o", tmp_path / "x.png", "--precision", "half", check=False)
+    assert bad.returncode == 2 and "invalid choice: 'half'" in bad.stderr
+
+
 def test_regenerate_writes_an_animation(trained, tmp_path):
     out = tmp_path / "heal.gif"
     nca("regenerate", trained, "-o", out, "--size", "40", "--steps", "16", "--at", "8", "--every", "2", "--damage", "stripe")
