@@ -90,3 +90,44 @@ def test_load_vgg16_reports_an_unreachable_hub(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     with pytest.raises(LossUnavailable, match="cannot be reached"):
         load_vgg16_features()
+
+
+@pytest.mark.parametrize("option", [
+    {"spectrum_angles": 6, "spectrum_bins": 8},
+    {"orientations": 4},
+    {"nearest_weight": 0.5},
+    {"random_gram_weight": 1.0},
+])
+def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, pebbles_path):
+    """The opt-in terms of RESEARCH.md's trials J-M: each must still prefer the texture and train."""
+    from nca_gradio.images import load_target
+
+    target = load_target(pebbles_path, 128)
+    plain, extended = PatchLoss(target), PatchLoss(target, **option)
+    crop, noise = target[..., 64:, 64:], torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    assert extended(crop) < extended(noise)
+    torch.manual_seed(0)
+    base = plain(noise)
+    torch.manual_seed(0)
+    assert not torch.allclose(extended(noise), base)  # the option really adds a term
+    img = noise.clone().requires_grad_(True)
+    extended(img).sum().backward()
+    assert torch.isfinite(img.grad).all() and img.grad.abs().sum() > 0
+
+
+def test_oriented_spectrum_tells_streaks_apart_by_direction_where_the_radial_one_cannot(pebbles_path):
+    import torch.nn.functional as F
+
+    from nca_gradio.images import load_target
+    from nca_gradio.losses import tiled_log_spectrum
+
+    target = load_target(pebbles_path, 256)
+    streaks = F.interpolate(target[..., 128:, 128:192], size=(128, 128), mode="bilinear", align_corners=False)
+    turned = torch.rot90(streaks, 1, (2, 3))  # the same streaks, the other way: the same radial spectrum
+
+    def gap(angles):
+        a, b = (tiled_log_spectrum(x, (64, 64), 12, angles) for x in (streaks, turned))
+        return float((a - b).abs().mean())
+
+    assert gap(1) < 0.1 and gap(6) > 10 * gap(1)
