@@ -27,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return USAGE_ERROR
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise UsageError(f"--threads must be at least 1, got {args.threads}")
+            import torch
+
+            torch.set_num_threads(args.threads)
         return args.handler(args) or 0
     except KeyboardInterrupt:
         print("nca: interrupted", file=sys.stderr)
@@ -59,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, regenerate.")
     parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
+                        "machine 1 per process is often faster, see bench/RESULTS.md)")
     commands = parser.add_subparsers(title="commands")
 
     train = commands.add_parser("train", help="train an NCA on a texture image")

@@ -71,6 +71,13 @@ def test_grow_precisions_give_the_same_canvas_size_and_refuse_unknown_ones(train
     assert bad.returncode == 2 and "invalid choice: 'half'" in bad.stderr
 
 
+def test_threads_option(trained, tmp_path):
+    nca("--threads", "1", "grow", trained, "-o", tmp_path / "one.png", "--size", "32", "--steps", "4")
+    assert (tmp_path / "one.png").exists()
+    bad = nca("--threads", "0", "grow", trained, "-o", tmp_path / "x.png", check=False)
+    assert bad.returncode == 2 and bad.stderr.strip() == "nca: error: --threads must be at least 1, got 0"
+
+
 def test_regenerate_writes_an_animation(trained, tmp_path):
     out = tmp_path / "heal.gif"
     nca("regenerate", trained, "-o", out, "--size", "40", "--steps", "16", "--at", "8", "--every", "2", "--damage", "stripe")
