@@ -168,6 +168,25 @@ def test_card_shows_training_settings_size_quality_and_usage(pushed, shared_serv
     assert TOKEN not in text
 
 
+def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, shared_server):
+    import re
+    import shlex
+
+    from nca_gradio.cli import build_parser
+    from nca_gradio.train import TrainConfig
+
+    text = shared_server.files(pushed["repo"])["README.md"].decode()
+    command = re.search(r"`nca train ([^`]+)`", text).group(1)
+    args = build_parser().parse_args(["train", *shlex.split(command)])
+    recorded = json.loads((pushed["folder"] / "training.json").read_text())["config"]
+    rebuilt = TrainConfig(preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
+                          batch=args.batch, lr=args.lr, seed=args.seed).to_dict()
+    recorded = TrainConfig.from_dict(recorded).to_dict()  # lists back to tuples
+    differing = {k for k in recorded if k != "device" and rebuilt[k] != recorded[k]}
+    assert differing == {"pool_size", "steps_min", "steps_max"}  # not settable from the CLI...
+    assert all(f"`{k}=" in text for k in differing), text  # ...so the card names them
+
+
 def test_card_of_a_bare_folder_skips_what_it_cannot_know(tmp_path):
     text = model_card(model_folder(tmp_path / "bare"))
     assert "## Training" not in text and "## Quality" not in text and "![target]" not in text
