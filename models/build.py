@@ -1,6 +1,7 @@
 """Train a bundled model and write its folder: weights, card, target, growth and healing GIFs.
 
     python models/build.py IMAGE NAME [--iters N] [--preset texture] [--seed 0] [--credit "..."]
+    python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
 
 The card records the training config, so any model here can be trained again
 from its own folder: `python models/build.py models/NAME/target.png NAME`.
@@ -16,8 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca_gradio.hub import model_card  # noqa: E402
+from nca_gradio.hub import model_card, read_training_log  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
+from nca_gradio.loading import load_folder  # noqa: E402
 from nca_gradio.quality import model_figures  # noqa: E402
 from nca_gradio.render import Damage, grow, regenerate, save_animation  # noqa: E402
 from nca_gradio.train import TRAINING_STATE, TrainConfig, Trainer  # noqa: E402
@@ -35,6 +37,7 @@ def existing_credit(folder: Path) -> str | None:
 
 
 def build(image: str, name: str, config: TrainConfig, credit: str | None) -> dict:
+    """Train a model on `image` and write its whole folder."""
     folder = MODELS / name
     credit = credit or existing_credit(folder)
     target = load_target(image, config.target_size)
@@ -44,29 +47,47 @@ def build(image: str, name: str, config: TrainConfig, credit: str | None) -> dic
                   if p.iteration % 50 == 0 else None)
     trainer.save(folder, target)
     (folder / TRAINING_STATE).unlink()  # the pool is 50 MB and only needed to resume
-    model = trainer.model.eval()
+    figures = finish(folder, trainer.model.eval(), target, credit)
+    return {"model": name, "minutes": round((time.time() - started) / 60, 1), **figures}
+
+
+def refresh(name: str) -> dict:
+    """Rewrite a trained folder's GIFs, quality.json and card (after a change to them), without training."""
+    folder = MODELS / name
+    target = load_target(folder / "target.png", TrainConfig.from_dict(read_training_log(folder)["config"]).target_size)
+    return {"model": name, **finish(folder, load_folder(folder), target, existing_credit(folder))}
+
+
+def finish(folder: Path, model, target, credit: str | None) -> dict:
+    """Growth and healing GIFs, quality figures and the card with the image's credit."""
     growth = grow(model, size=128, steps=256, every=4)
     save_animation(growth.frames, folder / "preview.gif", fps=25)
     healing = regenerate(model, Damage("circle", 0.5, 0.5, 0.25), size=128, grow_steps=256, heal_steps=256, every=4)
     save_animation(healing.frames, folder / "regenerate.gif", fps=25)
-    figures = model_figures(model, target)
-    (folder / "quality.json").write_text(json.dumps(figures.as_dict(), indent=1))
-    card = model_card(folder, f"nca-gradio/{name}", rollout=growth)
+    figures = model_figures(model, target).as_dict()
+    (folder / "quality.json").write_text(json.dumps(figures, indent=1))
+    card = model_card(folder, f"nca-gradio/{folder.name}", rollout=growth)
     if credit:
         card += f"\n## Target image\n\n{credit}\n"
     (folder / "README.md").write_text(card)
-    return {"model": name, "minutes": round((time.time() - started) / 60, 1), **figures.as_dict()}
+    return figures
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image")
+    parser.add_argument("image", nargs="?", help="the texture to train on (not with --refresh)")
     parser.add_argument("name")
     parser.add_argument("--preset", default="texture")
     parser.add_argument("--iters", type=int, default=TrainConfig().iters)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
+    parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     args = parser.parse_args()
+    if args.refresh:
+        print(json.dumps(refresh(args.name)), flush=True)
+        return 0
+    if args.image is None:
+        parser.error("IMAGE is needed to train (or use --refresh)")
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
     return 0
