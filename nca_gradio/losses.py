@@ -11,7 +11,6 @@ compares each image of the batch with the target on its own.
 from __future__ import annotations
 
 import math
-
 from typing import Callable
 
 import numpy as np
@@ -376,25 +375,29 @@ class RandomFeatureGram(nn.Module):
             w = w - w.mean(dim=(1, 2, 3), keepdim=True)
             self.weights.append((w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).to(target.device))
         with torch.no_grad():
-            self.target_grams = [g[0] for g in self.grams(target.float())]
+            self.target_grams = {key: g[0] for key, g in self.grams(target.float()).items()}
 
-    def grams(self, img: torch.Tensor) -> list[torch.Tensor]:
-        out = []
+    def grams(self, img: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+        """(B, F, F) Gram matrix per (scale, filter size); a filter larger than the image at a scale is skipped."""
+        out = {}
         x = img - 0.5
         for scale in range(self.scales):
             if scale:
                 x = F.avg_pool2d(x, 2)
             for w in self.weights:
-                if min(x.shape[-2:]) <= w.shape[-1]:
+                k = w.shape[-1]
+                if min(x.shape[-2:]) <= k:
                     continue
-                f = F.relu(F.conv2d(F.pad(x, [w.shape[-1] // 2] * 4, mode="circular"), w.to(x.dtype))).flatten(2)
-                out.append(f @ f.transpose(1, 2) / f.shape[-1])
+                f = F.relu(F.conv2d(F.pad(x, [k // 2] * 4, mode="circular"), w.to(x.dtype))).flatten(2)
+                out[scale, k] = f @ f.transpose(1, 2) / f.shape[-1]
         return out
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         total = img.new_zeros(img.shape[0])
-        for g, t in zip(self.grams(img), self.target_grams):
-            total = total + (g - t).square().sum(dim=(1, 2)) / t.square().sum()
+        for key, g in self.grams(img).items():
+            if key in self.target_grams:  # a target smaller than the image lacks its coarsest, largest filters
+                t = self.target_grams[key]
+                total = total + (g - t).square().sum(dim=(1, 2)) / t.square().sum()
         return total
 
 
