@@ -258,6 +258,7 @@ class PatchLoss(nn.Module):
         spectrum_angles: int = 1,
         orientations: int = 0,
         nearest_weight: float = 0.0,
+        completeness_weight: float = 0.0,
         random_gram_weight: float = 0.0,
     ) -> None:
         super().__init__()
@@ -269,6 +270,7 @@ class PatchLoss(nn.Module):
         self.spectrum_weight = spectrum_weight
         self.spectrum_cells = (spectrum_bins, spectrum_angles)
         self.nearest_weight = nearest_weight
+        self.completeness_weight = completeness_weight
         self.random_gram = RandomFeatureGram(target, seed=seed) if random_gram_weight else None
         self.random_gram_weight = random_gram_weight
         self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
@@ -330,6 +332,8 @@ class PatchLoss(nn.Module):
                 level_loss = level_loss + sliced_ot(source, sorted_target, self.oriented.to(img.dtype))
             if self.nearest_weight:
                 level_loss = level_loss + self.nearest_weight * nearest_patch_distance(source, target)
+            if self.completeness_weight:
+                level_loss = level_loss + self.completeness_weight * completeness_distance(source, target, self.max_samples)
             total = total + level_loss * self.level_weights[level]
         if self.random_gram is not None:
             total = total + self.random_gram_weight * self.random_gram(img)
@@ -414,6 +418,21 @@ def nearest_patch_distance(source: torch.Tensor, target: torch.Tensor) -> torch.
         nearest = d2.argmin(dim=-1)  # (B, N)
     matched = target.T[nearest]  # (B, N, D)
     return (src - matched).square().sum(-1).mean(-1)
+
+
+def completeness_distance(source: torch.Tensor, target: torch.Tensor, samples: int = 1024) -> torch.Tensor:
+    """(B,) mean squared distance from (a random subset of) the target patches to their nearest source patches.
+
+    The other half of bidirectional similarity (Simakov et al. 2008): every kind
+    of target patch must appear somewhere, which forbids collapsing onto the few
+    patches easiest to copy.
+    """
+    keep = target[:, torch.randperm(target.shape[1], device=target.device)[:samples]]  # (D, M)
+    with torch.no_grad():
+        d2 = source.square().sum(1, keepdim=True) - 2 * keep.T @ source + keep.square().sum(0)[None, :, None]
+        nearest = d2.argmin(dim=-1)  # (B, M): the source patch nearest each target patch
+    matched = source.gather(2, nearest[:, None, :].expand(-1, source.shape[1], -1))  # (B, D, M)
+    return (matched - keep[None]).square().sum(1).mean(-1)
 
 
 def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1) -> torch.Tensor:

@@ -96,6 +96,7 @@ def test_load_vgg16_reports_an_unreachable_hub(monkeypatch):
     {"spectrum_angles": 6, "spectrum_bins": 8},
     {"orientations": 4},
     {"nearest_weight": 0.5},
+    {"completeness_weight": 0.5},
     {"random_gram_weight": 1.0},
 ])
 def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, pebbles_path):
