@@ -405,6 +405,11 @@ class RandomFeatureGram(nn.Module):
         return total
 
 
+def squared_distances(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, N, M) squared distances between source patches (B, D, N) and target patches (D, M)."""
+    return source.square().sum(1)[..., None] - 2 * source.transpose(1, 2) @ target + target.square().sum(0)
+
+
 def nearest_patch_distance(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B,) mean squared distance from each source patch (B, D, N) to its nearest target patch (D, M).
 
@@ -412,12 +417,10 @@ def nearest_patch_distance(source: torch.Tensor, target: torch.Tensor) -> torch.
     (pebble-coloured noise passes them); this pulls every patch towards a
     real one, as patch-based texture optimisation (Kwatra et al. 2005) does.
     """
-    src = source.transpose(1, 2)  # (B, N, D)
     with torch.no_grad():
-        d2 = src.square().sum(-1, keepdim=True) - 2 * src @ target + target.square().sum(0)
-        nearest = d2.argmin(dim=-1)  # (B, N)
+        nearest = squared_distances(source, target).argmin(dim=2)  # (B, N): the target patch nearest each source patch
     matched = target.T[nearest]  # (B, N, D)
-    return (src - matched).square().sum(-1).mean(-1)
+    return (source.transpose(1, 2) - matched).square().sum(-1).mean(-1)
 
 
 def completeness_distance(source: torch.Tensor, target: torch.Tensor, samples: int = 1024) -> torch.Tensor:
@@ -429,8 +432,7 @@ def completeness_distance(source: torch.Tensor, target: torch.Tensor, samples: i
     """
     keep = target[:, torch.randperm(target.shape[1], device=target.device)[:samples]]  # (D, M)
     with torch.no_grad():
-        d2 = source.square().sum(1, keepdim=True) - 2 * keep.T @ source + keep.square().sum(0)[None, :, None]
-        nearest = d2.argmin(dim=-1)  # (B, M): the source patch nearest each target patch
+        nearest = squared_distances(source, keep).argmin(dim=1)  # (B, M): the source patch nearest each target patch
     matched = source.gather(2, nearest[:, None, :].expand(-1, source.shape[1], -1))  # (B, D, M)
     return (matched - keep[None]).square().sum(1).mean(-1)
 

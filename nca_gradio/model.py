@@ -6,6 +6,7 @@ layer starts at zero), so an empty grid stays empty until it is trained.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -187,6 +188,10 @@ def draw_masks(x: torch.Tensor, steps: int, rate: float, generator: torch.Genera
     return (noise < rate).to(x.dtype)
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+BF16_MIN_HIDDEN = 32  # below this the casts cost more than bfloat16 saves
+
+
 def inference_dtype(model: NCA, device: torch.device | str, precision: str = "auto") -> torch.dtype | None:
     """The dtype that growing computes updates in: None for float32.
 
@@ -207,12 +212,7 @@ def inference_dtype(model: NCA, device: torch.device | str, precision: str = "au
     return torch.bfloat16 if native and model.hidden >= BF16_MIN_HIDDEN else None
 
 
-BF16_MIN_HIDDEN = 32  # below this the casts cost more than bfloat16 saves
-
-
-PRECISIONS = ("auto", "float32", "bfloat16")
-
-
+@functools.cache
 def _cpu_has_bf16_units() -> bool:
     try:
         flags = open("/proc/cpuinfo").read()
@@ -221,9 +221,9 @@ def _cpu_has_bf16_units() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
-def apply_steps(model: NCA, x: torch.Tensor, masks: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+def apply_steps(model: NCA, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """One step per mask: the unit that training and `Grower` hand to torch.compile."""
-    weights = model.step_weights(dtype)  # the same for every step
+    weights = model.step_weights()  # the same for every step
     for mask in masks.unbind(0):
         x = model.step(x, mask, weights)
     return x

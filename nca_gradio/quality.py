@@ -2,8 +2,8 @@
 
 Each distance (patches at several scales, colours, the power spectrum by
 frequency and orientation) is divided by the same distance between the two
-halves of the target, so 1.0 means "as close as the texture is to itself". Directions are drawn from a fixed seed, so
-a score is repeatable.
+halves of the target, so 1.0 means "as close as the texture is to itself".
+Directions are drawn from a fixed seed, so a score is repeatable.
 """
 
 from __future__ import annotations
