@@ -200,13 +200,15 @@ def inference_rows(sizes: Sizes, device: torch.device, compile_too: bool, roof: 
     bfloat16 matmul measured the same way.
     """
     rows, roofline, info = [], [], {}
-    bf16_roof = matmul_flops(sizes.matmul, device, dtype=torch.bfloat16) if device.type == "cpu" else roof
+    bf16_roof: float | None = None  # measured once, only where a preset grows in bfloat16
     size = sizes.grow_size
     for name in ("seed", "texture"):
         preset = PRESETS[name]
         torch.manual_seed(0)
         model = NCA.from_preset(name).to(device).eval()
         mixed = inference_dtype(model, device) is not None
+        if mixed and bf16_roof is None:
+            bf16_roof = matmul_flops(sizes.matmul, device, dtype=torch.bfloat16)
         roofs = {"ours": bf16_roof if mixed else roof, "ours, float32": roof}
         torch.nn.init.normal_(model.w2.weight, std=0.02)  # as if trained: nothing stays zero
         lesson = LessonNCA(nh=preset.hidden, nc=preset.channels, device=device).to(device)
