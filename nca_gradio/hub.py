@@ -302,24 +302,25 @@ def _training_section(folder: Path) -> str:
     return f"## Training\n\n| setting | value |\n|---|---|\n{table}" + _reproduce_line(config, info.get("loss"))
 
 
-CLI_TRAIN_FLAGS = {"preset": "--preset", "iters": "--iters", "size": "--size", "target_size": "--target-size",
-                   "batch": "--batch", "lr": "--lr", "seed": "--seed"}
+CLI_TRAIN_FLAGS = {"preset": "--preset", "loss": "--loss", "iters": "--iters", "size": "--size",
+                   "target_size": "--target-size", "batch": "--batch", "lr": "--lr", "seed": "--seed"}
 
 
 def _reproduce_line(config: dict, loss: str | None) -> str:
-    """The `nca train` command that trains this model again (same seed, same machine: the same weights)."""
+    """The `nca train` command that runs this model's training again: its settings, seed and loss."""
     from .train import TrainConfig
 
     try:
-        TrainConfig.from_dict(config)
+        settings = TrainConfig.from_dict({**config, **({"loss": loss} if loss else {})}).to_dict()
     except (TypeError, ValueError):  # an old or foreign training.json: no promise we cannot keep
         return ""
     defaults = TrainConfig().to_dict()
-    flags = [f"{flag} {_cell(config[key])}" for key, flag in CLI_TRAIN_FLAGS.items() if key in config]
-    flags.insert(1, f"--loss {_cell(loss or config.get('loss', 'auto'))}")
-    other = {k: v for k, v in config.items() if k not in CLI_TRAIN_FLAGS and k not in ("loss", "device")
-             and v != defaults.get(k) and not (isinstance(v, list) and tuple(v) == defaults.get(k))}
-    line = f"\n\nTrain it again on its target: `nca train target.png -o my-copy {' '.join(flags)}`"
+    flags = " ".join(f"{flag} {_cell(settings[key])}" for key, flag in CLI_TRAIN_FLAGS.items())
+    if settings["grad_checkpoint"]:
+        flags += " --grad-checkpoint"
+    other = {k: v for k, v in settings.items()
+             if k not in CLI_TRAIN_FLAGS and k not in ("device", "grad_checkpoint") and v != defaults[k]}
+    line = f"\n\nTrain it again on its target: `nca train target.png -o my-copy {flags}`"
     if other:
         line += " with, in Python, " + ", ".join(f"`{k}={_cell(v)}`" for k, v in sorted(other.items()))
     return line + "."
