@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     push = commands.add_parser("push", help="share a model folder on the Hugging Face Hub (HF_ENDPOINT picks another Hub)")
     push.add_argument("model", help="a model folder")
     push.add_argument("repo_id", help="owner/name of the Hub repo (created if missing)")
-    push.add_argument("--private", action="store_true", help="create the repo as private")
+    push.add_argument("--private", action="store_true", help="make the repo private (an existing one too); without it an existing repo keeps its visibility")
     push.add_argument("--token", help="a write token; default HF_TOKEN, then `hf auth login` (prefer those: this shows in ps)")
     push.set_defaults(handler=cmd_push)
 

@@ -408,6 +408,8 @@ def _upload(repo_id: str, operations: list[CommitOperationAdd], private: bool, t
     api = HfApi(endpoint=endpoint, token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        if private:  # create_repo leaves an existing repo as it was: a public one would stay public
+            api.update_repo_settings(repo_id, private=True, repo_type="model")
         api.create_commit(repo_id, operations, commit_message="Upload NCA model with nca-gradio", repo_type="model")
     except (HfHubHTTPError, *NETWORK_ERRORS) as exc:
         raise hub_error(exc, repo_id, endpoint, token=token) from None

@@ -159,6 +159,7 @@ class HubHandler(BaseHTTPRequestHandler):
         ("POST", rf"/api/models/{REPO}/preupload/{REV}", "preupload"),
         ("POST", rf"/api/models/{REPO}/commit/{REV}", "commit"),
         ("POST", rf"/api/models/{REPO}/paths-info/{REV}", "paths_info"),
+        ("PUT", rf"/api/models/{REPO}/settings", "settings"),
         ("GET", rf"/api/models/{REPO}/tree/{REV}(?:/(?P<path>.*))?", "tree"),
         ("GET", rf"/api/models/{REPO}(?:/revision/{REV})?", "model_info"),
         ("HEAD", rf"/{REPO}/resolve/{REV}/(?P<path>.+)", "resolve"),
@@ -173,6 +174,9 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: tests read `hub.requests`
         pass
@@ -291,6 +295,17 @@ class HubHandler(BaseHTTPRequestHandler):
             self._send_json(409, {"error": "You already created this model repo", "url": url})
             return
         self._send_json(200, {"url": url, "name": repo_id, "id": repo_id})
+
+    def settings(self, method: str, repo: str) -> None:
+        """Change a repo's visibility, as `HfApi.update_repo_settings` asks."""
+        self._require_write()
+        target = self._repo(repo)
+        visibility = self._json_body().get("visibility")
+        if visibility not in ("public", "private", None):
+            raise ErrorReply(400, f"invalid visibility {visibility!r}")
+        if visibility is not None:
+            target.private = visibility == "private"
+        self._send_json(200, {})
 
     def preupload(self, method: str, repo: str, rev: str) -> None:
         self._require_write()

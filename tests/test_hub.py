@@ -211,6 +211,16 @@ def test_private_repo_needs_the_token_to_pull(server, tmp_path, monkeypatch):
     assert (pull("alice/secret", endpoint=server.url) / "model.safetensors").exists()
 
 
+def test_private_push_makes_an_existing_public_repo_private(server, tmp_path):
+    folder = model_folder(tmp_path / "m")
+    push(folder, "alice/shared", token=TOKEN, endpoint=server.url)
+    assert not server.repos["alice/shared"].private
+    push(folder, "alice/shared", private=True, token=TOKEN, endpoint=server.url)
+    assert server.repos["alice/shared"].private
+    push(folder, "alice/shared", token=TOKEN, endpoint=server.url)  # without --private: the visibility is kept
+    assert server.repos["alice/shared"].private
+
+
 def test_pull_of_a_revision_gets_that_commit(server, tmp_path):
     config, weights = weights_bytes(seed=1)
     first = server.seed("alice/versions", {"config.json": config, "model.safetensors": weights})
