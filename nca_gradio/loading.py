@@ -87,15 +87,19 @@ def load_model(
 ) -> NCA:
     """A model from a local folder or, when `ref` is no folder but reads `owner/name`, from that Hub repo.
 
-    A folder wins over a repo of the same name. A pulled repo is checked exactly like a folder.
+    A folder wins over a repo of the same name. A pulled repo is checked exactly like a folder. When
+    neither is found, the error says that both were looked for (a mistyped relative path reads `owner/name`).
     """
     if not isinstance(ref, str) or Path(ref).is_dir():
         return load_folder(ref, device)
-    from .hub import is_repo_id, pull  # the Hub client is only needed for repo ids
+    from .hub import HubError, is_repo_id, pull  # the Hub client is only needed for repo ids
 
     if not is_repo_id(ref):
         return load_folder(ref, device)
-    folder = pull(ref, revision=revision, token=token, endpoint=endpoint)
+    try:
+        folder = pull(ref, revision=revision, token=token, endpoint=endpoint)
+    except HubError as exc:  # the user may have meant a folder and mistyped it: say both were looked for
+        raise HubError(f"there is no folder {ref} here, and {exc}") from None
     try:
         return load_folder(folder, device)
     except ModelLoadError as exc:

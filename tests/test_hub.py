@@ -202,6 +202,13 @@ def test_a_repo_id_loads_through_load_model_and_a_folder_of_that_name_wins(pushe
     assert torch.equal(rollout(local), rollout(tiny_model(7)))
 
 
+def test_a_missing_folder_that_reads_owner_name_says_both_were_looked_for(server, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(HubError) as caught:
+        load_model("my-models/pebbels", endpoint=server.url)
+    assert str(caught.value).startswith("there is no folder my-models/pebbels here, and my-models/pebbels was not found")
+
+
 def test_private_repo_needs_the_token_to_pull(server, tmp_path, monkeypatch):
     push(model_folder(tmp_path / "m"), "alice/secret", private=True, token=TOKEN, endpoint=server.url)
     assert server.repos["alice/secret"].private
