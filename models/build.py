@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nca_gradio.hub import model_card, read_training_log  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
 from nca_gradio.loading import load_folder  # noqa: E402
-from nca_gradio.quality import model_figures  # noqa: E402
+from nca_gradio.quality import QUALITY_FILE, model_figures  # noqa: E402
 from nca_gradio.render import Damage, grow, regenerate, save_animation  # noqa: E402
 from nca_gradio.train import TRAINING_STATE, TrainConfig, Trainer  # noqa: E402
 
@@ -65,7 +65,7 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     healing = regenerate(model, Damage("circle", 0.5, 0.5, 0.25), size=128, grow_steps=256, heal_steps=256, every=4)
     save_animation(healing.frames, folder / "regenerate.gif", fps=25)
     figures = model_figures(model, target).as_dict()
-    (folder / "quality.json").write_text(json.dumps(figures, indent=1))
+    (folder / QUALITY_FILE).write_text(json.dumps(figures, indent=1))
     card = model_card(folder, f"nca-gradio/{folder.name}", rollout=growth)
     if credit:
         card += f"\n## Target image\n\n{credit}\n"

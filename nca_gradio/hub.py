@@ -44,13 +44,14 @@ from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
 from .loading import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, load_folder
 from .model import NCA, to_rgb
+from .quality import QUALITY_FILE
 from .train import TRAINING_LOG
 
 CARD_FILE = "README.md"
 PREVIEW_FILE = "preview.gif"
 TARGET_FILE = "target.png"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
-OPTIONAL_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG)
+OPTIONAL_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)
 LIBRARY_NAME = "nca-gradio"
 LICENSE = "mit"
 TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]
@@ -352,8 +353,29 @@ def _quality_section(folder: Path, rollout) -> str:
         f"## Quality\n\nA {PREVIEW_SIZE} x {PREVIEW_SIZE} texture grown for {PREVIEW_STEPS} steps, compared with the target "
         f"(`nca_gradio.quality.score`): each figure is a distance divided by the distance between the target's own two "
         f"halves, so 1.0 means as close as the target is to itself and lower is better.\n\n"
-        f"| statistic | ratio |\n|---|---|\n{rows}"
+        f"| statistic | ratio |\n|---|---|\n{rows}{_stability_table(folder)}"
     )
+
+
+STABILITY_ROWS = (("combined_1024", "combined after 1,024 steps"), ("combined_4096", "combined after 4,096 steps"),
+                  ("combined_healed", "combined 256 steps after a circle of radius 1/4 is erased at step 1,024"),
+                  ("heal_ratio", "healed / undamaged"))
+
+
+def _stability_table(folder: Path) -> str:
+    """The long-rollout figures of quality.json (`quality.model_figures`), when the folder has them."""
+    try:
+        figures = json.loads((folder / QUALITY_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return ""
+    if not isinstance(figures, dict):
+        return ""
+    rows = [f"| {label} | {figures[key]:.2f} |" for key, label in STABILITY_ROWS
+            if isinstance(figures.get(key), (int, float)) and not isinstance(figures.get(key), bool)]
+    if not rows:
+        return ""
+    return ("\n\nStability and healing (`quality.model_figures`: 128 x 128, float32, from "
+            f"{QUALITY_FILE}):\n\n| figure | value |\n|---|---|\n" + "\n".join(rows))
 
 
 def _usage_section(ref: str) -> str:
@@ -390,7 +412,7 @@ def push(
     model = load_folder(folder)
     needs_preview = not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
-    files: dict[str, Path | bytes] = {name: folder / name for name in (*REQUIRED_FILES, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG)}
+    files: dict[str, Path | bytes] = {name: folder / name for name in (*REQUIRED_FILES, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)}
     files[CARD_FILE] = model_card(folder, repo_id, rollout).encode()
     with tempfile.TemporaryDirectory(prefix="nca-push-") as scratch:
         if needs_preview:

@@ -117,6 +117,9 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     return Score(combined, patches, ratio["colour"], ratio["spectrum"], per_scale)
 
 
+QUALITY_FILE = "quality.json"  # a model folder's `ModelFigures.as_dict()`, written by models/build.py
+
+
 @dataclass(frozen=True)
 class ModelFigures:
     """Quality of a model's texture along a long rollout, and how well it heals."""

@@ -187,6 +187,20 @@ def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, sh
     assert all(f"`{k}=" in text for k in differing), text  # ...so the card names them
 
 
+def test_card_shows_the_stability_figures_of_quality_json_and_push_uploads_it(server, tmp_path):
+    folder = model_folder(tmp_path / "m")
+    (folder / "target.png").write_bytes((Path(__file__).parent / "data" / "pebbles.png").read_bytes())
+    figures = {"combined_1024": 1.234, "combined_4096": 1.5, "combined_healed": 1.3, "heal_ratio": 1.05}
+    (folder / "quality.json").write_text(json.dumps(figures))
+    push(folder, "alice/stable", token=TOKEN, endpoint=server.url)
+    files = server.files("alice/stable")
+    text = files["README.md"].decode()
+    assert "| combined after 1,024 steps | 1.23 |" in text and "| healed / undamaged | 1.05 |" in text
+    assert json.loads(files["quality.json"]) == figures
+    (folder / "quality.json").write_text('{"combined_1024": "high"')  # damaged: the table is left out, the card still made
+    assert "combined after 1,024 steps" not in model_card(folder) and "## Quality" in model_card(folder)
+
+
 def test_card_of_a_bare_folder_skips_what_it_cannot_know(tmp_path):
     text = model_card(model_folder(tmp_path / "bare"))
     assert "## Training" not in text and "## Quality" not in text and "![target]" not in text
