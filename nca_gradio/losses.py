@@ -260,6 +260,10 @@ class PatchLoss(nn.Module):
         nearest_weight: float = 0.0,
         completeness_weight: float = 0.0,
         random_gram_weight: float = 0.0,
+        semidual_weight: float = 0.0,
+        semidual_rate: float = 0.2,
+        semidual_from_level: int = 0,
+        sliced_weight: float = 1.0,
     ) -> None:
         super().__init__()
         self.levels = levels
@@ -273,6 +277,10 @@ class PatchLoss(nn.Module):
         self.completeness_weight = completeness_weight
         self.random_gram = RandomFeatureGram(target, seed=seed) if random_gram_weight else None
         self.random_gram_weight = random_gram_weight
+        self.semidual_weight = semidual_weight
+        self.sliced_weight = sliced_weight
+        self.semidual: list[SemiDualOT] = []
+        self.semidual_from_level = semidual_from_level
         self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
         self.level_weights: list[float] = []
         generator = torch.Generator().manual_seed(seed)
@@ -288,6 +296,8 @@ class PatchLoss(nn.Module):
                 self.target_patches.append(patches.T.contiguous().to(target.device))  # (D, N)
                 self.covariance_roots.append(root.to(target.device))
                 self.level_weights.append(1.0 / max(float(root.square().sum()), 1e-8))  # trace of the covariance
+                if semidual_weight:
+                    self.semidual.append(SemiDualOT(self.target_patches[-1], ascent_rate=semidual_rate))
             pixels = target.float().flatten(2)[0]
             self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
             self.target = target.float()
@@ -327,7 +337,9 @@ class PatchLoss(nn.Module):
             target = self.target_patches[level]
             source = self.subsample(extract_patches(level_img, self.patch_size))
             sorted_target = lambda p, t=target: sort_last(p.T @ t.to(p.dtype))  # noqa: E731
-            level_loss = sliced_ot(source, sorted_target, self.directions(level, img.device).to(img.dtype))
+            level_loss = self.sliced_weight * sliced_ot(source, sorted_target, self.directions(level, img.device).to(img.dtype))
+            if self.semidual and level >= self.semidual_from_level:
+                level_loss = level_loss + self.semidual_weight * self.semidual[level](source)
             if self.oriented is not None:  # as much weight as all the random directions together
                 level_loss = level_loss + sliced_ot(source, sorted_target, self.oriented.to(img.dtype))
             if self.nearest_weight:
@@ -403,6 +415,41 @@ class RandomFeatureGram(nn.Module):
                 t = self.target_grams[key]
                 total = total + (g - t).square().sum(dim=(1, 2)) / t.square().sum()
         return total
+
+
+class SemiDualOT(nn.Module):
+    """Optimal transport from generated patches to the target's, through its semi-dual (Houdard et al., GOTEX 2023).
+
+    Each generated patch is pulled towards the target patch j minimising
+    |x - y_j|^2 - psi_j. The offsets psi are raised for target patches that too
+    few generated patches pick and lowered for popular ones (stochastic ascent
+    on the semi-dual, kept across calls), so every target patch gets its share:
+    patches must look like real ones, as with a nearest-patch term, but cannot
+    all collapse onto the few easiest to copy.
+    """
+
+    def __init__(self, target: torch.Tensor, ascent_steps: int = 10, ascent_rate: float = 0.2) -> None:
+        super().__init__()
+        self.target = target  # (D, M)
+        self.psi = target.new_zeros(target.shape[1])
+        self.ascent_steps = ascent_steps
+        self.ascent_rate = ascent_rate
+
+    def forward(self, source: torch.Tensor) -> torch.Tensor:
+        """(B,) mean squared distance per dimension from each generated patch (B, D, N) to its assigned target patch."""
+        target = self.target.to(source.dtype)
+        m = target.shape[1]
+        with torch.no_grad():
+            cost = squared_distances(source.detach(), target).flatten(0, 1)  # (B*N, M)
+            step = self.ascent_rate * float(cost.min(dim=1).values.mean()) * m
+            for _ in range(self.ascent_steps):
+                chosen = (cost - self.psi).argmin(dim=1)
+                share = torch.bincount(chosen, minlength=m).to(cost.dtype) / chosen.numel()
+                self.psi += step * (1.0 / m - share)
+                self.psi -= self.psi.mean()
+            chosen = (cost - self.psi).argmin(dim=1).view(source.shape[0], -1)  # (B, N)
+        matched = target.T[chosen]  # (B, N, D)
+        return (source.transpose(1, 2) - matched).square().mean(dim=(1, 2))
 
 
 def squared_distances(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -98,6 +98,7 @@ def test_load_vgg16_reports_an_unreachable_hub(monkeypatch):
     {"nearest_weight": 0.5},
     {"completeness_weight": 0.5},
     {"random_gram_weight": 1.0},
+    {"semidual_weight": 1.0, "semidual_from_level": 2},
 ])
 def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, pebbles_path):
     """The opt-in terms of RESEARCH.md's trials J-M: each must still prefer the texture and train."""
@@ -115,6 +116,25 @@ def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, 
     img = noise.clone().requires_grad_(True)
     extended(img).sum().backward()
     assert torch.isfinite(img.grad).all() and img.grad.abs().sum() > 0
+
+
+def test_semidual_offsets_spread_generated_patches_over_the_target_where_nearest_matching_collapses():
+    """The point of the semi-dual (trial P): plain nearest matching sends a clump of patches to one target patch."""
+    from nca_gradio.losses import SemiDualOT, squared_distances
+
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randn(8, 64, generator=generator)  # (D, M)
+    clump = target[:, :1] + 0.05 * torch.randn(1, 8, 256, generator=generator)  # (B, D, N): all near target patch 0
+
+    def used(offsets):
+        return len((squared_distances(clump, target)[0] - offsets).argmin(dim=1).unique())
+
+    ot = SemiDualOT(target)
+    assert used(ot.psi) == 1
+    for _ in range(50):
+        distance = ot(clump)
+    assert used(ot.psi) >= 32  # most target patches now get their share
+    assert float(distance) > float(squared_distances(clump, target).min(dim=2).values.mean()) / 8  # and it pulls apart
 
 
 def test_oriented_spectrum_tells_streaks_apart_by_direction_where_the_radial_one_cannot(pebbles_path):
