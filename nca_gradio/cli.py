@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
     train.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
     train.add_argument("--batch", type=int, default=defaults.batch)
+    train.add_argument("--pool-size", type=int, default=defaults.pool_size,
+                       help="grids kept between iterations: fewer are grown for longer, which steadies long rollouts")
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or mps")
@@ -144,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
-        batch=args.batch, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
+        batch=args.batch, pool_size=args.pool_size, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
     )
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731

@@ -304,7 +304,8 @@ def _training_section(folder: Path) -> str:
 
 
 CLI_TRAIN_FLAGS = {"preset": "--preset", "loss": "--loss", "iters": "--iters", "size": "--size",
-                   "target_size": "--target-size", "batch": "--batch", "lr": "--lr", "seed": "--seed"}
+                   "target_size": "--target-size", "batch": "--batch", "pool_size": "--pool-size", "lr": "--lr",
+                   "seed": "--seed"}
 
 
 def _reproduce_line(config: dict, loss: str | None) -> str:

@@ -180,10 +180,11 @@ def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, sh
     args = build_parser().parse_args(["train", *shlex.split(command)])
     recorded = json.loads((pushed["folder"] / "training.json").read_text())["config"]
     rebuilt = TrainConfig(preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
-                          batch=args.batch, lr=args.lr, seed=args.seed).to_dict()
+                          batch=args.batch, pool_size=args.pool_size, lr=args.lr, seed=args.seed).to_dict()
     recorded = TrainConfig.from_dict(recorded).to_dict()  # lists back to tuples
+    assert recorded["pool_size"] != TrainConfig().pool_size  # so the command must carry it
     differing = {k for k in recorded if k != "device" and rebuilt[k] != recorded[k]}
-    assert differing == {"pool_size", "steps_min", "steps_max"}  # not settable from the CLI...
+    assert differing == {"steps_min", "steps_max"}  # not settable from the CLI...
     assert all(f"`{k}=" in text for k in differing), text  # ...so the card names them
 
 
