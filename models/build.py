@@ -82,6 +82,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--target-size", type=int, default=TrainConfig().target_size,
                         help="side the image is resized to: smaller makes its objects smaller, within the NCA's reach")
+    parser.add_argument("--pool-size", type=int, default=TrainConfig().pool_size)
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     args = parser.parse_args()
@@ -91,7 +92,7 @@ def main() -> int:
     if args.image is None:
         parser.error("IMAGE is needed to train (or use --refresh)")
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
-                         target_size=args.target_size)
+                         target_size=args.target_size, pool_size=args.pool_size)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
     return 0
 
