@@ -41,7 +41,7 @@ class TrainConfig:
     size: int = 64  # training grid side; any size can be grown later
     target_size: int = 128  # the target image is cropped and resized to this
     batch: int = 4
-    pool_size: int = 256
+    pool_size: int = 64  # small, so each grid is grown ~30 times in 500 iterations: training sees long rollouts
     steps_min: int = 32
     steps_max: int = 96
     lr: float = 2e-3
