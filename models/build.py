@@ -2,6 +2,7 @@
 
     python models/build.py IMAGE NAME [--iters N] [--preset texture] [--seed 0] [--credit "..."]
     python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
+    python models/build.py --card NAME         # only the card (after a rename or a change to cards)
 
 The card records the training config, so any model here can be trained again
 from its own folder: `python models/build.py models/NAME/target.png NAME`.
@@ -66,11 +67,16 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     save_animation(healing.frames, folder / "regenerate.gif", fps=25)
     figures = model_figures(model, target).as_dict()
     (folder / QUALITY_FILE).write_text(json.dumps(figures, indent=1))
-    card = model_card(folder, f"nca-gradio/{folder.name}", rollout=growth)
+    write_card(folder, credit)
+    return figures
+
+
+def write_card(folder: Path, credit: str | None) -> None:
+    """The Hub card (scored on its own 200-step growth, as a push scores it) with the image's credit."""
+    card = model_card(folder, f"nca-gradio/{folder.name}")
     if credit:
         card += f"\n## Target image\n\n{credit}\n"
     (folder / "README.md").write_text(card)
-    return figures
 
 
 def main() -> int:
@@ -85,7 +91,11 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=TrainConfig().pool_size)
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
+    parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
     args = parser.parse_args()
+    if args.card:
+        write_card(MODELS / args.name, existing_credit(MODELS / args.name))
+        return 0
     if args.refresh:
         print(json.dumps(refresh(args.name)), flush=True)
         return 0
