@@ -413,8 +413,8 @@ def push(
     model = load_folder(folder)
     needs_preview = not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
-    files: dict[str, Path | bytes] = {name: folder / name for name in (*REQUIRED_FILES, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)}
-    files[CARD_FILE] = model_card(folder, repo_id, rollout).encode()
+    files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES}
+    files[CARD_FILE] = model_card(folder, repo_id, rollout).encode()  # generated: replaces the folder's own
     with tempfile.TemporaryDirectory(prefix="nca-push-") as scratch:
         if needs_preview:
             log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
