@@ -89,6 +89,7 @@ def main() -> int:
     parser.add_argument("--target-size", type=int, default=TrainConfig().target_size,
                         help="side the image is resized to: smaller makes its objects smaller, within the NCA's reach")
     parser.add_argument("--pool-size", type=int, default=TrainConfig().pool_size)
+    parser.add_argument("--perception", default=TrainConfig().perception, help="isotropic: for round things (see nca train --help)")
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
@@ -102,7 +103,7 @@ def main() -> int:
     if args.image is None:
         parser.error("IMAGE is needed to train (or use --refresh)")
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
-                         target_size=args.target_size, pool_size=args.pool_size)
+                         target_size=args.target_size, pool_size=args.pool_size, perception=args.perception)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
     return 0
 

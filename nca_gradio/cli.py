@@ -58,7 +58,7 @@ def _is_user_error(exc: Exception) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     from .losses import LOSS_NAMES
-    from .model import PRESETS
+    from .model import PERCEPTIONS, PRESETS
     from .render import DAMAGE_SHAPES
     from .train import TrainConfig
 
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("image", help="the texture: PNG, JPEG, WebP, BMP, TIFF or GIF")
     train.add_argument("-o", "--output", required=True, help="folder for the model (config.json, model.safetensors)")
     train.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
+    train.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
+                       help="isotropic: the model has no sense of direction; try it for round things (dots, slices, stones)")
     train.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
     train.add_argument("--iters", type=int, default=defaults.iters)
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
@@ -146,7 +148,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
-        batch=args.batch, pool_size=args.pool_size, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
+        batch=args.batch, pool_size=args.pool_size, perception=args.perception, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
     )
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731

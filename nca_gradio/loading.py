@@ -17,7 +17,7 @@ from .model import NCA, validate_architecture
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
-CONFIG_KEYS = {"channels": int, "hidden": int, "fire_rate": (int, float)}
+CONFIG_KEYS = {"channels": int, "hidden": int, "fire_rate": (int, float), "perception": str}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -40,7 +40,9 @@ def read_config(path: Path) -> dict:
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise ModelLoadError(f"{path.name}: {key} has the wrong type ({type(data[key]).__name__})")
     try:
-        validate_architecture(data.get("channels", 12), data.get("hidden", 96), data.get("fire_rate", 0.5))
+        validate_architecture(
+            data.get("channels", 12), data.get("hidden", 96), data.get("fire_rate", 0.5), data.get("perception", "sobel")
+        )
     except ValueError as exc:
         raise ModelLoadError(f"{path.name}: {exc}") from None
     return data

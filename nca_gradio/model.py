@@ -22,6 +22,16 @@ SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 SOBEL_Y = [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]]
 LAPLACIAN = [[1.0, 2.0, 1.0], [2.0, -12.0, 2.0], [1.0, 2.0, 1.0]]
 KERNELS = (IDENTITY, SOBEL_X, SOBEL_Y, LAPLACIAN)
+# Every 3x3 kernel that is unchanged by 90-degree turns and mirroring is a sum of
+# these three (LAPLACIAN = 2 * CROSS + DIAGONAL): a model that perceives only them
+# has no sense of direction, so it cannot grow the drifting, one-sided shapes
+# (crescents, scales) that Sobel filters allow, and round things stay round.
+CROSS_LAPLACIAN = [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
+DIAGONAL_LAPLACIAN = [[1.0, 0.0, 1.0], [0.0, -4.0, 0.0], [1.0, 0.0, 1.0]]
+PERCEPTIONS: dict[str, tuple[list[list[float]], ...]] = {
+    "sobel": KERNELS,
+    "isotropic": (IDENTITY, CROSS_LAPLACIAN, DIAGONAL_LAPLACIAN),
+}
 
 MAX_CHANNELS = 64
 MAX_HIDDEN = 1024
@@ -57,16 +67,20 @@ class NCA(
     rebuilds itself from its folder or Hub repo.
     """
 
-    def __init__(self, channels: int = 12, hidden: int = 96, fire_rate: float = 0.5) -> None:
+    def __init__(
+        self, channels: int = 12, hidden: int = 96, fire_rate: float = 0.5, perception: str = "sobel"
+    ) -> None:
         super().__init__()
-        validate_architecture(channels, hidden, fire_rate)
+        validate_architecture(channels, hidden, fire_rate, perception)
         self.channels = channels
         self.hidden = hidden
         self.fire_rate = fire_rate
-        kernels = torch.tensor(KERNELS)  # (4, 3, 3)
-        # One depthwise convolution: channel c gets the 4 kernels as outputs 4c..4c+3.
+        self.perception = perception
+        kernels = torch.tensor(PERCEPTIONS[perception])  # (K, 3, 3)
+        self.kernels_per_channel = len(kernels)
+        # One depthwise convolution: channel c gets the K kernels as outputs Kc..Kc+K-1.
         self.register_buffer("filters", kernels.repeat(channels, 1, 1).unsqueeze(1), persistent=False)
-        self.w1 = nn.Conv2d(4 * channels, hidden, 1, bias=True)
+        self.w1 = nn.Conv2d(self.kernels_per_channel * channels, hidden, 1, bias=True)
         self.w2 = nn.Conv2d(hidden, channels, 1, bias=False)
         nn.init.zeros_(self.w2.weight)
 
@@ -76,6 +90,11 @@ class NCA(
             raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
         preset = PRESETS[name]
         return cls(channels=preset.channels, hidden=preset.hidden, fire_rate=fire_rate)
+
+    @property
+    def architecture(self) -> dict:
+        """The constructor arguments (what config.json holds): `NCA(**model.architecture)` is an untrained twin."""
+        return {"channels": self.channels, "hidden": self.hidden, "fire_rate": self.fire_rate, "perception": self.perception}
 
     @property
     def num_parameters(self) -> int:
@@ -98,8 +117,8 @@ class NCA(
         convolution and the first 1x1: the 4C-channel perception is never
         written, read back, or kept for the backward pass.
         """
-        c = self.channels
-        return torch.einsum("hck,ckij->hcij", self.w1.weight.view(self.hidden, c, 4), self.filters.view(c, 4, 3, 3))
+        c, k = self.channels, self.kernels_per_channel
+        return torch.einsum("hck,ckij->hcij", self.w1.weight.view(self.hidden, c, k), self.filters.view(c, k, 3, 3))
 
     def step_weights(self, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What `update` multiplies by: worth computing once for a run of steps (one kernel less per step).
@@ -168,13 +187,15 @@ def to_rgb(x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     return rgb.clamp(0.0, 1.0) if clamp else rgb
 
 
-def validate_architecture(channels: int, hidden: int, fire_rate: float) -> None:
+def validate_architecture(channels: int, hidden: int, fire_rate: float, perception: str = "sobel") -> None:
     """Refuse a config that would build a broken or absurd model (also guards Hub pulls)."""
     for name, value, low, high in (("channels", channels, 3, MAX_CHANNELS), ("hidden", hidden, 1, MAX_HIDDEN)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
     if isinstance(fire_rate, bool) or not isinstance(fire_rate, (int, float)) or not 0.0 < fire_rate <= 1.0:
         raise ValueError(f"fire_rate must be a number in (0, 1], got {fire_rate!r}")
+    if perception not in PERCEPTIONS:
+        raise ValueError(f"perception must be one of {', '.join(PERCEPTIONS)}, got {perception!r}")
 
 
 # ----------------------------------------------------------------------------- fast paths

@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from .images import tensor_to_image
 from .loading import load_folder
 from .losses import LOSS_NAMES, build_loss, overflow_loss
-from .model import NCA, PRESETS, apply_steps, compile_steps, draw_masks, to_rgb
+from .model import NCA, PERCEPTIONS, PRESETS, apply_steps, compile_steps, draw_masks, to_rgb
 
 TRAINING_STATE = "training_state.safetensors"
 TRAINING_LOG = "training.json"
@@ -51,6 +51,7 @@ class TrainConfig:
     device: str = "auto"
     grad_checkpoint: bool = False
     fire_rate: float = 0.5
+    perception: str = "sobel"  # "isotropic": no sense of direction, for round things (see model.PERCEPTIONS)
 
     RANGES = {
         "iters": (1, 100_000),
@@ -65,7 +66,7 @@ class TrainConfig:
         "seed": (0, 2**63 - 1),
         "fire_rate": (0.01, 1.0),
     }
-    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps")}
+    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS)}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -186,7 +187,7 @@ class Trainer:
         self.target = target.to(self.device)
         self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log)
         preset = PRESETS[cfg.preset]
-        self.model = NCA(preset.channels, preset.hidden, cfg.fire_rate).to(self.device)
+        self.model = NCA(preset.channels, preset.hidden, cfg.fire_rate, cfg.perception).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.3)
@@ -380,7 +381,7 @@ class Trainer:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         good = self._last_good if not self._params_finite() else self._snapshot()
-        model = NCA(self.model.channels, self.model.hidden, self.model.fire_rate)
+        model = NCA(**self.model.architecture)
         model.load_state_dict(good["model"])
         model.save_pretrained(folder)
         tensors = {"pool": self.pool.detach().float().cpu().contiguous(),

@@ -190,11 +190,14 @@ class Handlers:
         return str(self.examples[evt.index])
 
     @friendly
-    def train(self, texture: str | None, preset: str, loss: str, iterations: int, size: int, workspace: studio.Workspace):
+    def train(
+        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, workspace: studio.Workspace
+    ):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
         data = self.texture_bytes(texture)
         config = TrainConfig(
-            preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512)
+            preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512),
+            perception="isotropic" if isotropic else "sobel",
         )
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
@@ -393,6 +396,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         elem_id="nca-preset",
                     )
                     loss = gr.Dropdown(LOSS_CHOICES, value="auto", label="Loss (how looks are compared)", elem_id="nca-loss")
+                    isotropic = gr.Checkbox(
+                        False, label="Round shapes (no sense of direction)",
+                        info="for dots, stones, bubbles: stops one-sided crescents; not for stripes, bricks or grass", elem_id="nca-isotropic",
+                    )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
                         size = gr.Slider(16, 128, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
@@ -474,7 +481,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     train_button.click(
-        handlers.train, [texture, preset, loss, iterations, size, workspace], [preview, plot, status, download],
+        handlers.train, [texture, preset, loss, iterations, size, isotropic, workspace], [preview, plot, status, download],
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)

@@ -7,6 +7,7 @@ module takes seconds; torch runs on one thread so two trainings share 2 cores we
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -37,8 +38,8 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
 
 
-def train(session: Client, texture: Path, iterations: int = 3) -> tuple:
-    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, api_name="/train")
+def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False) -> tuple:
+    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, api_name="/train")
 
 
 def models(session: Client) -> tuple[list[str], str]:
@@ -84,7 +85,16 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
     with zipfile.ZipFile(archive) as zipped:
         assert sorted(zipped.namelist()) == ["config.json", "model.safetensors"]
         zipped.extractall(tmp_path)
-    assert load_folder(tmp_path).channels == 4
+    model = load_folder(tmp_path)
+    assert (model.channels, model.perception) == (4, "sobel")
+
+
+def test_the_round_shapes_box_trains_an_isotropic_model(app_url, pebbles_path, tmp_path):
+    *_, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True)
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
+    assert load_folder(tmp_path).perception == "isotropic"
 
 
 def test_a_texture_upload_is_checked_at_once(app_url, pebbles_path, tmp_path):

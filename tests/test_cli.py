@@ -51,6 +51,18 @@ def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
     assert json.loads((copy / "training.json").read_text())["iterations"] == 8
 
 
+def test_train_isotropic_and_its_card_says_how_to_train_it_again(pebbles_path, tmp_path):
+    from nca_gradio.hub import model_card
+
+    nca("train", pebbles_path, "-o", tmp_path, "--preset", "seed", "--perception", "isotropic", "--iters", "1", "--size", "16",
+        "--target-size", "64", "--batch", "1", "--pool-size", "2")
+    assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
+    assert json.loads((tmp_path / "training.json").read_text())["config"]["perception"] == "isotropic"
+    assert "--perception isotropic" in model_card(tmp_path)
+    refused = nca("train", pebbles_path, "-o", tmp_path / "x", "--perception", "radial", check=False)
+    assert refused.returncode == 2 and "invalid choice: 'radial'" in refused.stderr and "Traceback" not in refused.stderr
+
+
 @pytest.mark.parametrize("suffix", ["gif", "mp4", "png"])
 def test_grow_writes_each_format(trained, tmp_path, suffix):
     out = tmp_path / f"grown.{suffix}"

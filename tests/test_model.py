@@ -109,8 +109,48 @@ def test_save_then_load_reproduces_the_rollout_exactly(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"channels": 2}, "channels"), ({"hidden": 0}, "hidden"), ({"fire_rate": 0.0}, "fire_rate"), ({"channels": 1.5}, "channels")],
+    [({"channels": 2}, "channels"), ({"hidden": 0}, "hidden"), ({"fire_rate": 0.0}, "fire_rate"), ({"channels": 1.5}, "channels"),
+     ({"perception": "radial"}, "perception must be one of sobel, isotropic")],
 )
 def test_bad_architecture_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NCA(**kwargs)
+
+
+def symmetries(x: torch.Tensor) -> list[torch.Tensor]:
+    """The grid turned by 90, 180 and 270 degrees, and mirrored."""
+    return [torch.rot90(x, k, (2, 3)) for k in (1, 2, 3)] + [x.flip(-1), x.flip(-2)]
+
+
+def test_isotropic_update_commutes_with_turns_and_mirrors():
+    torch.manual_seed(0)
+    model = NCA(channels=6, hidden=16, perception="isotropic")
+    torch.nn.init.normal_(model.w2.weight, std=0.1)
+    x = torch.randn(1, 6, 12, 12)
+    with torch.no_grad():
+        for turned, update_of_turned in zip(symmetries(model.update(x)), map(model.update, symmetries(x))):
+            assert torch.allclose(turned, update_of_turned, atol=1e-5)
+        # The Sobel model does sense direction: the same check fails for it.
+        sobel = trained_like(channels=6, hidden=16)
+        assert not torch.allclose(torch.rot90(sobel.update(x), 1, (2, 3)), sobel.update(torch.rot90(x, 1, (2, 3))), atol=1e-3)
+
+
+def test_isotropic_kernels_span_the_laplacian_and_the_fast_path_matches_perception():
+    model = NCA(channels=4, hidden=8, perception="isotropic")
+    identity, cross, diagonal = model.filters.squeeze(1)[:3]
+    assert torch.equal(identity, torch.tensor(TEXTBOOK["identity"], dtype=torch.float32))
+    assert torch.equal(2 * cross + diagonal, torch.tensor(TEXTBOOK["laplacian"], dtype=torch.float32))
+    torch.nn.init.normal_(model.w2.weight, std=0.1)
+    x = torch.randn(2, 4, 10, 10)
+    with torch.no_grad():
+        plain = model.w2(torch.relu(model.w1(model.perceive(x))))
+        assert torch.allclose(model.update(x), plain, atol=1e-5)
+
+
+def test_perception_survives_save_and_load(tmp_path):
+    NCA(channels=5, hidden=8, perception="isotropic").save_pretrained(tmp_path / "isotropic")
+    assert load_folder(tmp_path / "isotropic").perception == "isotropic"
+    NCA(channels=5, hidden=8).save_pretrained(tmp_path / "old")
+    config = tmp_path / "old" / "config.json"
+    config.write_text('{"channels": 5, "hidden": 8, "fire_rate": 0.5}')  # a model saved before perception existed
+    assert load_folder(tmp_path / "old").perception == "sobel"
