@@ -268,10 +268,16 @@ def _target_section(folder: Path) -> str:
     return f"Target texture:\n\n![target]({TARGET_FILE})" if (folder / TARGET_FILE).exists() else ""
 
 
+PERCEPTION_WORDS = {
+    "sobel": "each cell sees its neighbourhood through identity, Sobel and Laplacian filters",
+    "isotropic": "each cell sees its neighbourhood through identity and Laplacian filters only (no sense of direction)",
+}
+
+
 def _model_section(model: NCA) -> str:
     return (
         f"## Model\n\n{model.num_parameters:,} parameters: {model.channels} channels, {model.hidden} hidden units, "
-        f"cells fire with probability {model.fire_rate}."
+        f"cells fire with probability {model.fire_rate}; {PERCEPTION_WORDS[model.perception]}."
     )
 
 

@@ -58,7 +58,8 @@ def test_train_isotropic_and_its_card_says_how_to_train_it_again(pebbles_path, t
         "--target-size", "64", "--batch", "1", "--pool-size", "2")
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
     assert json.loads((tmp_path / "training.json").read_text())["config"]["perception"] == "isotropic"
-    assert "--perception isotropic" in model_card(tmp_path)
+    card = model_card(tmp_path)
+    assert "--perception isotropic" in card and "no sense of direction" in card
     refused = nca("train", pebbles_path, "-o", tmp_path / "x", "--perception", "radial", check=False)
     assert refused.returncode == 2 and "invalid choice: 'radial'" in refused.stderr and "Traceback" not in refused.stderr
 
