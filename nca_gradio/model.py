@@ -85,11 +85,11 @@ class NCA(
         nn.init.zeros_(self.w2.weight)
 
     @classmethod
-    def from_preset(cls, name: str, fire_rate: float = 0.5) -> "NCA":
+    def from_preset(cls, name: str, fire_rate: float = 0.5, perception: str = "sobel") -> "NCA":
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}")
         preset = PRESETS[name]
-        return cls(channels=preset.channels, hidden=preset.hidden, fire_rate=fire_rate)
+        return cls(channels=preset.channels, hidden=preset.hidden, fire_rate=fire_rate, perception=perception)
 
     @property
     def architecture(self) -> dict:

@@ -186,8 +186,7 @@ class Trainer:
         self.mask_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.target = target.to(self.device)
         self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log)
-        preset = PRESETS[cfg.preset]
-        self.model = NCA(preset.channels, preset.hidden, cfg.fire_rate, cfg.perception).to(self.device)
+        self.model = NCA.from_preset(cfg.preset, cfg.fire_rate, cfg.perception).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.3)

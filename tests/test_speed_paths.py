@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nca_gradio.model import NCA, PRESETS, Grower, apply_steps, cell_mask, circular_pad, compile_steps, draw_masks
+from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, Grower, apply_steps, cell_mask, circular_pad, compile_steps, draw_masks
 from nca_gradio.train import TrainConfig, Trainer
 
 CUDA = torch.cuda.is_available()
@@ -20,9 +20,9 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU here")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
-def trained_like(name: str = "texture", device: str = "cpu", seed: int = 0) -> NCA:
+def trained_like(name: str = "texture", device: str = "cpu", seed: int = 0, perception: str = "sobel") -> NCA:
     torch.manual_seed(seed)
-    model = NCA.from_preset(name).to(device)
+    model = NCA.from_preset(name, perception=perception).to(device)
     torch.nn.init.normal_(model.w2.weight, std=0.05)
     torch.nn.init.normal_(model.w1.bias, std=0.05)
     return model
@@ -50,8 +50,9 @@ def strict_cuda_math():
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("shape", [(1, 32, 32), (3, 17, 9)])
-def test_fused_update_equals_the_textbook_formula(name, shape, device, strict_cuda_math):
-    model = trained_like(name, device)
+@pytest.mark.parametrize("perception", list(PERCEPTIONS))
+def test_fused_update_equals_the_textbook_formula(name, shape, perception, device, strict_cuda_math):
+    model = trained_like(name, device, perception=perception)
     batch, h, w = shape
     x = torch.randn(batch, model.channels, h, w, device=device) * 0.5
     with torch.no_grad():
@@ -262,8 +263,9 @@ def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_bfloat16_update_equals_the_float32_one_within_bfloat16_rounding(name):
-    model = trained_like(name)
+@pytest.mark.parametrize("perception", list(PERCEPTIONS))
+def test_bfloat16_update_equals_the_float32_one_within_bfloat16_rounding(name, perception):
+    model = trained_like(name, perception=perception)
     x = torch.randn(2, model.channels, 24, 24) * 0.5
     with torch.no_grad():
         plain = model.update(x)
