@@ -209,7 +209,8 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        label = workspace.add_model(f"{Path(texture).stem} · {preset} · {update.iteration} it", folder)
+        shape = " · round" if isotropic else ""
+        label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
         archive = studio.zip_model(folder, workspace.path(f"{studio.slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 

@@ -90,7 +90,8 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
 
 
 def test_the_round_shapes_box_trains_an_isotropic_model(app_url, pebbles_path, tmp_path):
-    *_, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True)
+    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True)
+    assert "pebbles · seed · round · 1 it" in status
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"

@@ -89,15 +89,16 @@ def test_stop_keeps_the_model_trained_so_far(pebbles_64):
     assert result.model.w2.weight.abs().sum() > 0  # it learned something and kept it
 
 
-def test_resume_continues_exactly_where_it_stopped(pebbles_64, tmp_path):
-    straight = Trainer(pebbles_64, tiny(iters=6), log=lambda m: None).train().model
+@pytest.mark.parametrize("perception", ["sobel", "isotropic"])
+def test_resume_continues_exactly_where_it_stopped(pebbles_64, tmp_path, perception):
+    straight = Trainer(pebbles_64, tiny(iters=6, perception=perception), log=lambda m: None).train().model
 
-    first = Trainer(pebbles_64, tiny(iters=6), log=lambda m: None)
+    first = Trainer(pebbles_64, tiny(iters=6, perception=perception), log=lambda m: None)
     first.train(should_stop=lambda: first.iteration >= 3)
     first.save(tmp_path, pebbles_64)
     assert (tmp_path / "target.png").exists() and (tmp_path / "training.json").exists()
     resumed = Trainer.resume(tmp_path, pebbles_64, log=lambda m: None)
-    assert resumed.iteration == 3
+    assert resumed.iteration == 3 and resumed.model.perception == perception
     result = resumed.train()
     assert result.iterations == 6 and len(result.history) == 6
     for p, q in zip(straight.parameters(), result.model.parameters()):
