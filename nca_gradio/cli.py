@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", required=True, help="folder for the model (config.json, model.safetensors)")
     train.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
     train.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
-                       help="isotropic: the model has no sense of direction; try it for round things (dots, slices, stones)")
+                       help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
+                       "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")
     train.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
     train.add_argument("--iters", type=int, default=defaults.iters)
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")

@@ -25,7 +25,8 @@ KERNELS = (IDENTITY, SOBEL_X, SOBEL_Y, LAPLACIAN)
 # Every 3x3 kernel that is unchanged by 90-degree turns and mirroring is a sum of
 # these three (LAPLACIAN = 2 * CROSS + DIAGONAL): a model that perceives only them
 # has no sense of direction, so it cannot grow the drifting, one-sided shapes
-# (crescents, scales) that Sobel filters allow, and round things stay round.
+# (crescents, scales) that Sobel filters allow: scattered round things stay round
+# (dense ones turn into mazes: RESEARCH.md, session 4).
 CROSS_LAPLACIAN = [[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]
 DIAGONAL_LAPLACIAN = [[1.0, 0.0, 1.0], [0.0, -4.0, 0.0], [1.0, 0.0, 1.0]]
 PERCEPTIONS: dict[str, tuple[list[list[float]], ...]] = {

@@ -51,7 +51,7 @@ class TrainConfig:
     device: str = "auto"
     grad_checkpoint: bool = False
     fire_rate: float = 0.5
-    perception: str = "sobel"  # "isotropic": no sense of direction, for round things (see model.PERCEPTIONS)
+    perception: str = "sobel"  # "isotropic": no sense of direction, for scattered round things (model.PERCEPTIONS)
 
     RANGES = {
         "iters": (1, 100_000),

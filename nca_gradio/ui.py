@@ -399,7 +399,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     loss = gr.Dropdown(LOSS_CHOICES, value="auto", label="Loss (how looks are compared)", elem_id="nca-loss")
                     isotropic = gr.Checkbox(
                         False, label="Round shapes (no sense of direction)",
-                        info="for dots, stones, bubbles: stops one-sided crescents; not for stripes, bricks or grass", elem_id="nca-isotropic",
+                        info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
