@@ -17,6 +17,7 @@ from .images import ImageError
 from .losses import covariance_root, random_directions, shaped_directions, tiled_log_spectrum
 
 PATCH_SIZE = 7
+MIN_TARGET_SIDE = 8 * PATCH_SIZE  # a target smaller than this cannot be scored: its halves hold too few patches
 PATCH_SCALES = (1, 2, 4)
 PROJECTIONS = 128
 FLOOR_EPS = 1e-6
@@ -104,8 +105,8 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     texture is measured against each half and the two are averaged.
     """
     generated, target = generated.float().cpu(), target.float().cpu()
-    if min(generated.shape[-2:]) < 4 * PATCH_SIZE or min(target.shape[-2:]) < 8 * PATCH_SIZE:
-        raise ImageError(f"images too small to score: the generated one needs {4 * PATCH_SIZE} and the target {8 * PATCH_SIZE} pixels a side")
+    if min(generated.shape[-2:]) < 4 * PATCH_SIZE or min(target.shape[-2:]) < MIN_TARGET_SIDE:
+        raise ImageError(f"images too small to score: the generated one needs {4 * PATCH_SIZE} and the target {MIN_TARGET_SIDE} pixels a side")
     left, right = halves(target)
     directions = patch_directions(target)
     floor = distances(left, right, directions)
