@@ -181,7 +181,7 @@ def step_flops(channels: int, hidden: int) -> float:
     we run instead executes 2*9*C*H for the first two, about twice as many.
     """
     c, h = channels, hidden
-    return 2 * 9 * 4 * c + 2 * 4 * c * h + 2 * h + 2 * h * c + 2 * c
+    return 2 * 9 * 4 * c + 2 * 4 * c * h + after_w1_flops(c, h)
 
 
 def executed_step_flops(channels: int, hidden: int) -> float:
@@ -190,8 +190,12 @@ def executed_step_flops(channels: int, hidden: int) -> float:
     Against `step_flops` this says how busy the hardware is; against the
     algorithm's count, how much of that work is useful.
     """
-    c, h = channels, hidden
-    return 2 * 9 * c * h + 2 * h + 2 * h * c + 2 * c
+    return 2 * 9 * channels * hidden + after_w1_flops(channels, hidden)
+
+
+def after_w1_flops(channels: int, hidden: int) -> float:
+    """What both counts share: bias and ReLU, w2 (H -> C), and the masked add (2 per channel)."""
+    return 2 * hidden + 2 * hidden * channels + 2 * channels
 
 
 def matmul_flops(n: int, device: torch.device, rounds: int = 5, dtype: torch.dtype = torch.float32) -> float:

@@ -43,7 +43,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
 from .loading import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, load_folder
-from .model import NCA, to_rgb
+from .model import NCA, PERCEPTION_ABOUT, to_rgb
 from .quality import QUALITY_FILE
 from .train import TRAINING_LOG
 
@@ -268,16 +268,10 @@ def _target_section(folder: Path) -> str:
     return f"Target texture:\n\n![target]({TARGET_FILE})" if (folder / TARGET_FILE).exists() else ""
 
 
-PERCEPTION_WORDS = {
-    "sobel": "each cell sees its neighbourhood through identity, Sobel and Laplacian filters",
-    "isotropic": "each cell sees its neighbourhood through identity and Laplacian filters only (no sense of direction)",
-}
-
-
 def _model_section(model: NCA) -> str:
     return (
         f"## Model\n\n{model.num_parameters:,} parameters: {model.channels} channels, {model.hidden} hidden units, "
-        f"cells fire with probability {model.fire_rate}; {PERCEPTION_WORDS[model.perception]}."
+        f"cells fire with probability {model.fire_rate}; each cell sees its neighbourhood through {PERCEPTION_ABOUT[model.perception]}."
     )
 
 

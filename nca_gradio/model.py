@@ -33,6 +33,10 @@ PERCEPTIONS: dict[str, tuple[list[list[float]], ...]] = {
     "sobel": KERNELS,
     "isotropic": (IDENTITY, CROSS_LAPLACIAN, DIAGONAL_LAPLACIAN),
 }
+PERCEPTION_ABOUT = {  # for model cards: what a cell sees through
+    "sobel": "identity, Sobel and Laplacian filters",
+    "isotropic": "identity and Laplacian filters only (no sense of direction)",
+}
 
 MAX_CHANNELS = 64
 MAX_HIDDEN = 1024
