@@ -91,6 +91,7 @@ def main() -> int:
                         help="side the image is resized to: smaller makes its objects smaller, within the NCA's reach")
     parser.add_argument("--pool-size", type=int, default=TrainConfig().pool_size)
     parser.add_argument("--perception", choices=list(PERCEPTIONS), default=TrainConfig().perception, help="isotropic: for round things (see nca train --help)")
+    parser.add_argument("--match", type=float, default=TrainConfig().match_weight, help="patch matching weight (see nca train --help)")
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
@@ -106,7 +107,8 @@ def main() -> int:
     if args.target_size < MIN_TARGET_SIDE:  # refused now, not after a quarter of an hour of training
         parser.error(f"--target-size must be at least {MIN_TARGET_SIDE}: a bundled model is scored against its target")
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
-                         target_size=args.target_size, pool_size=args.pool_size, perception=args.perception)
+                         target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
+                         match_weight=args.match)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
     return 0
 

@@ -294,6 +294,7 @@ def _training_section(folder: Path) -> str:
         ("preset", config.get("preset")),
         ("perception", config.get("perception")),
         ("loss", info.get("loss") or config.get("loss")),
+        ("patch matching", config.get("match_weight") or None),
         ("iterations", info.get("iterations", config.get("iters"))),
         ("training size", f"{config['size']} x {config['size']}" if "size" in config else None),
         ("target size", config.get("target_size")),
@@ -304,7 +305,7 @@ def _training_section(folder: Path) -> str:
     return f"## Training\n\n| setting | value |\n|---|---|\n{table}" + _reproduce_line(config, info.get("loss"))
 
 
-CLI_TRAIN_FLAGS = {"preset": "--preset", "perception": "--perception", "loss": "--loss", "iters": "--iters", "size": "--size",
+CLI_TRAIN_FLAGS = {"preset": "--preset", "perception": "--perception", "loss": "--loss", "match_weight": "--match", "iters": "--iters", "size": "--size",
                    "target_size": "--target-size", "batch": "--batch", "pool_size": "--pool-size", "lr": "--lr",
                    "seed": "--seed"}
 

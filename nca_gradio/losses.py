@@ -303,6 +303,22 @@ class PatchLoss(nn.Module):
             self.target = target.float()
             self._target_spectra: dict[tuple[int, int], torch.Tensor] = {}
 
+    @staticmethod
+    def match_weights(weight: float) -> dict[str, float]:
+        """Keyword arguments for bidirectional patch matching at `weight` (0 = off).
+
+        Sliced marginals of patches are blind to objects: pixels optimised
+        against them come out as bricks without joints, or citrus-coloured
+        mush, that they rate better than a real crop (bench/loss_probe.py).
+        Pulling every generated patch towards its nearest target patch, and
+        every target patch towards its nearest generated one (bidirectional
+        similarity), asks for patches copied from the target, as patch-based
+        synthesis does; the second half stops a collapse onto the few patches
+        easiest to copy. About 0.02 keeps the palette; 0.1 already trades it
+        for flat, copyable patches (RESEARCH.md, session 5).
+        """
+        return {"nearest_weight": weight, "completeness_weight": weight}
+
     def pyramid(self, img: torch.Tensor) -> list[torch.Tensor]:
         out = [img]
         for _ in range(self.levels - 1):
@@ -516,12 +532,15 @@ def build_loss(
     target: torch.Tensor,
     vgg_features: nn.Module | None = None,
     log: Callable[[str], None] = lambda message: None,
+    match_weight: float = 0.0,
 ) -> tuple[nn.Module, str]:
     """Build the named loss for a target image (1, 3, H, W) in [0, 1].
 
     `auto` takes `ot` when pretrained VGG16 loads and `patch` otherwise, and
     says which through `log`. `vgg_features` replaces the download (tests hand
-    in a randomly initialised VGG16). Returns the loss and the name chosen.
+    in a randomly initialised VGG16). `match_weight` weighs the patch loss's
+    bidirectional patch matching (`PatchLoss.match_weights`); VGG losses see
+    objects already and ignore it. Returns the loss and the name chosen.
     """
     if name not in LOSS_NAMES:
         raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)}")
@@ -530,11 +549,11 @@ def build_loss(
             features = vgg_features if vgg_features is not None else load_vgg16_features()
         except LossUnavailable:
             log("loss auto: pretrained VGG16 is not available here, using the weight-free patch loss")
-            return PatchLoss(target), "patch"
-        log("loss auto: pretrained VGG16 loaded, using the ot loss")
+            return PatchLoss(target, **PatchLoss.match_weights(match_weight)), "patch"
+        log("loss auto: pretrained VGG16 loaded, using the ot loss" + (" (patch matching is for the patch loss: off)" if match_weight else ""))
         return OTLoss(target, features), "ot"
     if name == "patch":
-        return PatchLoss(target), "patch"
+        return PatchLoss(target, **PatchLoss.match_weights(match_weight)), "patch"
     features = vgg_features if vgg_features is not None else load_vgg16_features()
     loss_class = GramLoss if name == "gram" else OTLoss
     return loss_class(target, features), name

@@ -52,6 +52,7 @@ class TrainConfig:
     grad_checkpoint: bool = False
     fire_rate: float = 0.5
     perception: str = "sobel"  # "isotropic": no sense of direction, for scattered round things (model.PERCEPTIONS)
+    match_weight: float = 0.0  # patch loss only: pull patches towards real ones, so whole objects form (losses.PatchLoss)
 
     RANGES = {
         "iters": (1, 100_000),
@@ -65,6 +66,7 @@ class TrainConfig:
         "overflow_weight": (0.0, 1e6),
         "seed": (0, 2**63 - 1),
         "fire_rate": (0.01, 1.0),
+        "match_weight": (0.0, 10.0),
     }
     CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS)}
 
@@ -87,6 +89,8 @@ class TrainConfig:
             raise ConfigError(f"steps_min ({self.steps_min}) must not exceed steps_max ({self.steps_max})")
         if self.batch > self.pool_size:
             raise ConfigError(f"batch ({self.batch}) must not exceed pool_size ({self.pool_size})")
+        if self.match_weight and self.loss in ("gram", "ot"):
+            raise ConfigError(f"match_weight is part of the patch loss: use loss patch (or auto offline), not {self.loss}")
         if not all(0.0 < f < 1.0 for f in self.lr_decay_at):
             raise ConfigError(f"lr_decay_at must hold fractions between 0 and 1, got {self.lr_decay_at!r}")
 
@@ -185,7 +189,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # pool sampling, steps
         self.mask_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.target = target.to(self.device)
-        self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log)
+        self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
         self.model = NCA.from_preset(cfg.preset, cfg.fire_rate, cfg.perception).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})

@@ -71,6 +71,7 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 **Share** one of yours: a model card with a preview and training details is written for you.
 """
 
+OBJECTS_MATCH_WEIGHT = 0.02  # the "Whole objects" box: patch matching strong enough for objects, weak enough to keep the colours
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
     ("patch: compares small patches, needs no download", "patch"),
@@ -191,13 +192,16 @@ class Handlers:
 
     @friendly
     def train(
-        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, workspace: studio.Workspace
+        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: bool,
+        workspace: studio.Workspace,
     ):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
+        if objects and loss in ("gram", "ot"):
+            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or untick Whole objects.")
         data = self.texture_bytes(texture)
         config = TrainConfig(
             preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512),
-            perception="isotropic" if isotropic else "sobel",
+            perception="isotropic" if isotropic else "sobel", match_weight=OBJECTS_MATCH_WEIGHT if objects else 0.0,
         )
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
@@ -209,7 +213,7 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        shape = " · round" if isotropic else ""
+        shape = (" · round" if isotropic else "") + (" · objects" if objects else "")
         label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
         archive = studio.zip_model(folder, workspace.path(f"{studio.slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
@@ -401,6 +405,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         False, label="Round shapes (no sense of direction)",
                         info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
+                    objects = gr.Checkbox(
+                        False, label="Whole objects (patch loss, about 30% slower)",
+                        info="asks for patches like the image's own: bricks with their joints, leaves with their outlines", elem_id="nca-objects",
+                    )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
                         size = gr.Slider(16, 128, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
@@ -482,7 +490,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     train_button.click(
-        handlers.train, [texture, preset, loss, iterations, size, isotropic, workspace], [preview, plot, status, download],
+        handlers.train, [texture, preset, loss, iterations, size, isotropic, objects, workspace], [preview, plot, status, download],
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)

@@ -38,8 +38,8 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
 
 
-def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False) -> tuple:
-    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, api_name="/train")
+def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: bool = False) -> tuple:
+    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, api_name="/train")
 
 
 def models(session: Client) -> tuple[list[str], str]:
@@ -90,12 +90,17 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
 
 
 def test_the_round_shapes_box_trains_an_isotropic_model(app_url, pebbles_path, tmp_path):
-    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True)
-    assert "pebbles · seed · round · 1 it" in status
+    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True, objects=True)
+    assert "pebbles · seed · round · objects · 1 it" in status
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
     assert load_folder(tmp_path).perception == "isotropic"
+
+
+def test_whole_objects_with_a_vgg_loss_says_which_losses_it_works_with(app_url, pebbles_path):
+    with pytest.raises(AppError, match="Whole objects works with the patch loss"):
+        client(app_url).predict(handle_file(str(pebbles_path)), "seed", "ot", 1, 32, False, True, api_name="/train")
 
 
 def test_a_texture_upload_is_checked_at_once(app_url, pebbles_path, tmp_path):

@@ -66,6 +66,19 @@ def test_explicit_vgg_loss_without_weights_fails_clearly(name, pebbles_64, monke
         build_loss(name, pebbles_64)
 
 
+def test_match_weight_adds_bidirectional_patch_matching_to_the_patch_loss(pebbles_64, random_vgg):
+    loss, _ = build_loss("patch", pebbles_64, match_weight=0.02)
+    assert (loss.nearest_weight, loss.completeness_weight) == (0.02, 0.02)
+    noise = _noise_like(pebbles_64)
+    torch.manual_seed(0)
+    plain = PatchLoss(pebbles_64)(noise)
+    torch.manual_seed(0)
+    assert loss(noise) > plain  # the terms are really there
+    messages = []
+    vgg_loss, chosen = build_loss("auto", pebbles_64, vgg_features=random_vgg, log=messages.append, match_weight=0.02)
+    assert chosen == "ot" and "patch matching is for the patch loss: off" in messages[0]
+
+
 def test_unknown_loss_name_is_refused(pebbles_64):
     with pytest.raises(ValueError, match="choose one of"):
         build_loss("l2", pebbles_64)

@@ -28,11 +28,13 @@ def tiny(**overrides) -> TrainConfig:
         ("device", "tpu", "device must be one of"),
         ("steps_min", 100, "steps_min (100) must not exceed steps_max"),
         ("lr", float("nan"), "lr must be between"),
+        ("match_weight", -0.1, "match_weight must be between 0.0 and 10.0"),
+        ("loss", "ot", "match_weight is part of the patch loss: use loss patch"),
     ],
 )
 def test_bad_config_names_the_field_and_range(field, value, message):
     with pytest.raises(ConfigError) as info:
-        TrainConfig(**{**TINY, field: value})
+        TrainConfig(**{**TINY, "match_weight": 0.02, field: value})
     assert message in str(info.value)
 
 
