@@ -406,7 +406,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
                     objects = gr.Checkbox(
-                        False, label="Whole objects (patch loss, about 30% slower)",
+                        False, label="Whole objects (patch loss, about 40% slower)",
                         info="asks for patches like the image's own: bricks with their joints, leaves with their outlines", elem_id="nca-objects",
                     )
                     with gr.Row():
