@@ -52,7 +52,7 @@ class TrainConfig:
     grad_checkpoint: bool = False
     fire_rate: float = 0.5
     perception: str = "sobel"  # "isotropic": no sense of direction, for scattered round things (model.PERCEPTIONS)
-    match_weight: float = 0.0  # patch loss only: pull patches towards real ones, so whole objects form (losses.PatchLoss)
+    match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss.match_weights)
 
     RANGES = {
         "iters": (1, 100_000),
