@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSS_NAMES = ("auto", "patch", "ot", "gram")
+VGG_LOSSES = ("ot", "gram")  # need pretrained VGG16; they see objects already, so patch matching is not theirs
+LOSS_NAMES = ("auto", "patch", *VGG_LOSSES)
 VGG_LAYERS = (1, 6, 11, 18, 25)
 VGG_MODEL_NAME = "vgg16.tv_in1k"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -544,16 +545,17 @@ def build_loss(
     """
     if name not in LOSS_NAMES:
         raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)}")
+    patch_options = PatchLoss.match_weights(match_weight)
     if name == "auto":
         try:
             features = vgg_features if vgg_features is not None else load_vgg16_features()
         except LossUnavailable:
             log("loss auto: pretrained VGG16 is not available here, using the weight-free patch loss")
-            return PatchLoss(target, **PatchLoss.match_weights(match_weight)), "patch"
+            return PatchLoss(target, **patch_options), "patch"
         log("loss auto: pretrained VGG16 loaded, using the ot loss" + (" (patch matching is for the patch loss: off)" if match_weight else ""))
         return OTLoss(target, features), "ot"
     if name == "patch":
-        return PatchLoss(target, **PatchLoss.match_weights(match_weight)), "patch"
+        return PatchLoss(target, **patch_options), "patch"
     features = vgg_features if vgg_features is not None else load_vgg16_features()
     loss_class = GramLoss if name == "gram" else OTLoss
     return loss_class(target, features), name

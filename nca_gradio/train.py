@@ -20,7 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .images import tensor_to_image
 from .loading import load_folder
-from .losses import LOSS_NAMES, build_loss, overflow_loss
+from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
 from .model import NCA, PERCEPTIONS, PRESETS, apply_steps, compile_steps, draw_masks, to_rgb
 
 TRAINING_STATE = "training_state.safetensors"
@@ -89,7 +89,7 @@ class TrainConfig:
             raise ConfigError(f"steps_min ({self.steps_min}) must not exceed steps_max ({self.steps_max})")
         if self.batch > self.pool_size:
             raise ConfigError(f"batch ({self.batch}) must not exceed pool_size ({self.pool_size})")
-        if self.match_weight and self.loss in ("gram", "ot"):
+        if self.match_weight and self.loss in VGG_LOSSES:
             raise ConfigError(f"match_weight is part of the patch loss: use loss patch (or auto offline), not {self.loss}")
         if not all(0.0 < f < 1.0 for f in self.lr_decay_at):
             raise ConfigError(f"lr_decay_at must hold fractions between 0 and 1, got {self.lr_decay_at!r}")

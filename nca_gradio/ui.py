@@ -22,7 +22,7 @@ from . import studio
 from .hub import HubError, pull, push, resolve_token
 from .images import ImageError, crop_and_resize, load_image, load_target
 from .loading import ModelLoadError, load_folder
-from .losses import LossUnavailable
+from .losses import VGG_LOSSES, LossUnavailable
 from .model import NCA, PRESETS
 from .render import DAMAGE_SHAPES, RenderError, save_animation, save_png
 from .train import ConfigError, TrainConfig
@@ -196,7 +196,7 @@ class Handlers:
         workspace: studio.Workspace,
     ):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
-        if objects and loss in ("gram", "ot"):
+        if objects and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
             raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or untick Whole objects.")
         data = self.texture_bytes(texture)
         config = TrainConfig(
