@@ -147,6 +147,7 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .hub import write_card
     from .images import load_target
     from .train import TrainConfig, Trainer
 
@@ -167,20 +168,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.update(1)
         bar.set_postfix(loss=f"{progress.texture_loss:.4f}", overflow=f"{progress.overflow_loss:.3f}")
 
+    def save() -> None:
+        bar.close()
+        trainer.save(args.output, target)
+        write_card(args.output)  # README.md and preview.gif: the folder is ready to share
+
     try:
         result = trainer.train(show, preview_every=10**9)
     except FloatingPointError as exc:
-        bar.close()
-        trainer.save(args.output, target)
+        save()
         raise UsageError(f"{exc}; the last good model is saved in {args.output}") from None
     except KeyboardInterrupt:
-        bar.close()
-        trainer.save(args.output, target)
+        save()
         log(f"interrupted at iteration {trainer.iteration}: the model so far is saved in {args.output}; --resume continues")
         return 130
-    bar.close()
-    trainer.save(args.output, target)
-    log(f"saved {args.output} after {result.iterations} iterations in {result.seconds:.0f} s")
+    save()
+    log(f"saved {args.output} with its card after {result.iterations} iterations in {result.seconds:.0f} s")
     return 0
 
 

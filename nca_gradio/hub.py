@@ -407,26 +407,48 @@ def push(
     The model is loaded (and so validated) first: a broken model is never shared.
     The folder itself is left unchanged.
     """
-    from .render import save_animation
-
     check_repo_id(repo_id)
-    folder = Path(model_folder)
     endpoint, token = resolve_endpoint(endpoint), resolve_token(token)
-    model = load_folder(folder)
-    needs_preview = not (folder / PREVIEW_FILE).exists()
-    rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
-    files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES}
-    files[CARD_FILE] = model_card(folder, repo_id, rollout).encode()  # generated: replaces the folder's own
     with tempfile.TemporaryDirectory(prefix="nca-push-") as scratch:
-        if needs_preview:
-            log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
-            files[PREVIEW_FILE] = save_animation(rollout.frames, Path(scratch) / PREVIEW_FILE, fps=PREVIEW_FPS)
+        files = shared_files(model_folder, Path(scratch), repo_id, log)
         operations = [
             CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content))
             for name, content in files.items()
-            if isinstance(content, bytes) or content.exists()
         ]
         return _upload(repo_id, operations, private, token, endpoint)
+
+
+def write_card(model_folder: str | Path) -> None:
+    """Give a freshly trained folder its card and preview, replacing older ones and `save_pretrained`'s generic card."""
+    from .render import save_animation
+
+    folder = Path(model_folder)
+    rollout = grow_preview(load_folder(folder))
+    save_animation(rollout.frames, folder / PREVIEW_FILE, fps=PREVIEW_FPS)
+    (folder / CARD_FILE).write_text(model_card(folder, rollout=rollout))
+
+
+def shared_files(
+    model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = _notice
+) -> dict[str, Path | bytes]:
+    """What sharing a model folder consists of, by name: its own files, a generated card, a preview.
+
+    The card always replaces the folder's own README.md (a stale one, or the generic one
+    `save_pretrained` writes); a missing preview.gif is made in `scratch`. The model is loaded
+    first, so a broken one fails here. Used by a push and by the studio's download.
+    """
+    from .render import save_animation
+
+    folder = Path(model_folder)
+    model = load_folder(folder)
+    needs_preview = not (folder / PREVIEW_FILE).exists()
+    rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
+    files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES if (folder / name).is_file()}
+    files[CARD_FILE] = model_card(folder, repo_id, rollout).encode()
+    if needs_preview:
+        log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
+        files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
+    return files
 
 
 def _upload(repo_id: str, operations: list[CommitOperationAdd], private: bool, token: str | None, endpoint: str) -> str:

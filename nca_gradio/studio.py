@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .hub import shared_files
 from .images import image_to_tensor
 from .loading import CONFIG_FILE, WEIGHTS_FILE, load_folder
 from .losses import PatchLoss
@@ -141,10 +142,17 @@ def slug(text: str) -> str:
 
 
 def zip_model(folder: Path, destination: Path) -> Path:
-    """The two files another program needs to load the model (config.json, model.safetensors), zipped."""
-    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in (CONFIG_FILE, WEIGHTS_FILE):
-            archive.write(folder / name, name)
+    """The model as a Hub push would share it, zipped: config, weights, card, preview, target, training.json.
+
+    So a model trained in the studio keeps its recipe and its card; the resume state
+    (optimizer, pool) is left out.
+    """
+    with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in shared_files(folder, Path(scratch), log=lambda message: None).items():
+            if isinstance(content, bytes):
+                archive.writestr(name, content)
+            else:
+                archive.write(content, name)
     return destination
 
 

@@ -82,11 +82,17 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
     assert label.startswith("pebbles") and label in status
     choices, selected = models(session)
     assert selected == label and choices[-1] == label  # after any bundled models
-    with zipfile.ZipFile(archive) as zipped:
-        assert sorted(zipped.namelist()) == ["config.json", "model.safetensors"]
+    with zipfile.ZipFile(archive) as zipped:  # what a push shares; never the resume state
+        assert sorted(zipped.namelist()) == ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
         zipped.extractall(tmp_path)
     model = load_folder(tmp_path)
     assert (model.channels, model.perception) == (4, "sobel")
+    settings = json.loads((tmp_path / "training.json").read_text())
+    assert (settings["iterations"], settings["config"]["preset"]) == (3, "seed")
+    card = (tmp_path / "README.md").read_text()  # our card, not save_pretrained's generic one
+    assert "| iterations | 3 |" in card and "--preset seed" in card and "PytorchModelHubMixin" not in card
+    with Image.open(tmp_path / "preview.gif") as gif:
+        assert gif.n_frames > 1
 
 
 def test_the_round_shapes_box_trains_an_isotropic_model(app_url, pebbles_path, tmp_path):

@@ -35,10 +35,12 @@ def trained(tmp_path_factory, pebbles_path):
 
 
 def test_train_writes_a_loadable_model_and_its_log(trained):
-    for name in ("config.json", "model.safetensors", "training.json", "target.png", "training_state.safetensors"):
+    for name in ("config.json", "model.safetensors", "training.json", "target.png", "training_state.safetensors", "preview.gif"):
         assert (trained / name).exists(), name
     log = json.loads((trained / "training.json").read_text())
     assert log["iterations"] == 6 and log["loss"] == "patch" and log["config"]["preset"] == "fast"
+    card = (trained / "README.md").read_text()  # ours, with the recipe, not save_pretrained's generic card
+    assert "| iterations | 6 |" in card and "--iters 6" in card and "PytorchModelHubMixin" not in card
 
 
 def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
@@ -49,6 +51,7 @@ def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
     nca("train", pebbles_path, "-o", copy, "--preset", "fast", "--iters", "8", "--size", "32", "--target-size", "64",
         "--batch", "2", "--seed", "1", "--resume")
     assert json.loads((copy / "training.json").read_text())["iterations"] == 8
+    assert "| iterations | 8 |" in (copy / "README.md").read_text()  # the card follows the resumed run
 
 
 def test_train_isotropic_with_matching_and_its_card_says_how_to_train_it_again(pebbles_path, tmp_path):
@@ -59,7 +62,8 @@ def test_train_isotropic_with_matching_and_its_card_says_how_to_train_it_again(p
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
     settings = json.loads((tmp_path / "training.json").read_text())["config"]
     assert (settings["perception"], settings["match_weight"]) == ("isotropic", 0.05)
-    card = model_card(tmp_path)
+    card = (tmp_path / "README.md").read_text()
+    assert card == model_card(tmp_path)
     assert "--perception isotropic" in card and "no sense of direction" in card
     assert "--match 0.05" in card and "| patch matching | 0.05 |" in card
     refused = nca("train", pebbles_path, "-o", tmp_path / "x", "--perception", "radial", check=False)
