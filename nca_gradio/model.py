@@ -58,6 +58,18 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# What save_pretrained writes as README.md when a folder has none: the mixin's default says
+# "pushed to the Hub using PytorchModelHubMixin" and "[More Information Needed]" three times.
+PLACEHOLDER_CARD = """---
+{{ card_data }}
+---
+
+A Neural Cellular Automaton that grows a texture, made with [nca-gradio]({{ repo_url }}).
+`nca push` (or `nca_gradio.hub.write_card`) replaces this card with one that shows a preview,
+the training settings and the texture's quality.
+"""
+
+
 class NCA(
     nn.Module,
     PyTorchModelHubMixin,
@@ -65,6 +77,7 @@ class NCA(
     tags=["neural-cellular-automata", "texture-synthesis", "pytorch"],
     license="mit",
     repo_url="https://github.com/nca-gradio/nca-gradio",
+    model_card_template=PLACEHOLDER_CARD,
 ):
     """A texture NCA: every cell perceives its 3x3 neighbourhood and updates itself.
 

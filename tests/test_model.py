@@ -98,6 +98,8 @@ def test_save_then_load_reproduces_the_rollout_exactly(tmp_path):
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "config.json").exists()
     assert not list(tmp_path.glob("*.bin"))
+    card = (tmp_path / "README.md").read_text()  # a placeholder that says how to get the real card
+    assert "nca push" in card and "More Information Needed" not in card and "library_name: nca-gradio" in card
     loaded = load_folder(tmp_path)
     assert (loaded.channels, loaded.hidden) == (8, 24)
     x = model.empty_grid(2, 40)
