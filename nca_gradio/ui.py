@@ -337,20 +337,24 @@ def status_html(state: str, iteration: int, total: int, detail: str) -> str:
 
 
 def train_status(update: studio.TrainUpdate, label: str | None = None) -> str:
-    state = "Finished" if update.finished else "Stopped" if update.stopped else "Training"
+    done = update.finished or update.stopped
+    state = ("Finished" if update.finished else "Stopped") if label else "Saving" if done else "Training"
     loss = f"loss {update.last_loss:.4g} · " if update.last_loss is not None else ""
     detail = f"· {loss}{update.seconds:.0f} s · {update.loss_name} loss on {update.device}"
     if label:
         detail += f" · saved as <b>{label}</b>, ready in the other tabs"
+    elif done:
+        detail += " · writing its card and preview…"
     return status_html(state, update.iteration, update.total, detail)
 
 
 PRESET_NAMES = {"texture": "best quality", "fast": "fast", "seed": "tiny"}
 
 
-def preset_choices() -> list[tuple[str, str]]:
-    """Radio labels that say what each size costs; the values stay the library's preset names."""
-    return [(f"{PRESET_NAMES.get(name, name)} · {NCA.from_preset(name).num_parameters:,}", name) for name in PRESETS]
+def preset_choices(round_shapes: bool = False) -> list[tuple[str, str]]:
+    """Radio labels that say what each size costs (fewer numbers with round shapes); the values stay the preset names."""
+    perception = "isotropic" if round_shapes else "sobel"
+    return [(f"{PRESET_NAMES.get(name, name)} · {NCA.from_preset(name, perception=perception).num_parameters:,}", name) for name in PRESETS]
 
 
 # ------------------------------------------------------------------ layout
@@ -489,6 +493,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     # ---------------------------------------------------------- wiring
     texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
+    isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
     train_button.click(
         handlers.train, [texture, preset, loss, iterations, size, isotropic, objects, workspace], [preview, plot, status, download],
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,

@@ -95,6 +95,16 @@ def test_an_example_can_be_picked(page):
     page.locator("#nca-texture button[aria-label='Clear']").first.click()
 
 
+def test_model_sizes_count_the_numbers_of_the_chosen_perception(page):
+    sizes = page.locator("#nca-preset")
+    sizes.get_by_text("best quality · 5,856").wait_for()
+    page.locator("#nca-isotropic input").check()
+    sizes.get_by_text("best quality · 4,704").wait_for(timeout=30_000)  # round shapes learn fewer numbers
+    assert sizes.locator("input[value=fast]").is_checked()  # the choice itself is kept
+    page.locator("#nca-isotropic input").uncheck()
+    sizes.get_by_text("best quality · 5,856").wait_for(timeout=30_000)
+
+
 def test_upload_and_train_a_few_iterations(page, pebbles_path):
     page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles_path))
     page.locator("#nca-texture").get_by_text("pebbles").wait_for(timeout=30_000)
