@@ -6,6 +6,7 @@ unpickles, and every failure is one `ModelLoadError` line that says what to do.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from .model import NCA, validate_architecture
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_KEYS = {"channels": int, "hidden": int, "fire_rate": (int, float), "perception": str}
+# A key config.json leaves out takes the constructor's default, as `NCA(**config)` will.
+ARCHITECTURE_DEFAULTS = {name: p.default for name, p in inspect.signature(NCA).parameters.items() if name in CONFIG_KEYS}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -40,9 +43,7 @@ def read_config(path: Path) -> dict:
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
             raise ModelLoadError(f"{path.name}: {key} has the wrong type ({type(data[key]).__name__})")
     try:
-        validate_architecture(
-            data.get("channels", 12), data.get("hidden", 96), data.get("fire_rate", 0.5), data.get("perception", "sobel")
-        )
+        validate_architecture(**{**ARCHITECTURE_DEFAULTS, **data})
     except ValueError as exc:
         raise ModelLoadError(f"{path.name}: {exc}") from None
     return data
