@@ -411,7 +411,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     )
                     objects = gr.Checkbox(
                         False, label="Whole objects (patch loss, about 40% slower)",
-                        info="asks for patches copied from the image, so shapes keep more of their edges (brick joints, leaf detail); large objects such as fruit slices stay out of reach", elem_id="nca-objects",
+                        info="asks for patches copied from the image, so shapes keep more of their edges (brick joints, leaf detail, round beans; colours may fade); large objects such as fruit slices stay out of reach", elem_id="nca-objects",
                     )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
