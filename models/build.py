@@ -68,11 +68,11 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     save_animation(healing.frames, folder / "regenerate.gif", fps=25)
     figures = model_figures(model, target).as_dict()
     (folder / QUALITY_FILE).write_text(json.dumps(figures, indent=1))
-    write_card(folder, credit)
+    write_bundled_card(folder, credit)
     return figures
 
 
-def write_card(folder: Path, credit: str | None) -> None:
+def write_bundled_card(folder: Path, credit: str | None) -> None:
     """The Hub card (scored on its own 200-step growth, as a push scores it) with the image's credit."""
     card = model_card(folder, f"nca-gradio/{folder.name}")
     if credit:
@@ -97,7 +97,7 @@ def main() -> int:
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
     args = parser.parse_args()
     if args.card:
-        write_card(MODELS / args.name, existing_credit(MODELS / args.name))
+        write_bundled_card(MODELS / args.name, existing_credit(MODELS / args.name))
         return 0
     if args.refresh:
         print(json.dumps(refresh(args.name)), flush=True)
