@@ -420,12 +420,10 @@ def push(
 
 def write_card(model_folder: str | Path) -> None:
     """Give a freshly trained folder its card and preview, replacing older ones and `save_pretrained`'s generic card."""
-    from .render import save_animation
-
     folder = Path(model_folder)
-    rollout = grow_preview(load_folder(folder))
-    save_animation(rollout.frames, folder / PREVIEW_FILE, fps=PREVIEW_FPS)
-    (folder / CARD_FILE).write_text(model_card(folder, rollout=rollout))
+    (folder / PREVIEW_FILE).unlink(missing_ok=True)  # stale after more training: `shared_files` then grows it anew
+    card = shared_files(folder, scratch=folder, log=lambda message: None)[CARD_FILE]  # scratch=folder: the preview lands here
+    (folder / CARD_FILE).write_bytes(card)
 
 
 def shared_files(
