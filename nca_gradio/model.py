@@ -272,20 +272,23 @@ def compile_steps(
     model: NCA,
     probe: Callable[[Callable], object] | None = None,
     log: Callable[[str], None] = warnings.warn,
+    mode: str | None = None,
 ) -> tuple[Callable[[torch.Tensor, torch.Tensor], torch.Tensor], bool]:
     """`apply_steps` for this model through torch.compile, or the plain loop where compiling fails.
 
     torch.compile fails late (at the first call, or the first backward) and on
     some hosts always (no compiler, ZeroGPU), so `probe(fn)` should run fn the
     way the caller will; any error there gives the plain loop. A later error at
-    a call also falls back, once and for good. Returns (fn, compiled?).
+    a call also falls back, once and for good. `mode` is torch.compile's
+    ("reduce-overhead": CUDA graphs of the compiled forward and backward).
+    Returns (fn, compiled?).
     """
 
     def plain(x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         return apply_steps(model, x, masks)
 
     try:
-        compiled = torch.compile(plain, dynamic=False)
+        compiled = torch.compile(plain, dynamic=False, mode=mode)
         if probe is not None:
             probe(compiled)
     except Exception as exc:  # noqa: BLE001 - any compiler failure means: run eagerly
@@ -390,7 +393,7 @@ class Grower:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(3):  # warm up: cuDNN picks its kernels, torch.compile compiles
+            for _ in range(3 if self.compiled else 1):  # warm up: cuDNN picks its kernels, torch.compile compiles
                 body()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .model import NCA, cell_mask, inference_dtype, to_rgb
+from .model import NCA, Grower, cell_mask, inference_dtype, to_rgb
 
 DAMAGE_SHAPES = ("circle", "square", "stripe")
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -83,15 +83,19 @@ def frame_of(x: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class Rollout:
-    """Frames kept along the way, the steps they were taken at, and the final grid."""
+    """Frames kept along the way, the steps they were taken at, the final grid, and how the steps ran."""
 
     frames: list[np.ndarray]
     steps: list[int]
     state: torch.Tensor
+    path: str = "eager"
 
     @property
     def final(self) -> np.ndarray:
         return frame_of(self.state)
+
+
+MAX_GRAPH_CHUNK = 16  # steps per recorded CUDA graph: the GPU is busy by then; longer ones add capture time
 
 
 @torch.inference_mode()
@@ -108,26 +112,65 @@ def run(
     """Apply the model `steps` times from `state`, keeping every `every`-th frame.
 
     `events` maps a step number to a function applied to the grid before that
-    step (damage). The rollout is reproducible for a given seed and precision
-    (`model.inference_dtype`: "auto" computes in bfloat16 where the CPU has
-    native bfloat16 units; "float32" gives exactly `model(x, generator)`).
+    step (damage). The rollout is reproducible for a given seed, precision and
+    device. "auto" computes in bfloat16 where the CPU has native bfloat16 units
+    (`model.inference_dtype`) and, on a GPU, replays CUDA graphs of the steps
+    between frames (`Grower`: same distribution of cell updates, other random
+    draws); "float32" gives exactly `model(x, generator)` step after step.
     """
     check_request(state.shape[-1], steps, every)
     model = model.eval()
     generator = torch.Generator(state.device).manual_seed(seed)
-    weights = model.step_weights(inference_dtype(model, state.device, precision))
+    advance, path = _stepper(model, state.device, every, generator, precision)
     x = state
     frames, kept = [frame_of(x)], [0]
-    for step in range(1, steps + 1):
-        if events and step in events:
-            x = events[step](x)
-        x = model.step(x, cell_mask(x, model.fire_rate, generator), weights)
-        if step % every == 0 or step == steps:
+    done = 0
+    while done < steps:
+        if events and done + 1 in events:
+            x = events[done + 1](x)
+        end = _next_stop(done, steps, every, events)
+        x = advance(x, end - done)
+        done = end
+        if done % every == 0 or done == steps:
             frames.append(frame_of(x))
-            kept.append(step)
+            kept.append(done)
             if on_frame is not None:
-                on_frame(step, x)
-    return Rollout(frames, kept, x)
+                on_frame(done, x)
+    return Rollout(frames, kept, x, path())
+
+
+def _next_stop(done: int, steps: int, every: int, events: dict | None) -> int:
+    """The step to advance to from `done`: the next kept frame, or the step before the next event."""
+    stop = min(steps, (done // every + 1) * every)
+    for due in events or ():
+        if done + 1 < due <= stop:
+            stop = due - 1
+    return stop
+
+
+def _stepper(
+    model: NCA, device: torch.device, every: int, generator: torch.Generator, precision: str
+) -> tuple[Callable[[torch.Tensor, int], torch.Tensor], Callable[[], str]]:
+    """How `run` advances n steps, and a way to ask afterwards how they ran.
+
+    On a GPU with precision "auto", a `Grower` replays recorded CUDA graphs
+    (about ten kernel launches a step become one launch per chunk, which is what
+    limits a GPU at these sizes); the chunk divides `every`, so frames fall on
+    replays. Otherwise one `cell_mask` and one step at a time: the plain path.
+    """
+    dtype = inference_dtype(model, device, precision)
+    if torch.device(device).type == "cuda" and precision == "auto" and dtype is None:
+        chunk = max(d for d in range(1, min(every, MAX_GRAPH_CHUNK) + 1) if every % d == 0)
+        grower = Grower(model, chunk=chunk)
+        return (lambda x, n: grower.run(x, n, generator)), (lambda: grower.path)
+    weights = model.step_weights(dtype)
+
+    def plain(x: torch.Tensor, n: int) -> torch.Tensor:
+        for _ in range(n):
+            x = model.step(x, cell_mask(x, model.fire_rate, generator), weights)
+        return x
+
+    return plain, (lambda: "eager" if dtype is None else "eager, bfloat16")
 
 
 def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: int = 0, height: int | None = None,

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -290,7 +290,7 @@ def frame_every(steps: int, size: int, max_frames: int = MAX_FRAMES, max_bytes: 
 
 def _on_device(rollout: Rollout) -> Rollout:
     """The same rollout with its grid on the CPU (frames are already numpy)."""
-    return Rollout(rollout.frames, rollout.steps, rollout.state.cpu())
+    return replace(rollout, state=rollout.state.cpu())
 
 
 @gpu(duration=90)

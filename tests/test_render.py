@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from nca_gradio.model import NCA
-from nca_gradio.render import Damage, RenderError, apply_damage, grow, regenerate, save_animation, save_png
+from nca_gradio.render import Damage, RenderError, apply_damage, grow, regenerate, run, save_animation, save_png
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,19 @@ def test_regenerate_damages_at_the_chosen_step(model):
     # Right after the damage the centre is the empty grey again, then it regrows.
     assert np.abs(after[16, 16].astype(int) - 128).max() <= np.abs(before[16, 16].astype(int) - 128).max()
     assert not np.array_equal(before, after)
+
+
+def test_run_applies_events_before_their_step_between_frames(model):
+    """Frames every 3 steps, an event due mid-way: the same numbers as stepping the model one call at a time."""
+    x = torch.randn(1, 6, 20, 20) * 0.3
+    got = run(model, x, 11, every=3, seed=3, events={5: lambda s: s * 0.5}, precision="float32")
+    generator, expected = torch.Generator().manual_seed(3), x
+    with torch.no_grad():
+        for step in range(1, 12):
+            expected = model(expected * 0.5 if step == 5 else expected, generator)
+    assert got.steps == [0, 3, 6, 9, 11]
+    assert got.path == "eager"
+    assert torch.equal(got.state, expected)
 
 
 @pytest.mark.parametrize("kwargs, message", [({"size": 4}, "size must be"), ({"steps": 0}, "steps must be"), ({"every": 0}, "every must be")])
