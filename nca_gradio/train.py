@@ -169,11 +169,14 @@ class Trainer:
 
     Set `compile = True` before the first step to run the rollout through
     torch.compile on CUDA: faster steps after a slow first one, and the plain
-    loop wherever compiling fails.
+    loop wherever compiling fails. Without checkpointing, the compiled chunks
+    also replay as CUDA graphs (forward and backward): at NCA sizes a GPU
+    waits on kernel launches, not on arithmetic.
     """
 
     compile: bool = False
-    CHUNK = 8  # steps per (compiled) call when not checkpointing
+    CHUNK = 8  # steps per call when not checkpointing
+    GRAPHED_CHUNK = 16  # the same, compiled into CUDA graphs: fewer replays, each a longer compile
 
     def __init__(
         self,
@@ -208,9 +211,15 @@ class Trainer:
         x = x.contiguous(memory_format=torch.channels_last)  # the layout every step returns: one compiled variant
         chunk = self._chunk()
         run = self._steps_fn(x, chunk)
+        graphed = getattr(self, "compiled", False) and not self.config.grad_checkpoint
         for start in range(0, steps, chunk):
             part = masks[start : start + chunk]
-            fn = run if len(part) == chunk else self._plain_steps  # a short tail: no recompiling for it
+            fn = run
+            if len(part) < chunk:  # a short tail: no recompiling for it
+                if graphed:  # padded with steps where no cell fires: x + 0 * update, the same numbers and gradients
+                    part = torch.cat([part, part.new_zeros(chunk - len(part), *part.shape[1:])])
+                else:
+                    fn = self._plain_steps
             x = checkpoint(fn, x, part, use_reentrant=False) if self.config.grad_checkpoint else fn(x, part)
         return x
 
@@ -226,7 +235,7 @@ class Trainer:
         recompute is one extra forward whatever k is.
         """
         if not self.config.grad_checkpoint:
-            return self.CHUNK
+            return self.GRAPHED_CHUNK if self.compile and self.device.type == "cuda" else self.CHUNK
         c, h = self.model.channels, self.model.hidden
         best = math.sqrt(self.config.steps_max * c / (h + 2 * c))
         return 2 ** max(0, round(math.log2(best)))
@@ -248,7 +257,9 @@ class Trainer:
                 out.float().sum().backward()
                 self.optimizer.zero_grad(set_to_none=True)
 
-            self._compiled_steps, self.compiled = compile_steps(self.model, probe)
+            # CUDA graphs replay recompute-free chunks only: checkpointing reruns a chunk inside backward
+            mode = None if self.config.grad_checkpoint else "reduce-overhead"
+            self._compiled_steps, self.compiled = compile_steps(self.model, probe, mode=mode)
         return self._compiled_steps
 
     def train_step(self) -> dict:
@@ -259,6 +270,8 @@ class Trainer:
         if self.iteration % 8 == 0:
             x[:1] = 0.0  # seed re-injection: keep learning to grow from an empty grid
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
+        if self.compile and self.device.type == "cuda":
+            torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer needed
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         with autocast:
             x = self.rollout(x, steps)

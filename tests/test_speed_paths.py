@@ -262,6 +262,43 @@ def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_
         assert close_to_scale(a, b, 1e-4)
 
 
+@needs_cuda
+def test_run_on_cuda_replays_graphs_between_frames_and_events(strict_cuda_math):
+    """render.run cuts the rollout at frames and before events, and replays a recorded chunk for each full one."""
+    from nca_gradio.render import Damage, apply_damage, run
+
+    model = trained_like("texture", "cuda")
+    x = torch.randn(1, model.channels, 48, 48, device="cuda") * 0.1
+    damage = Damage(size=0.3)
+    got = run(model, x, 30, every=4, seed=7, events={11: lambda s: apply_damage(s, damage)})
+    assert got.path == "cuda graph"
+    assert got.steps == [0, 4, 8, 12, 16, 20, 24, 28, 30]
+    generator, eager, expected = torch.Generator("cuda").manual_seed(7), Grower(model, chunk=4, cuda_graph=False), x
+    for n in (4, 4, 2, "damage", 2, 4, 4, 4, 4, 2):  # the damage is due before step 11
+        expected = apply_damage(expected, damage) if n == "damage" else eager.run(expected, n, generator)
+    assert torch.allclose(got.state, expected, atol=1e-5, rtol=1e-4), (got.state - expected).abs().max()
+
+
+@needs_cuda
+def test_compiled_training_with_cuda_graphs_follows_the_plain_run(pebbles_64):
+    """Whole iterations (bfloat16 autocast, Adam, pool writes) with graphed chunks: same losses and weights, to rounding.
+
+    A graph output reused after a later replay overwrote it would show here as a jump, not as rounding.
+    """
+    config = TrainConfig(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4, steps_min=16,
+                         steps_max=28, device="cuda")
+    runs = {}
+    for compiled in (False, True):
+        trainer = Trainer(pebbles_64, config, log=lambda m: None)  # seeds every generator the same way
+        trainer.compile = compiled
+        runs[compiled] = (trainer, [trainer.train_step()["loss"] for _ in range(3)])  # later, bfloat16 chaos
+    (plain, plain_losses), (fast, fast_losses) = runs[False], runs[True]
+    assert fast.compiled
+    assert fast_losses == pytest.approx(plain_losses, rel=2e-2)
+    for a, b in zip(fast.model.parameters(), plain.model.parameters()):
+        assert close_to_scale(a, b, 5e-2)
+
+
 @pytest.mark.parametrize("name", list(PRESETS))
 @pytest.mark.parametrize("perception", list(PERCEPTIONS))
 def test_bfloat16_update_equals_the_float32_one_within_bfloat16_rounding(name, perception):
