@@ -186,6 +186,7 @@ class Trainer:
         log: Callable[[str], None] = print,
     ) -> None:
         self.config = config or TrainConfig()
+        self.log = log
         cfg = self.config
         self.device = pick_device(cfg.device)
         torch.manual_seed(cfg.seed)  # the loss's random directions draw from the global generator
@@ -259,7 +260,8 @@ class Trainer:
 
             # CUDA graphs replay recompute-free chunks only: checkpointing reruns a chunk inside backward
             mode = None if self.config.grad_checkpoint else "reduce-overhead"
-            self._compiled_steps, self.compiled = compile_steps(self.model, probe, mode=mode)
+            self.log("compiling the rollout for this GPU: the first iteration takes about half a minute")
+            self._compiled_steps, self.compiled = compile_steps(self.model, probe, self.log, mode)
         return self._compiled_steps
 
     def train_step(self) -> dict:

@@ -48,9 +48,13 @@ def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
 
     copy = tmp_path / "copy"
     shutil.copytree(trained, copy)
-    nca("train", pebbles_path, "-o", copy, "--preset", "fast", "--iters", "8", "--size", "32", "--target-size", "64",
-        "--batch", "2", "--seed", "1", "--resume")
+    result = nca("train", pebbles_path, "-o", copy, "--preset", "fast", "--iters", "8", "--size", "32", "--target-size",
+                 "64", "--batch", "2", "--seed", "1", "--resume", "--compile")
     assert json.loads((copy / "training.json").read_text())["iterations"] == 8
+    import torch
+
+    said = "compiling the rollout for this GPU" if torch.cuda.is_available() else "--compile speeds up CUDA GPUs only"
+    assert said in result.stderr
     assert "| iterations | 8 |" in (copy / "README.md").read_text()  # the card follows the resumed run
 
 
