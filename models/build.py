@@ -62,7 +62,8 @@ def refresh(name: str) -> dict:
 
 def finish(folder: Path, model, target, credit: str | None) -> dict:
     """Growth and healing GIFs, quality figures and the card with the image's credit."""
-    growth = grow(model, size=128, steps=256, every=4)
+    # 512 steps: some textures settle late (brick's courses form between steps 500 and 1000)
+    growth = grow(model, size=128, steps=512, every=8)
     save_animation(growth.frames, folder / "preview.gif", fps=25)
     healing = regenerate(model, Damage("circle", 0.5, 0.5, 0.25), size=128, grow_steps=256, heal_steps=256, every=4)
     save_animation(healing.frames, folder / "regenerate.gif", fps=25)

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
     train.add_argument("--match", type=float, default=defaults.match_weight, metavar="WEIGHT",
                        help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
-                       "(brick joints); try 0.02, more loses the colours; about 40%% slower (default 0: off)")
+                       "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower (default 0: off)")
     train.add_argument("--iters", type=int, default=defaults.iters)
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
     train.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
