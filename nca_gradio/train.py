@@ -204,6 +204,13 @@ class Trainer:
         self.history: list[dict] = []
         self.rollbacks = 0
         self._last_good = self._snapshot()
+        self.compiled = False  # whether the rollout runs compiled (set at the first rollout with `compile`)
+        self._compiled_steps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def compiles_on_gpu(self) -> bool:
+        """`compile` asked for, on CUDA: the only place the compiled, graph-replayed rollout runs."""
+        return self.compile and self.device.type == "cuda"
 
     # ------------------------------------------------------------------ the loop
 
@@ -212,7 +219,7 @@ class Trainer:
         x = x.contiguous(memory_format=torch.channels_last)  # the layout every step returns: one compiled variant
         chunk = self._chunk()
         run = self._steps_fn(x, chunk)
-        graphed = getattr(self, "compiled", False) and not self.config.grad_checkpoint
+        graphed = self.compiled and not self.config.grad_checkpoint
         for start in range(0, steps, chunk):
             part = masks[start : start + chunk]
             fn = run
@@ -236,16 +243,16 @@ class Trainer:
         recompute is one extra forward whatever k is.
         """
         if not self.config.grad_checkpoint:
-            return self.GRAPHED_CHUNK if self.compile and self.device.type == "cuda" else self.CHUNK
+            return self.GRAPHED_CHUNK if self.compiles_on_gpu else self.CHUNK
         c, h = self.model.channels, self.model.hidden
         best = math.sqrt(self.config.steps_max * c / (h + 2 * c))
         return 2 ** max(0, round(math.log2(best)))
 
     def _steps_fn(self, x: torch.Tensor, chunk: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         """The plain step loop, or once `compile` is set on CUDA, its compiled form (probed on a throwaway batch)."""
-        if not (self.compile and self.device.type == "cuda"):
+        if not self.compiles_on_gpu:
             return self._plain_steps
-        if getattr(self, "_compiled_steps", None) is None:
+        if self._compiled_steps is None:
 
             def probe(fn: Callable) -> None:
                 probe_x = torch.zeros_like(x, memory_format=torch.channels_last)
@@ -272,7 +279,7 @@ class Trainer:
         if self.iteration % 8 == 0:
             x[:1] = 0.0  # seed re-injection: keep learning to grow from an empty grid
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
-        if self.compile and self.device.type == "cuda":
+        if self.compiles_on_gpu:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer needed
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         with autocast:
