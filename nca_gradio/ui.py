@@ -71,7 +71,10 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 **Share** one of yours: a model card with a preview and training details is written for you.
 """
 
-OBJECTS_MATCH_WEIGHT = 0.02  # the "Whole objects" box: patch matching strong enough for objects, weak enough to keep the colours
+# The "Whole objects" choice: how hard patch matching pulls towards copies of the image. No one weight fits
+# every texture: the bundled pebbles kept their colours at 0.01, brick grew joints and leaves whole leaves
+# only at 0.04 (RESEARCH.md, session 7); more fades the colours.
+OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
     ("patch: compares small patches, needs no download", "patch"),
@@ -192,16 +195,16 @@ class Handlers:
 
     @friendly
     def train(
-        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: bool,
+        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str,
         workspace: studio.Workspace,
     ):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
-        if objects and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
-            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or untick Whole objects.")
+        if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
+            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
         data = self.texture_bytes(texture)
         config = TrainConfig(
             preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512),
-            perception="isotropic" if isotropic else "sobel", match_weight=OBJECTS_MATCH_WEIGHT if objects else 0.0,
+            perception="isotropic" if isotropic else "sobel", match_weight=OBJECT_STRENGTHS[objects],
         )
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
@@ -213,7 +216,7 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        shape = (" · round" if isotropic else "") + (" · objects" if objects else "")
+        shape = (" · round" if isotropic else "") + ("" if objects == "off" else f" · {objects} objects")
         label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
         archive = studio.zip_model(folder, workspace.path(f"{studio.slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
@@ -409,9 +412,11 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         False, label="Round shapes (no sense of direction)",
                         info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
-                    objects = gr.Checkbox(
-                        False, label="Whole objects (patch loss, about 40% slower)",
-                        info="asks for patches copied from the image, so shapes keep more of their edges (brick joints, leaf detail, round beans; colours may fade); large objects such as fruit slices stay out of reach", elem_id="nca-objects",
+                    objects = gr.Radio(
+                        list(OBJECT_STRENGTHS), value="off", label="Whole objects (patch loss, about 40% slower)",
+                        info="asks for patches copied from the image, so shapes keep their edges; stronger fades colours. "
+                        "The bundled pebbles used light, coffee beans medium, brick and autumn leaves strong. "
+                        "Large objects such as fruit slices stay out of reach", elem_id="nca-objects",
                     )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")

@@ -38,7 +38,7 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
 
 
-def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: bool = False) -> tuple:
+def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off") -> tuple:
     return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, api_name="/train")
 
 
@@ -95,18 +95,24 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
         assert gif.n_frames > 1
 
 
-def test_the_round_shapes_box_trains_an_isotropic_model(app_url, pebbles_path, tmp_path):
-    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True, objects=True)
-    assert "pebbles · seed · round · objects · 1 it" in status
+def test_the_round_shapes_box_and_an_objects_strength_reach_the_model(app_url, pebbles_path, tmp_path):
+    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True, objects="light")
+    assert "pebbles · seed · round · light objects · 1 it" in status
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
+    assert json.loads((tmp_path / "training.json").read_text())["config"]["match_weight"] == 0.01
     assert load_folder(tmp_path).perception == "isotropic"
 
 
 def test_whole_objects_with_a_vgg_loss_says_which_losses_it_works_with(app_url, pebbles_path):
     with pytest.raises(AppError, match="Whole objects works with the patch loss"):
-        client(app_url).predict(handle_file(str(pebbles_path)), "seed", "ot", 1, 32, False, True, api_name="/train")
+        client(app_url).predict(handle_file(str(pebbles_path)), "seed", "ot", 1, 32, False, "strong", api_name="/train")
+
+
+def test_an_unknown_objects_strength_names_the_choices(app_url, pebbles_path):
+    with pytest.raises(AppError, match=r"'huge'.*not in the list of choices: \['off', 'light', 'medium', 'strong'\]"):
+        client(app_url).predict(handle_file(str(pebbles_path)), "seed", "patch", 1, 32, False, "huge", api_name="/train")
 
 
 def test_a_texture_upload_is_checked_at_once(app_url, pebbles_path, tmp_path):
