@@ -230,13 +230,13 @@ def card_metadata() -> ModelCardData:
     return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=list(TAGS))
 
 
-def model_card(folder: str | Path, repo_id: str | None = None, rollout=None) -> str:
+def model_card(folder: str | Path, repo_id: str | None = None, rollout=None, model: NCA | None = None) -> str:
     """The README.md for a model folder: metadata, preview, training settings, size, quality and usage.
 
-    `rollout` (from `grow_preview`) avoids growing the texture a second time when the caller already has it.
+    `rollout` (from `grow_preview`) and `model` (the folder's, loaded) spare the work when the caller already has them.
     """
     folder = Path(folder)
-    model = load_folder(folder)
+    model = load_folder(folder) if model is None else model
     if rollout is None and (folder / TARGET_FILE).exists():
         rollout = grow_preview(model)
     ref = repo_id or "OWNER/NAME"
@@ -442,7 +442,7 @@ def shared_files(
     needs_preview = not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES if (folder / name).is_file()}
-    files[CARD_FILE] = model_card(folder, repo_id, rollout).encode()
+    files[CARD_FILE] = model_card(folder, repo_id, rollout, model).encode()
     if needs_preview:
         log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
         files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
