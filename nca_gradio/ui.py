@@ -414,9 +414,8 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     )
                     objects = gr.Radio(
                         list(OBJECT_STRENGTHS), value="off", label="Whole objects (patch loss, about 40% slower)",
-                        info="asks for patches copied from the image, so shapes keep their edges; stronger fades colours. "
-                        "The bundled pebbles used light, coffee beans medium, brick and autumn leaves strong. "
-                        "Large objects such as fruit slices stay out of reach", elem_id="nca-objects",
+                        info="copies patches of the image, so shapes keep their edges; stronger fades colours (bundled: pebbles light, "
+                        "coffee beans medium, brick and leaves strong; fruit slices stay out of reach)", elem_id="nca-objects",
                     )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
