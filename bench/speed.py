@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from lesson_recipe import LessonNCA, LessonTrainer, inference_step  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.model import NCA, PRESETS, Grower, inference_dtype  # noqa: E402
+from nca_gradio.model import NCA, PRESETS, Grower, dtype_name, inference_dtype  # noqa: E402
 from nca_gradio.render import run  # noqa: E402
 from nca_gradio.train import TrainConfig, Trainer  # noqa: E402
 
@@ -162,13 +162,19 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
     texture_settings: dict = dict(steps_min=mean_steps, steps_max=mean_steps)
     if sizes.train_size < defaults.size:
         texture_settings.update(size=sizes.train_size, target_size=64)
-    texture = Trainer(load_target(TARGET, texture_settings.get("target_size", defaults.target_size)),
-                      TrainConfig(device=str(device), **texture_settings), log=lambda m: None)
-    times2 = alternate({"lesson": lambda: lesson.train_step(steps), "texture": texture.train_step}, sizes.train_rounds, device)
+    texture_target = load_target(TARGET, texture_settings.get("target_size", defaults.target_size))
+    texture = Trainer(texture_target, TrainConfig(device=str(device), **texture_settings), log=lambda m: None)
+    exact, fast = (Trainer(texture_target, TrainConfig(device=str(device), precision=p, **texture_settings), log=lambda m: None)
+                   for p in ("float32", "bfloat16"))
+    times2 = alternate({"lesson": lambda: lesson.train_step(steps), "texture": texture.train_step,
+                        "float32": exact.train_step, "bfloat16": fast.train_step}, sizes.train_rounds, device)
     cfg = texture.config
+    auto = dtype_name(texture.compute_dtype)
     rows.append(Row(f"(2) train s/it, our default: texture preset, patch loss, {cfg.size}x{cfg.size}, batch {cfg.batch}, "
-                    f"{mean_steps} steps", f"{med(times2['lesson']):.3f} s/it (lesson, as in 1)",
+                    f"{mean_steps} steps, precision auto ({auto} here)", f"{med(times2['lesson']):.3f} s/it (lesson, as in 1)",
                     f"{med(times2['texture']):.3f} s/it", f"{speedup(times2, 'lesson', 'texture'):.2f}x"))
+    rows.append(Row("(2p) same, --precision bfloat16 against --precision float32", f"{med(times2['float32']):.3f} s/it (float32)",
+                    f"{med(times2['bfloat16']):.3f} s/it", f"{speedup(times2, 'float32', 'bfloat16'):.2f}x"))
     return rows, lesson_s, info
 
 

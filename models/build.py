@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nca_gradio.hub import model_card, read_training_log  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
 from nca_gradio.loading import load_folder  # noqa: E402
-from nca_gradio.model import PERCEPTIONS  # noqa: E402
+from nca_gradio.model import PERCEPTIONS, PRECISIONS  # noqa: E402
 from nca_gradio.quality import MIN_TARGET_SIDE, QUALITY_FILE, model_figures  # noqa: E402
 from nca_gradio.render import Damage, grow, regenerate, save_animation  # noqa: E402
 from nca_gradio.train import TRAINING_STATE, TrainConfig, Trainer  # noqa: E402
@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=TrainConfig().pool_size)
     parser.add_argument("--perception", choices=list(PERCEPTIONS), default=TrainConfig().perception, help="isotropic: for round things (see nca train --help)")
     parser.add_argument("--match", type=float, default=TrainConfig().match_weight, help="patch matching weight (see nca train --help)")
+    parser.add_argument("--precision", choices=PRECISIONS, default=TrainConfig().precision, help="the rollout's arithmetic (see nca train --help)")
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
@@ -109,7 +110,7 @@ def main() -> int:
         parser.error(f"--target-size must be at least {MIN_TARGET_SIDE}: a bundled model is scored against its target")
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
                          target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
-                         match_weight=args.match)
+                         match_weight=args.match, precision=args.precision)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
     return 0
 

@@ -300,14 +300,23 @@ def _training_section(folder: Path) -> str:
         ("target size", config.get("target_size")),
         ("time taken", f"{seconds:.0f} s" if isinstance(seconds, (int, float)) else None),
         ("device", info.get("device")),
+        ("precision", trained_precision(info)),
     ]
     table = "\n".join(f"| {name} | {_cell(value)} |" for name, value in rows if value is not None)
-    return f"## Training\n\n| setting | value |\n|---|---|\n{table}" + _reproduce_line(config, info.get("loss"))
+    return f"## Training\n\n| setting | value |\n|---|---|\n{table}" + _reproduce_line({**config, "precision": trained_precision(info)}, info.get("loss"))
+
+
+def trained_precision(info: dict) -> str:
+    """The dtype the rollouts really ran in; logs older than the precision setting trained in bfloat16 on CUDA only."""
+    recorded = info.get("precision")
+    if recorded in ("float32", "bfloat16"):
+        return recorded
+    return "bfloat16" if str(info.get("device", "")).startswith("cuda") else "float32"
 
 
 CLI_TRAIN_FLAGS = {"preset": "--preset", "perception": "--perception", "loss": "--loss", "match_weight": "--match", "iters": "--iters", "size": "--size",
                    "target_size": "--target-size", "batch": "--batch", "pool_size": "--pool-size", "lr": "--lr",
-                   "seed": "--seed"}
+                   "seed": "--seed", "precision": "--precision"}
 
 
 def _reproduce_line(config: dict, loss: str | None) -> str:

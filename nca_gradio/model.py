@@ -251,6 +251,28 @@ def inference_dtype(model: NCA, device: torch.device | str, precision: str = "au
     return torch.bfloat16 if native and model.hidden >= BF16_MIN_HIDDEN else None
 
 
+def training_dtype(device: torch.device | str, precision: str = "auto") -> torch.dtype | None:
+    """The dtype a training rollout autocasts to: None for float32.
+
+    "auto" is bfloat16 on CUDA (the GPU recipe since the lesson) and float32
+    elsewhere. On a CPU with bfloat16 units, "bfloat16" makes an iteration of
+    the texture preset about 1.5x faster, but in two trials of bundled
+    recipes it trained worse textures than float32 (RESEARCH.md, session 8),
+    so a CPU asks for it explicitly. The weights, the state between steps and
+    the loss stay float32 either way.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bfloat16" or (precision == "auto" and torch.device(device).type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """How training.json and model cards name a compute dtype (None: float32)."""
+    return "bfloat16" if dtype == torch.bfloat16 else "float32"
+
+
 @functools.cache
 def _cpu_has_bf16_units() -> bool:
     try:

@@ -21,7 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from .images import tensor_to_image
 from .loading import load_folder
 from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
-from .model import NCA, PERCEPTIONS, PRESETS, apply_steps, compile_steps, draw_masks, to_rgb
+from .model import NCA, PERCEPTIONS, PRECISIONS, PRESETS, apply_steps, compile_steps, draw_masks, dtype_name, to_rgb, training_dtype
 
 TRAINING_STATE = "training_state.safetensors"
 TRAINING_LOG = "training.json"
@@ -53,6 +53,7 @@ class TrainConfig:
     fire_rate: float = 0.5
     perception: str = "sobel"  # "isotropic": no sense of direction, for scattered round things (model.PERCEPTIONS)
     match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss.match_weights)
+    precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (model.training_dtype)
 
     RANGES = {
         "iters": (1, 100_000),
@@ -68,7 +69,8 @@ class TrainConfig:
         "fire_rate": (0.01, 1.0),
         "match_weight": (0.0, 10.0),
     }
-    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS)}
+    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS),
+               "precision": PRECISIONS}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -195,6 +197,7 @@ class Trainer:
         self.target = target.to(self.device)
         self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
         self.model = NCA.from_preset(cfg.preset, cfg.fire_rate, cfg.perception).to(self.device)
+        self.compute_dtype = training_dtype(self.device, cfg.precision)  # None: float32
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.3)
@@ -257,7 +260,7 @@ class Trainer:
             def probe(fn: Callable) -> None:
                 probe_x = torch.zeros_like(x, memory_format=torch.channels_last)
                 masks = torch.ones(chunk, *probe_x[:, :1].shape, device=x.device)
-                with torch.autocast("cuda", dtype=torch.bfloat16):
+                with self.autocast():
                     if self.config.grad_checkpoint:
                         out = checkpoint(fn, probe_x, masks, use_reentrant=False)
                     else:
@@ -271,6 +274,11 @@ class Trainer:
             self._compiled_steps, self.compiled = compile_steps(self.model, probe, self.log, mode)
         return self._compiled_steps
 
+    def autocast(self) -> torch.autocast:
+        """The rollout's compute dtype (`TrainConfig.precision`); a no-op for float32."""
+        dtype = self.compute_dtype or torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
+
     def train_step(self) -> dict:
         """One iteration: sample the pool, grow, score, update. Returns the losses."""
         cfg = self.config
@@ -281,8 +289,7 @@ class Trainer:
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
         if self.compiles_on_gpu:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer needed
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-        with autocast:
+        with self.autocast():
             x = self.rollout(x, steps)
         texture = self.loss_fn(to_rgb(x.float(), clamp=False)).mean()
         overflow = overflow_loss(x.float()) * cfg.overflow_weight
@@ -424,6 +431,7 @@ class Trainer:
             "iterations": good["iteration"],
             "seconds": round(self.seconds, 2),
             "device": str(self.device),
+            "precision": dtype_name(self.compute_dtype),
             "parameters": model.num_parameters,
             "rollbacks": self.rollbacks,
             "history": self.history,

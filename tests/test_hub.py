@@ -186,6 +186,15 @@ def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, sh
     differing = {k for k in recorded if k != "device" and rebuilt[k] != recorded[k]}
     assert differing == {"steps_min", "steps_max"}  # not settable from the CLI...
     assert all(f"`{k}=" in text for k in differing), text  # ...so the card names them
+    assert args.precision == json.loads((pushed["folder"] / "training.json").read_text())["precision"]  # what "auto" became
+
+
+def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_in():
+    from nca_gradio.hub import trained_precision
+
+    assert trained_precision({"device": "cuda:0"}) == "bfloat16"  # the GPU always autocast
+    assert trained_precision({"device": "cpu"}) == "float32"
+    assert trained_precision({"device": "cpu", "precision": "bfloat16"}) == "bfloat16"
 
 
 def test_card_shows_the_stability_figures_of_quality_json_and_push_uploads_it(server, tmp_path):
