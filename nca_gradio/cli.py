@@ -165,7 +165,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
     if args.resume:
-        trainer = Trainer.resume(args.output, target, {"iters": args.iters, "device": args.device, "precision": args.precision}, log=log)
+        trainer = Trainer.resume(args.output, target, {"iters": args.iters, "device": args.device}, log=log)  # keeps its precision
     else:
         trainer = Trainer(target, config, log=log)
     if args.compile and trainer.device.type != "cuda":
