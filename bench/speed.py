@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from lesson_recipe import LessonNCA, LessonTrainer, inference_step  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.model import NCA, PRESETS, Grower, dtype_name, inference_dtype  # noqa: E402
+from nca_gradio.model import NCA, PRESETS, Grower, dtype_name, inference_dtype, training_dtype  # noqa: E402
 from nca_gradio.render import run  # noqa: E402
 from nca_gradio.train import TrainConfig, Trainer  # noqa: E402
 
@@ -163,16 +163,15 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
     if sizes.train_size < defaults.size:
         texture_settings.update(size=sizes.train_size, target_size=64)
     texture_target = load_target(TARGET, texture_settings.get("target_size", defaults.target_size))
-    texture = Trainer(texture_target, TrainConfig(device=str(device), **texture_settings), log=lambda m: None)
-    exact, fast = (Trainer(texture_target, TrainConfig(device=str(device), precision=p, **texture_settings), log=lambda m: None)
-                   for p in ("float32", "bfloat16"))
-    times2 = alternate({"lesson": lambda: lesson.train_step(steps), "texture": texture.train_step,
-                        "float32": exact.train_step, "bfloat16": fast.train_step}, sizes.train_rounds, device)
-    cfg = texture.config
-    auto = dtype_name(texture.compute_dtype)
+    trainers = {p: Trainer(texture_target, TrainConfig(device=str(device), precision=p, **texture_settings), log=lambda m: None)
+                for p in ("float32", "bfloat16")}
+    times2 = alternate({"lesson": lambda: lesson.train_step(steps), **{p: t.train_step for p, t in trainers.items()}},
+                       sizes.train_rounds, device)
+    auto = dtype_name(training_dtype(device, defaults.precision))  # what the default recipe runs in: one of the two
+    cfg = trainers[auto].config
     rows.append(Row(f"(2) train s/it, our default: texture preset, patch loss, {cfg.size}x{cfg.size}, batch {cfg.batch}, "
                     f"{mean_steps} steps, precision auto ({auto} here)", f"{med(times2['lesson']):.3f} s/it (lesson, as in 1)",
-                    f"{med(times2['texture']):.3f} s/it", f"{speedup(times2, 'lesson', 'texture'):.2f}x"))
+                    f"{med(times2[auto]):.3f} s/it", f"{speedup(times2, 'lesson', auto):.2f}x"))
     rows.append(Row("(2p) same, --precision bfloat16 against --precision float32", f"{med(times2['float32']):.3f} s/it (float32)",
                     f"{med(times2['bfloat16']):.3f} s/it", f"{speedup(times2, 'float32', 'bfloat16'):.2f}x"))
     return rows, lesson_s, info
