@@ -44,7 +44,7 @@ from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
 from .loading import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, load_folder
 from .model import NCA, PERCEPTION_ABOUT, to_rgb
-from .quality import QUALITY_FILE
+from .quality import HEAL_TRIALS, QUALITY_FILE
 from .train import TRAINING_LOG
 
 CARD_FILE = "README.md"
@@ -370,7 +370,7 @@ def _quality_section(folder: Path, rollout) -> str:
 
 
 STABILITY_ROWS = (("combined_1024", "combined after 1,024 steps"), ("combined_4096", "combined after 4,096 steps"),
-                  ("combined_healed", "combined 256 steps after a circle of radius 1/4 is erased at step 1,024"),
+                  ("combined_healed", f"combined 256 steps after a circle of radius 1/4 is erased at step 1,024 (worst of {HEAL_TRIALS} heals)"),
                   ("heal_ratio", "healed / undamaged"))
 
 

@@ -127,7 +127,7 @@ class ModelFigures:
 
     at_1024: Score
     at_4096: Score
-    healed: Score  # 256 steps after a circle of radius 1/4 of the canvas is erased in the middle
+    healed: Score  # 256 steps after a circle of radius 1/4 of the canvas is erased in the middle (the worst heal)
 
     @property
     def heal_ratio(self) -> float:
@@ -143,10 +143,15 @@ class ModelFigures:
         }
 
 
-def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32") -> ModelFigures:
-    """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal a copy damaged at step 1024.
+HEAL_TRIALS = 3  # damage events per model, the worst one counts: one lucky heal hid a model that blows up (RESEARCH.md, session 9)
 
-    In float32 by default, so that the figures are the same on every machine.
+
+def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32") -> ModelFigures:
+    """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal copies damaged at step 1024.
+
+    The healed figure is the worst of `HEAL_TRIALS` heals of the same damage with
+    other random firing. In float32 by default, so that the figures are the same
+    on every machine.
     """
     from .model import to_rgb
     from .render import Damage, apply_damage, run
@@ -155,7 +160,8 @@ def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, p
         return to_rgb(state.float()).cpu()
 
     grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed, precision=precision).state
+    old = run(model, grown, 3072, every=3072, seed=seed + 1, precision=precision).state
     damaged = apply_damage(grown, Damage("circle", 0.5, 0.5, 0.25))
-    healed = run(model, damaged, 256, every=256, seed=seed + 1, precision=precision).state
-    old = run(model, grown, 3072, every=3072, seed=seed + 2, precision=precision).state
-    return ModelFigures(score(image(grown), target), score(image(old), target), score(image(healed), target))
+    heals = (run(model, damaged, 256, every=256, seed=seed + 2 + trial, precision=precision).state for trial in range(HEAL_TRIALS))
+    healed = max((score(image(state), target) for state in heals), key=lambda s: s.combined)
+    return ModelFigures(score(image(grown), target), score(image(old), target), healed)
