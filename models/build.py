@@ -93,6 +93,7 @@ def main() -> int:
     parser.add_argument("--pool-size", type=int, default=TrainConfig().pool_size)
     parser.add_argument("--perception", choices=list(PERCEPTIONS), default=TrainConfig().perception, help="isotropic: for round things (see nca train --help)")
     parser.add_argument("--match", type=float, default=TrainConfig().match_weight, help="patch matching weight (see nca train --help)")
+    parser.add_argument("--damage-every", type=int, default=TrainConfig().damage_every, metavar="N", help="practise healing (see nca train --help)")
     parser.add_argument("--precision", choices=PRECISIONS, default=TrainConfig().precision, help="the rollout's arithmetic (see nca train --help)")
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
@@ -110,7 +111,7 @@ def main() -> int:
         parser.error(f"--target-size must be at least {MIN_TARGET_SIDE}: a bundled model is scored against its target")
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
                          target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
-                         match_weight=args.match, precision=args.precision)
+                         match_weight=args.match, damage_every=args.damage_every, precision=args.precision)
     print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
     return 0
 

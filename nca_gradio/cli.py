@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--match", type=float, default=defaults.match_weight, metavar="WEIGHT",
                        help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
                        "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower (default 0: off)")
+    train.add_argument("--damage-every", type=int, default=defaults.damage_every, metavar="N",
+                       help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
+                       "try 4 if your texture blows up where it is damaged (default 0: off)")
     train.add_argument("--iters", type=int, default=defaults.iters)
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
     train.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
@@ -159,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
-        batch=args.batch, pool_size=args.pool_size, perception=args.perception, match_weight=args.match, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
+        batch=args.batch, pool_size=args.pool_size, perception=args.perception, match_weight=args.match, damage_every=args.damage_every, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
         precision=args.precision,
     )
     target = load_target(args.image, config.target_size)

@@ -314,7 +314,7 @@ def trained_precision(info: dict) -> str:
     return "bfloat16" if str(info.get("device", "")).startswith("cuda") else "float32"
 
 
-CLI_TRAIN_FLAGS = {"preset": "--preset", "perception": "--perception", "loss": "--loss", "match_weight": "--match", "iters": "--iters", "size": "--size",
+CLI_TRAIN_FLAGS = {"preset": "--preset", "perception": "--perception", "loss": "--loss", "match_weight": "--match", "damage_every": "--damage-every", "iters": "--iters", "size": "--size",
                    "target_size": "--target-size", "batch": "--batch", "pool_size": "--pool-size", "lr": "--lr",
                    "seed": "--seed", "precision": "--precision"}
 

@@ -22,6 +22,7 @@ from .images import tensor_to_image
 from .loading import load_folder
 from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
 from .model import NCA, PERCEPTIONS, PRECISIONS, PRESETS, apply_steps, compile_steps, draw_masks, dtype_name, to_rgb, training_dtype
+from .render import Damage, apply_damage
 
 TRAINING_STATE = "training_state.safetensors"
 TRAINING_LOG = "training.json"
@@ -54,6 +55,7 @@ class TrainConfig:
     perception: str = "sobel"  # "isotropic": no sense of direction, for scattered round things (model.PERCEPTIONS)
     match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss.match_weights)
     precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (model.training_dtype)
+    damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
 
     RANGES = {
         "iters": (1, 100_000),
@@ -68,6 +70,7 @@ class TrainConfig:
         "seed": (0, 2**63 - 1),
         "fire_rate": (0.01, 1.0),
         "match_weight": (0.0, 10.0),
+        "damage_every": (0, 100_000),
     }
     CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS),
                "precision": PRECISIONS}
@@ -279,6 +282,11 @@ class Trainer:
         dtype = self.compute_dtype or torch.bfloat16
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
 
+    def random_damage(self) -> Damage:
+        """A circle of radius 1/4 of the grid (as the healing figure erases) at a random place; the grid wraps."""
+        x, y = torch.rand(2, generator=self.generator).tolist()
+        return Damage("circle", x, y, 0.25)
+
     def train_step(self) -> dict:
         """One iteration: sample the pool, grow, score, update. Returns the losses."""
         cfg = self.config
@@ -286,6 +294,8 @@ class Trainer:
         x = self.pool[idx]
         if self.iteration % 8 == 0:
             x[:1] = 0.0  # seed re-injection: keep learning to grow from an empty grid
+        if cfg.damage_every and self.iteration % cfg.damage_every == 0:
+            x[-1:] = apply_damage(x[-1:], self.random_damage())
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
         if self.compiles_on_gpu:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer needed

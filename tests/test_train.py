@@ -33,6 +33,7 @@ def tiny(**overrides) -> TrainConfig:
         ("match_weight", -0.1, "match_weight must be between 0.0 and 10.0"),
         ("loss", "ot", "match_weight is part of the patch loss: use loss patch"),
         ("precision", "float16", "precision must be one of auto, float32, bfloat16"),
+        ("damage_every", -1, "damage_every must be between 0 and 100000"),
     ],
 )
 def test_bad_config_names_the_field_and_range(field, value, message):
@@ -53,6 +54,21 @@ def test_auto_device_on_this_machine_is_a_real_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             pick_device("cuda")
+
+
+@pytest.mark.parametrize("damage_every", [0, 1])
+def test_damage_every_erases_a_circle_in_one_grid_of_the_batch(pebbles_64, damage_every):
+    """The untrained rule changes nothing, so the pool gets back exactly what the rollout started from."""
+    trainer = Trainer(pebbles_64, tiny(batch=4, damage_every=damage_every))
+    trainer.pool.fill_(0.5)  # as if every grid were grown
+    trainer.train_step()  # iteration 0: one grid of the batch is also re-seeded (all zero)
+    erased = (trainer.pool == 0).all(dim=1).flatten(1).float().mean(dim=1)  # per grid: share of empty cells
+    holes = [share for share in erased.tolist() if 0 < share < 1]
+    assert (erased == 1).sum() == 1  # the re-seeded grid
+    if damage_every:
+        assert len(holes) == 1 and holes[0] == pytest.approx(3.1416 * 0.25**2, abs=0.02)  # a circle of radius 1/4
+    else:
+        assert holes == []
 
 
 def test_short_training_learns_the_real_texture(pebbles_64):
