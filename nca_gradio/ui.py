@@ -75,6 +75,7 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 # every texture: the bundled pebbles kept their colours at 0.01, brick grew joints and leaves whole leaves
 # only at 0.04 (RESEARCH.md, session 7); more fades the colours.
 OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
+HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration, as the bundled brick trained (RESEARCH.md, session 9)
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
     ("patch: compares small patches, needs no download", "patch"),
@@ -196,7 +197,7 @@ class Handlers:
     @friendly
     def train(
         self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str,
-        workspace: studio.Workspace,
+        practise_healing: bool, workspace: studio.Workspace,
     ):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
         if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
@@ -205,6 +206,7 @@ class Handlers:
         config = TrainConfig(
             preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512),
             perception="isotropic" if isotropic else "sobel", match_weight=OBJECT_STRENGTHS[objects],
+            damage_every=HEALING_DAMAGE_EVERY if practise_healing else 0,
         )
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
@@ -216,7 +218,7 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        shape = (" · round" if isotropic else "") + ("" if objects == "off" else f" · {objects} objects")
+        shape = (" · round" if isotropic else "") + ("" if objects == "off" else f" · {objects} objects") + (" · heals" if practise_healing else "")
         label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
         archive = studio.zip_model(folder, workspace.path(f"{studio.slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
@@ -417,6 +419,11 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         info="copies patches of the image, so shapes keep their edges; stronger fades colours (bundled: pebbles light, "
                         "coffee beans medium, brick and leaves strong; fruit slices stay out of reach)", elem_id="nca-objects",
                     )
+                    healing = gr.Checkbox(
+                        False, label="Practise healing",
+                        info="erases a random spot in one training grid every 4th iteration, so the model heals cleanly in Damage & heal "
+                        "(the bundled brick trained so); it can change the texture", elem_id="nca-healing",
+                    )
                     with gr.Row():
                         iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
                         size = gr.Slider(16, 128, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
@@ -499,7 +506,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
     train_button.click(
-        handlers.train, [texture, preset, loss, iterations, size, isotropic, objects, workspace], [preview, plot, status, download],
+        handlers.train, [texture, preset, loss, iterations, size, isotropic, objects, healing, workspace], [preview, plot, status, download],
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)

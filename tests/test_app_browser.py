@@ -115,10 +115,11 @@ def test_upload_and_train_a_few_iterations(page, pebbles_path):
     set_number(page, "nca-iterations", 4)
     set_number(page, "nca-size", 32)
     page.locator("#nca-objects").get_by_text("light", exact=True).click()
+    page.locator("#nca-healing input").check()
     page.locator("#nca-start").click()
     page.locator("#nca-train-status").get_by_text("Finished").wait_for(timeout=SLOW)
     status = page.locator("#nca-train-status").inner_text()
-    assert "iteration 4 of 4" in status and "light objects" in status
+    assert "iteration 4 of 4" in status and "light objects · heals" in status
     page.locator("#nca-train-preview img").wait_for()
     shoot(page, "1-train")
 

@@ -38,8 +38,8 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
 
 
-def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off") -> tuple:
-    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, api_name="/train")
+def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off", healing: bool = False) -> tuple:
+    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, healing, api_name="/train")
 
 
 def models(session: Client) -> tuple[list[str], str]:
@@ -95,13 +95,14 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
         assert gif.n_frames > 1
 
 
-def test_the_round_shapes_box_and_an_objects_strength_reach_the_model(app_url, pebbles_path, tmp_path):
-    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True, objects="light")
-    assert "pebbles · seed · round · light objects · 1 it" in status
+def test_the_round_shapes_box_an_objects_strength_and_healing_reach_the_model(app_url, pebbles_path, tmp_path):
+    *_, status, archive = train(client(app_url), pebbles_path, iterations=1, isotropic=True, objects="light", healing=True)
+    assert "pebbles · seed · round · light objects · heals · 1 it" in status
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
-    assert json.loads((tmp_path / "training.json").read_text())["config"]["match_weight"] == 0.01
+    settings = json.loads((tmp_path / "training.json").read_text())["config"]
+    assert (settings["match_weight"], settings["damage_every"]) == (0.01, 4)
     assert load_folder(tmp_path).perception == "isotropic"
 
 
