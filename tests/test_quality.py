@@ -40,12 +40,15 @@ def test_model_figures_of_an_untrained_model_are_poor_but_defined(pebbles_64):
 def test_a_model_that_blows_up_after_some_damage_fails_the_heal_bar():
     """A real model (starry sky, --match 0.04) that grows well but blows up after most damage events.
 
-    One heal, with the first trial's random firing, healed it (1.05 at this size); the
-    figure is the worst of several heals, so the blow-up counts.
+    One heal, with the first trial's random firing, healed it; the figure is the worst of
+    several heals, so the blow-up counts. Scored at the bundled figures' own 128 px: the
+    rollout is chaotic, so which heals blow up differs from CPU to CPU, and on a 64 px grid
+    one CPU healed all three (at 128 px it blew up with every seed tried on that CPU, and
+    with seed 0 on the CPU that trained it).
     """
     folder = Path(__file__).parent / "data" / "sky_blows_up"
     target = load_target(folder / "target.png", 128)
-    figures = model_figures(load_folder(folder), target, size=64)
+    figures = model_figures(load_folder(folder), target)
     assert figures.at_1024.combined < 2.0 and figures.at_4096.combined < 2.0
     assert figures.heal_ratio > 1.25
 
