@@ -150,8 +150,9 @@ def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, p
     """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal copies damaged at step 1024.
 
     The healed figure is the worst of `HEAL_TRIALS` heals of the same damage with
-    other random firing. In float32 by default, so that the figures are the same
-    on every machine.
+    other random firing. In float32 by default, so that the figures do not depend
+    on a device's bfloat16 units; they still move a little from one CPU to another
+    (up to about 0.2), because thousands of steps amplify the last bits of rounding.
     """
     from .model import to_rgb
     from .render import Damage, apply_damage, run

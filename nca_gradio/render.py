@@ -113,7 +113,8 @@ def run(
 
     `events` maps a step number to a function applied to the grid before that
     step (damage). The rollout is reproducible for a given seed, precision and
-    device. "auto" computes in bfloat16 where the CPU has native bfloat16 units
+    device (on another CPU model, rounding can differ in the last bits). "auto"
+    computes in bfloat16 where the CPU has native bfloat16 units
     (`model.inference_dtype`) and, on a GPU, replays CUDA graphs of the steps
     between frames (`Grower`: same distribution of cell updates, other random
     draws); "float32" gives exactly `model(x, generator)` step after step.
