@@ -421,7 +421,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     )
                     healing = gr.Checkbox(
                         False, label="Practise healing",
-                        info="erases a random spot in one training grid every 4th iteration, so the model heals cleanly in Damage & heal "
+                        info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in Damage & heal "
                         "(the bundled brick trained so); it can change the texture", elem_id="nca-healing",
                     )
                     with gr.Row():
