@@ -1,7 +1,7 @@
 """Texture losses: how far an image's texture statistics are from the target's.
 
 - `gram`: the original lesson's VGG16 Gram-matrix loss.
-- `ot`: sliced optimal transport on VGG16 features plus raw pixels (Self-Organising Textures, PyTorch).
+- `ot`: sliced optimal transport on VGG16 features and the normalised pixels (Self-Organising Textures, PyTorch).
 - `patch`: a weight-free multi-scale patch sliced Wasserstein loss; needs no download.
 
 Every loss takes images of shape (B, 3, H, W) with values around [0, 1] and
@@ -49,18 +49,24 @@ def sort_last(x: torch.Tensor) -> torch.Tensor:
     return x.gather(-1, order)
 
 
-def sliced_ot(source: torch.Tensor, target_sorted_fn: Callable[[torch.Tensor], torch.Tensor], proj: torch.Tensor) -> torch.Tensor:
+def sliced_ot(
+    source: torch.Tensor, target_sorted_fn: Callable[[torch.Tensor], torch.Tensor], proj: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
     """Squared sliced Wasserstein distance of each batch item against the target.
 
     source: (B, D, N) samples; proj: (D, P) unit directions;
     target_sorted_fn(proj) -> (P, M) sorted target projections, resampled to N.
+    `reduction` "mean" averages the squared differences over directions and
+    samples (a level's size does not weigh it); "sum" adds them up, as
+    Self-Organising Textures does, so larger layers weigh more.
     """
     source_sorted = sort_last(torch.einsum("bdn,dp->bpn", source, proj))
     target_sorted = target_sorted_fn(proj)
     n = source_sorted.shape[-1]
     if target_sorted.shape[-1] != n:
         target_sorted = F.interpolate(target_sorted[None], size=n, mode="nearest")[0]
-    return (source_sorted - target_sorted[None]).square().mean(dim=(1, 2))
+    squared = (source_sorted - target_sorted[None]).square()
+    return squared.sum(dim=(1, 2)) if reduction == "sum" else squared.mean(dim=(1, 2))
 
 
 def random_directions(dim: int, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -182,7 +188,11 @@ class VGGFeatures(nn.Module):
 
 
 class GramLoss(nn.Module):
-    """The lesson's loss: mean squared difference of Gram matrices at VGG16 layers 1, 6, 11, 18, 25."""
+    """The lesson's loss: mean squared difference of Gram matrices at VGG16 layers 1, 6, 11, 18, 25.
+
+    `loss(x).mean()` is the lesson's StyleLoss of the batch, less its two defects: it normalised the target
+    twice, and a batch of one to three images got an extra axis (tests/test_loss_reference.py).
+    """
 
     def __init__(self, target: torch.Tensor, features: nn.Module) -> None:
         super().__init__()
@@ -200,7 +210,17 @@ class GramLoss(nn.Module):
 
 
 class OTLoss(nn.Module):
-    """Sliced OT between VGG16 feature distributions (and raw pixels), new directions each call."""
+    """Self-Organising Textures' loss: sliced OT between VGG16 feature distributions and the normalised pixels.
+
+    Per style (the ImageNet-normalised image, then VGG16 layers 1, 6, 11, 18,
+    25), the image's samples and the target's are projected on random unit
+    directions (new ones each call), sorted, the target resampled to the
+    image's length, and the squared differences summed over directions and
+    samples: each image's score is its part of the reference's batch sum, so
+    `loss(x).sum()` is the reference and the trainer's batch mean is the
+    reference divided by the batch size, overflow included (README, "Which
+    losses are verified"; tests/test_loss_reference.py).
+    """
 
     def __init__(self, target: torch.Tensor, features: nn.Module, projections: int = 32) -> None:
         super().__init__()
@@ -210,13 +230,18 @@ class OTLoss(nn.Module):
             self.target_features = [f.flatten(2)[0] for f in self.styles(target)]
 
     def styles(self, img: torch.Tensor) -> list[torch.Tensor]:
-        return [img, *self.vgg(img)]
+        return [imagenet_normalize(img), *self.vgg(img)]
 
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
+    def draw_directions(self, device: torch.device) -> list[torch.Tensor]:
+        """One (channels, projections) matrix of random unit directions per style."""
+        return [random_directions(t.shape[0], self.projections, device) for t in self.target_features]
+
+    def forward(self, img: torch.Tensor, directions: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """(B,) scores; `directions` (as `draw_directions` returns) replaces the random draw, to compare with other code."""
+        directions = directions if directions is not None else self.draw_directions(img.device)
         total = img.new_zeros(img.shape[0])
-        for f, t in zip(self.styles(img), self.target_features):
-            proj = random_directions(t.shape[0], self.projections, img.device)
-            total = total + sliced_ot(f.flatten(2), lambda p, t=t: sort_last(p.T @ t), proj)
+        for f, t, proj in zip(self.styles(img), self.target_features, directions):
+            total = total + sliced_ot(f.flatten(2), lambda p, t=t: sort_last(p.T @ t), proj.to(img.dtype), reduction="sum")
         return total
 
 
