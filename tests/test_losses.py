@@ -165,3 +165,17 @@ def test_oriented_spectrum_tells_streaks_apart_by_direction_where_the_radial_one
         return float((a - b).abs().mean())
 
     assert gap(1) < 0.1 and gap(6) > 10 * gap(1)
+
+
+def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg):
+    """A model trained with `--loss auto` where VGG16 loads says on its card, and in its command, that it trained with ot."""
+    from nca_gradio.hub import model_card
+    from nca_gradio.train import TrainConfig, Trainer
+
+    config = TrainConfig(preset="seed", loss="auto", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8,
+                         device="cpu")
+    trainer = Trainer(pebbles_64, config, vgg_features=random_vgg, log=lambda message: None)
+    trainer.train(None)
+    trainer.save(tmp_path / "model", pebbles_64)
+    card = model_card(tmp_path / "model")
+    assert "| loss | ot |" in card and "--loss ot " in card
