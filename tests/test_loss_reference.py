@@ -173,14 +173,15 @@ def test_ot_overflow_balance_is_the_references(pebbles_path, random_vgg):
     from nca_gradio.images import load_target
 
     target, grid = load_target(pebbles_path, 128), slightly_out_of_range_grid()
+    loss = OTLoss(target, random_vgg)
     torch.manual_seed(0)
-    ratio = overflow_to_texture_gradient(OTLoss(target, random_vgg), grid)
+    ratio = overflow_to_texture_gradient(loss, grid)
     assert ratio < 0.01, ratio
     directions = shared_directions(seed=0)
     image = to_rgb(grid, clamp=False).requires_grad_(True)
     reference_ot(random_vgg, image, target, directions).backward()
     reference_ratio = float(torch.sign(grid)[grid.abs() > 1].norm() / image.grad.norm())  # d|x - clamp(x)|/dx = sign(x) outside
-    ours = overflow_to_texture_gradient(lambda img: OTLoss(target, random_vgg)(img, directions), grid)
+    ours = overflow_to_texture_gradient(lambda img: loss(img, directions), grid)
     assert ours == pytest.approx(reference_ratio, rel=1e-4)
 
 

@@ -172,8 +172,9 @@ def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg):
     from nca_gradio.hub import model_card
     from nca_gradio.train import TrainConfig, Trainer
 
-    config = TrainConfig(preset="seed", loss="auto", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8,
-                         device="cpu")
+    config = TrainConfig(
+        preset="seed", loss="auto", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu"
+    )
     trainer = Trainer(pebbles_64, config, vgg_features=random_vgg, log=lambda message: None)
     trainer.train(None)
     trainer.save(tmp_path / "model", pebbles_64)
