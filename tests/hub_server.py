@@ -16,6 +16,7 @@ import json
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,7 +66,11 @@ class LoopbackHub:
     def __init__(self, token: str | None = None) -> None:
         self.token = token  # when set, writes and private reads need `Authorization: Bearer <token>`
         self.rate_limited = False  # when True, every request is answered 429
-        self.down = False  # when True, every request is answered 503 (the Hub is having a bad day)
+        self.down = False  # when True, every request is answered `down_status` (the Hub is having a bad day)
+        self.down_status = 503
+        self.file_status: int | None = None  # when set, every file download (/resolve/) is answered with this status
+        self.stall = 0.0  # seconds every request waits before it is answered (a stalled Hub)
+        self.garbage = False  # when True, API requests are answered 200 with an HTML page instead of JSON
         self.read_only = False  # when True, writes are answered 403 (a token without write access)
         self.unserved: set[str] = set()  # paths listed in a repo but answered EntryNotFound (a repo changing under a pull)
         self.repos: dict[str, Repo] = {}
@@ -186,9 +191,16 @@ class HubHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.query = parse_qs(url.query)
         self.hub.requests.append(f"{method} {url.path}")
+        if self.hub.stall:
+            time.sleep(self.hub.stall)
         try:
             if self.hub.down:
-                raise ErrorReply(503, "Service Unavailable")
+                raise ErrorReply(self.hub.down_status, "Service Unavailable")
+            if self.hub.garbage and url.path.startswith("/api/"):
+                self._send(200, b"<html><body>Welcome to our captive portal</body></html>", "text/html")
+                return
+            if self.hub.file_status is not None and "/resolve/" in url.path:
+                raise ErrorReply(self.hub.file_status, "Access to this resource is forbidden" if self.hub.file_status == 403 else "Internal Error")
             if self.hub.rate_limited:
                 raise ErrorReply(429, "You have been rate-limited", headers=RATE_LIMIT_HEADERS)
             for route_method, pattern, name in self.ROUTES:
@@ -352,9 +364,15 @@ class HubHandler(BaseHTTPRequestHandler):
                 "createdAt": target.created,
                 "lastModified": now(),
                 "tags": [],
-                "siblings": [{"rfilename": path} for path in sorted(commit.files)],
+                "siblings": [self._sibling(path, data) for path, data in sorted(commit.files.items())],
             },
         )
+
+    def _sibling(self, path: str, data: bytes) -> dict:
+        """A file of a model listing; with `?blobs=true` (files_metadata) it carries its size and blob id, as on the Hub."""
+        if self.query.get("blobs", ["false"])[0].lower() not in ("1", "true"):
+            return {"rfilename": path}
+        return {"rfilename": path, "size": len(data), "blobId": git_blob_sha(data)}
 
     def tree(self, method: str, repo: str, rev: str, path: str = "") -> None:
         commit = self._commit(self._repo(repo), rev)
