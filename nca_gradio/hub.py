@@ -257,7 +257,7 @@ def pull(
         raise HubError(f"{endpoint} did not answer like a Hub for {repo_id} (not the model listing): {wording.connection}") from None
     wanted = files_to_pull(repo_id, list(listing))
     try:
-        _check_pull_size(repo_id, {name: listing[name] for name in wanted}, api, revision, timeout, max_bytes)
+        _check_files(repo_id, {name: listing[name] for name in wanted}, api, revision, timeout, max_bytes)
         paths = [
             hf_hub_download(
                 repo_id, name, revision=revision, cache_dir=cache, local_dir=local_dir, token=token or False, endpoint=endpoint,
@@ -284,21 +284,28 @@ def _check_output_folder(folder: Path, wording: Wording) -> None:
         raise HubError(f"cannot create {folder}: {parent} is not writable; choose another {wording.output}")
 
 
-def _check_pull_size(
+def _check_files(
     repo_id: str, sizes: dict[str, int | None], api: HfApi, revision: str | None, timeout: float, max_bytes: int
 ) -> None:
-    """Refuse a repo whose model files together exceed `max_bytes`; a size the listing lacks is asked for with a HEAD."""
-    total = 0
-    for name, size in sizes.items():
-        if size is None:
-            url = hf_hub_url(repo_id, name, revision=revision, endpoint=api.endpoint)
-            size = get_hf_file_metadata(url, token=api.token, timeout=timeout, endpoint=api.endpoint).size or 0
-        total += size
-    if total > max_bytes:
-        raise HubError(
-            f"{repo_id} is too large to pull ({total / 2**20:.1f} MB of model files, at most {max_bytes / 2**20:.0f} MB): "
-            "an NCA model is a few kilobytes, so this is not one to load here"
-        )
+    """Refuse a repo whose model files together exceed `max_bytes`, first by the listing's sizes, then by a HEAD of each.
+
+    The HEADs are made without retries, so a 403 or 500 on a file is reported at once with its status
+    (hf_hub_download would retry for half a minute, then blame the connection).
+    """
+    for total in (sum(size or 0 for size in sizes.values()), None):
+        if total is None:
+            total = sum(
+                get_hf_file_metadata(
+                    hf_hub_url(repo_id, name, revision=revision, endpoint=api.endpoint), token=api.token, timeout=timeout,
+                    endpoint=api.endpoint,
+                ).size or 0
+                for name in sizes
+            )
+        if total > max_bytes:
+            raise HubError(
+                f"{repo_id} is too large to pull ({total / 2**20:.1f} MB of model files, at most {max_bytes / 2**20:.0f} MB): "
+                "an NCA model is a few kilobytes, so this is not one to load here"
+            )
 
 
 def files_to_pull(repo_id: str, files: list[str]) -> list[str]:
