@@ -59,7 +59,7 @@ LICENSE = "mit"
 TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]
 PREVIEW_SIZE, PREVIEW_STEPS, PREVIEW_EVERY, PREVIEW_FPS = 128, 200, 4, 25
 NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled)
-MAX_PULL_BYTES = 16 * 2**20  # all of a model's files together: weights are kilobytes, a bundled preview.gif about 1.4 MB
+MAX_PULL_BYTES = 10 * 2**20  # all of a model's files together: weights are kilobytes, a bundled preview.gif about 1.4 MB
 DEFAULT_TIMEOUT = 10.0  # seconds to wait for the Hub to answer; NCA_HUB_TIMEOUT changes it
 Token = str | None | Literal[False]  # False: anonymous, never the machine's own token (HF_TOKEN, `hf auth login`)
 _REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+/-]*")
@@ -369,9 +369,11 @@ def model_card(
     local_name = _cell(name or folder.name).replace(" ", "-").replace("`", "")
     title = repo_id.split("/")[-1] if repo_id else local_name
     sections = [
-        f"# {title}\n\nA Neural Cellular Automaton that grows a texture from an empty grid, made with nca-gradio. "
-        f"Every cell looks at its 3x3 neighbourhood and updates itself; the grid is a torus, so the texture tiles and "
-        f"can be grown at any size.",
+        (
+            f"# {title}\n\nA Neural Cellular Automaton that grows a texture from an empty grid, made with nca-gradio. "
+            "Every cell looks at its 3x3 neighbourhood and updates itself; the grid is a torus, so the texture tiles and "
+            "can be grown at any size."
+        ),
         f"![growing]({PREVIEW_FILE})",
         _target_section(folder),
         _model_section(model),

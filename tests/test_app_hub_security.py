@@ -9,12 +9,11 @@ and never through a private model another session pulled into a shared cache.
 from __future__ import annotations
 
 import pytest
+from conftest import running_demo
 from gradio_client import Client
 from gradio_client.exceptions import AppError
-from huggingface_hub import constants
-
-from conftest import running_demo
 from hub_server import LoopbackHub
+from huggingface_hub import constants
 
 TOKEN = "hf_SpaceOwnerSecret0123456789abcd"
 GENERIC = "The upstream Gradio app has raised an exception"
@@ -90,7 +89,7 @@ def test_an_anonymous_visitor_cannot_push_with_the_servers_token(app_url, hub):
 @pytest.mark.parametrize("status", [500, 503])
 def test_a_private_model_pulled_by_one_session_never_serves_another(app_url, hub, status):
     alice, bob = visitor(app_url), visitor(app_url)
-    card, preview, note = alice.predict("owner/private", "", TOKEN, api_name="/pull")
+    *_, note = alice.predict("owner/private", "", TOKEN, api_name="/pull")
     assert "owner/private (Hub)" in note and own_models(alice) == ["owner/private (Hub)"]
     assert "or it is private" in refusal(bob.predict, "owner/private", "", "", api_name="/pull")
 
