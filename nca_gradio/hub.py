@@ -268,8 +268,10 @@ def pull(
     except (HfHubHTTPError, EntryNotFoundError, LocalEntryNotFoundError, *NETWORK_ERRORS) as exc:
         raise hub_error(exc, repo_id, endpoint, revision, token, wording) from None
     except OSError as exc:
-        where = local_dir if local_dir is not None else "the Hugging Face cache"
-        raise HubError(f"cannot write {repo_id} to {where} ({exc.strerror or exc.__class__.__name__}): choose a writable {wording.output}") from None
+        reason = exc.strerror or exc.__class__.__name__
+        if local_dir is not None:
+            raise HubError(f"cannot write {repo_id} to {local_dir} ({reason}): choose a writable folder as {wording.output}") from None
+        raise HubError(f"cannot save {repo_id} in the Hub cache ({reason}): free some disk space and try again") from None
     return Path(paths[0]).parent
 
 
@@ -281,7 +283,7 @@ def _check_output_folder(folder: Path, wording: Wording) -> None:
     if parent is not None and not parent.is_dir():
         raise HubError(f"{folder} lies under {parent}, which is a file: choose a folder as {wording.output}")
     if parent is not None and not folder.exists() and not os.access(parent, os.W_OK):
-        raise HubError(f"cannot create {folder}: {parent} is not writable; choose another {wording.output}")
+        raise HubError(f"cannot create {folder}: {parent} is not writable; choose another folder as {wording.output}")
 
 
 def _check_files(
@@ -292,20 +294,22 @@ def _check_files(
     The HEADs are made without retries, so a 403 or 500 on a file is reported at once with its status
     (hf_hub_download would retry for half a minute, then blame the connection).
     """
-    for total in (sum(size or 0 for size in sizes.values()), None):
-        if total is None:
-            total = sum(
-                get_hf_file_metadata(
-                    hf_hub_url(repo_id, name, revision=revision, endpoint=api.endpoint), token=api.token, timeout=timeout,
-                    endpoint=api.endpoint,
-                ).size or 0
-                for name in sizes
-            )
-        if total > max_bytes:
-            raise HubError(
-                f"{repo_id} is too large to pull ({total / 2**20:.1f} MB of model files, at most {max_bytes / 2**20:.0f} MB): "
-                "an NCA model is a few kilobytes, so this is not one to load here"
-            )
+    _refuse_if_too_large(repo_id, sum(size or 0 for size in sizes.values()), max_bytes)
+    heads = [
+        get_hf_file_metadata(
+            hf_hub_url(repo_id, name, revision=revision, endpoint=api.endpoint), token=api.token, timeout=timeout, endpoint=api.endpoint
+        )
+        for name in sizes
+    ]
+    _refuse_if_too_large(repo_id, sum(head.size or 0 for head in heads), max_bytes)
+
+
+def _refuse_if_too_large(repo_id: str, total: int, max_bytes: int) -> None:
+    if total > max_bytes:
+        raise HubError(
+            f"{repo_id} is too large to pull ({total / 2**20:.1f} MB of model files, at most {max_bytes / 2**20:.0f} MB): "
+            "an NCA model is a few kilobytes, so this is not one to load here"
+        )
 
 
 def files_to_pull(repo_id: str, files: list[str]) -> list[str]:

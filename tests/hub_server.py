@@ -70,7 +70,7 @@ class LoopbackHub:
         self.down_status = 503
         self.file_status: int | None = None  # when set, every file download (/resolve/) is answered with this status
         self.stall = 0.0  # seconds every request waits before it is answered (a stalled Hub)
-        self.garbage = False  # when True, API requests are answered 200 with an HTML page instead of JSON
+        self.garbage: bytes | None = None  # when set, API requests are answered 200 with these bytes (HTML, or JSON of another shape)
         self.read_only = False  # when True, writes are answered 403 (a token without write access)
         self.unserved: set[str] = set()  # paths listed in a repo but answered EntryNotFound (a repo changing under a pull)
         self.repos: dict[str, Repo] = {}
@@ -204,8 +204,8 @@ class HubHandler(BaseHTTPRequestHandler):
         try:
             if self.hub.down:
                 raise ErrorReply(self.hub.down_status, "Service Unavailable")
-            if self.hub.garbage and url.path.startswith("/api/"):
-                self._send(200, b"<html><body>Welcome to our captive portal</body></html>", "text/html")
+            if self.hub.garbage is not None and url.path.startswith("/api/"):
+                self._send(200, self.hub.garbage, "application/json" if self.hub.garbage.startswith(b"{") else "text/html")
                 return
             if self.hub.file_status is not None and "/resolve/" in url.path:
                 raise ErrorReply(self.hub.file_status, "Access to this resource is forbidden" if self.hub.file_status == 403 else "Internal Error")

@@ -48,9 +48,9 @@ def app_url(hub):
 
 @pytest.fixture(autouse=True)
 def healthy(hub):
-    hub.down, hub.garbage = False, False
+    hub.down, hub.garbage = False, None
     yield
-    hub.down, hub.garbage = False, False
+    hub.down, hub.garbage = False, None
 
 
 def visitor(url: str) -> Client:
@@ -104,10 +104,10 @@ def test_a_private_model_pulled_by_one_session_never_serves_another(app_url, hub
 
 def test_a_hub_answering_200_with_html_and_bad_revisions_get_clear_messages(app_url, hub):
     session = visitor(app_url)
-    hub.garbage = True
+    hub.garbage = b"<html><body>Welcome to our captive portal</body></html>"
     message = refusal(session.predict, "owner/private", "", TOKEN, api_name="/pull")
     assert "did not answer like a Hub for owner/private" in message and "try again" in message
-    hub.garbage = False
+    hub.garbage = None
     for revision in ("..", "a b", "-x"):
         message = refusal(session.predict, "owner/private", revision, TOKEN, api_name="/pull")
         assert f"{revision!r} is not a revision" in message and "Revision" in message

@@ -504,10 +504,11 @@ def test_a_stalled_hub_times_out_with_one_line(server, monkeypatch, capsys):
     server.stall = 0.0
 
 
-def test_a_hub_answering_200_with_something_that_is_not_json(server, monkeypatch, capsys):
+@pytest.mark.parametrize("answer", [b"<html><body>Welcome to our captive portal</body></html>", b"{}"])
+def test_a_hub_answering_200_with_something_that_is_not_a_model_listing(server, monkeypatch, capsys, answer):
     config, weights = weights_bytes()
     server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
-    server.garbage = True
+    server.garbage = answer
     message = hub_error(pull, "alice/model", endpoint=server.url)
     assert f"{server.url} did not answer like a Hub for alice/model" in message and "HF_ENDPOINT" in message
     monkeypatch.setenv("HF_ENDPOINT", server.url)
