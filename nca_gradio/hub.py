@@ -574,13 +574,14 @@ def write_card(model_folder: str | Path) -> None:
 
 def shared_files(
     model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = _notice,
-    name: str | None = None,
+    card_name: str | None = None,
 ) -> dict[str, Path | bytes]:
     """What sharing a model folder consists of, by name: its own files, a generated card, a preview.
 
     The card always replaces the folder's own README.md (a stale one, or the generic one
     `save_pretrained` writes); a missing preview.gif is made in `scratch`. The model is loaded
-    first, so a broken one fails here. Used by a push and by the studio's download.
+    first, so a broken one fails here. Used by a push and by the studio's download (whose card,
+    without a repo id, is titled `card_name`).
     """
     from .render import save_animation
 
@@ -589,7 +590,7 @@ def shared_files(
     needs_preview = not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES if (folder / name).is_file()}
-    files[CARD_FILE] = model_card(folder, repo_id, rollout, model, name).encode()
+    files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name).encode()
     if needs_preview:
         log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
         files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)

@@ -155,7 +155,7 @@ def zip_model(folder: Path, destination: Path) -> Path:
     (optimizer, pool) is left out.
     """
     with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in shared_files(folder, Path(scratch), log=lambda message: None, name=destination.stem).items():
+        for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
             if isinstance(content, bytes):
                 archive.writestr(name, content)
             else:
