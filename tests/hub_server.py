@@ -2,7 +2,8 @@
 
 Standard library only and in memory. It speaks the part of the Hub protocol that
 push and pull use (see DESIGN.md), keeps every commit so a pull sees what was
-pushed, and can require a token, answer 429, or hold private repos. Requests it
+pushed, and can require a token, answer 429 or 5xx, hold private repos, stall, answer
+200 with something that is not the Hub's JSON, or refuse file downloads. Requests it
 does not know are answered 404 and recorded in `unknown`, so a test can tell
 when the client starts calling something new.
 """
