@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -558,13 +556,15 @@ def test_a_failed_file_download_reports_the_real_status_fast(server, status):
     assert "not in the local cache" not in message and "cannot reach" not in message
 
 
-def test_the_app_wording_names_the_studio_fields_not_cli_flags(server):
-    push(model_folder(server_folder := Path(tempfile.mkdtemp()) / "m"), "alice/secret", private=True, token=TOKEN, endpoint=server.url)
-    shutil.rmtree(server_folder.parent)
-    for call, kwargs in ((pull, {"repo_id": "alice/secret"}), (pull, {"repo_id": "alice/secret", "revision": ".."})):
-        message = hub_error(call, endpoint=server.url, token=False, wording=nca_hub.APP_WORDING, **kwargs)
-        assert "--" not in message and "HF_TOKEN" not in message, message
-        assert "Hub token box" in message or "Revision" in message
+def test_the_app_wording_names_the_studio_fields_not_cli_flags(server, tmp_path):
+    push(model_folder(tmp_path / "m"), "alice/secret", private=True, token=TOKEN, endpoint=server.url)
+    app = {"token": False, "endpoint": server.url, "wording": nca_hub.APP_WORDING}
+    private = hub_error(pull, "alice/secret", **app)
+    assert private.endswith("or it is private: sign in with Hugging Face, or paste a token into the Hub token box")
+    revision = hub_error(pull, "alice/secret", revision="..", **app)
+    assert revision == "'..' is not a revision: type an existing branch, tag or commit in Revision, or leave it empty for main"
+    for message in (private, revision):
+        assert "--" not in message and "HF_TOKEN" not in message and "HF_ENDPOINT" not in message
 
 
 def test_token_false_never_uses_the_machines_token(server, tmp_path, monkeypatch):
