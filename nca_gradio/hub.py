@@ -16,8 +16,9 @@ import os
 import re
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import httpx2
 from huggingface_hub import (
@@ -26,9 +27,10 @@ from huggingface_hub import (
     ModelCard,
     ModelCardData,
     constants,
+    get_hf_file_metadata,
     get_token,
     hf_hub_download,
-    snapshot_download,
+    hf_hub_url,
 )
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -57,11 +59,38 @@ LICENSE = "mit"
 TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]
 PREVIEW_SIZE, PREVIEW_STEPS, PREVIEW_EVERY, PREVIEW_FPS = 128, 200, 4, 25
 NETWORK_ERRORS = (httpx2.TransportError, OfflineModeIsEnabled)
+MAX_PULL_BYTES = 10 * 2**20  # all of a model's files together: weights are kilobytes, a bundled preview.gif about 1.4 MB
+DEFAULT_TIMEOUT = 10.0  # seconds to wait for the Hub to answer; NCA_HUB_TIMEOUT changes it
+Token = str | None | Literal[False]  # False: anonymous, never the machine's own token (HF_TOKEN, `hf auth login`)
+_REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+/-]*")
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class HubError(Exception):
     """A Hub operation that failed, with a one-line message that says what to do (never a token)."""
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How messages tell the user to give a token or a revision: the CLI's flags, or the studio's fields."""
+
+    token: str
+    revision: str
+    connection: str
+    output: str = "-o"
+
+
+CLI_WORDING = Wording(
+    token="set HF_TOKEN or pass --token",
+    revision="pass an existing branch, tag or commit as --revision",
+    connection="check your connection (and HF_ENDPOINT) and try again",
+)
+APP_WORDING = Wording(
+    token="sign in with Hugging Face, or paste a token into the Hub token box",
+    revision="type an existing branch, tag or commit in Revision, or leave it empty for main",
+    connection="the Hub may be down: try again in a few minutes",
+    output="the output folder",
+)
 
 
 def _notice(message: str) -> None:
@@ -93,9 +122,37 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
     return (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
 
 
-def resolve_token(token: str | None = None) -> str | None:
-    """The explicit token, else HF_TOKEN, else the one `hf auth login` stored."""
+def check_revision(revision: str | None, wording: Wording = CLI_WORDING) -> str | None:
+    """None (main) or a plausible branch, tag or commit; refuses "", ".." and the like before any request."""
+    if revision is None:
+        return None
+    if not isinstance(revision, str) or not _REVISION.fullmatch(revision) or ".." in revision or "//" in revision \
+            or revision.endswith(("/", ".", ".lock")) or len(revision) > 255:
+        raise HubError(f"{revision!r} is not a revision: {wording.revision}")
+    return revision
+
+
+def resolve_token(token: Token = None) -> str | None:
+    """The explicit token, else HF_TOKEN, else the one `hf auth login` stored; False: no token at all.
+
+    The studio passes False for a visitor without a token of their own, so the server's token never serves them.
+    """
+    if token is False:
+        return None
     return token or os.environ.get("HF_TOKEN") or get_token()
+
+
+def resolve_timeout(timeout: float | None = None) -> float:
+    """Seconds to wait for each Hub answer: the explicit value, else NCA_HUB_TIMEOUT, else 10."""
+    if timeout is not None:
+        return float(timeout)
+    try:
+        value = float(os.environ.get("NCA_HUB_TIMEOUT") or DEFAULT_TIMEOUT)
+    except ValueError:
+        raise HubError(f"NCA_HUB_TIMEOUT must be a number of seconds, got {os.environ['NCA_HUB_TIMEOUT']!r}") from None
+    if not 0 < value < 3600:
+        raise HubError(f"NCA_HUB_TIMEOUT must be between 0 and 3600 seconds, got {value:g}")
+    return value
 
 
 def resolve_cache_dir(cache_dir: str | Path | None = None) -> str:
@@ -112,31 +169,39 @@ def resolve_cache_dir(cache_dir: str | Path | None = None) -> str:
 # ------------------------------------------------------------------ errors
 
 
-def hub_error(exc: Exception, repo_id: str, endpoint: str, revision: str | None = None, token: str | None = None) -> HubError:
+def hub_error(
+    exc: Exception, repo_id: str, endpoint: str, revision: str | None = None, token: str | None = None,
+    wording: Wording = CLI_WORDING, write: bool = False,
+) -> HubError:
     """Turn a huggingface_hub exception into one line that says what to do. Never quotes the server or the token."""
+    if isinstance(exc, LocalEntryNotFoundError) and isinstance(exc.__cause__, (HfHubHTTPError, *NETWORK_ERRORS)):
+        exc = exc.__cause__  # a failed HEAD of a file: report what the Hub really answered, not "not in the cache"
     status = exc.response.status_code if isinstance(exc, HfHubHTTPError) else None
     if isinstance(exc, RevisionNotFoundError):
-        return HubError(f"{repo_id} has no revision {revision or 'main'!r}: pass an existing branch, tag or commit as --revision")
+        return HubError(f"{repo_id} has no revision {revision or 'main'!r}: {wording.revision}")
     if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
         name = str(exc.response.url).rsplit("/", 1)[-1] if isinstance(exc, HfHubHTTPError) else "a file"
         return HubError(f"{repo_id} on {endpoint} has no {name}: is it a complete nca-gradio model?")
     if isinstance(exc, GatedRepoError):
-        return HubError(f"{repo_id} is gated: ask for access on its Hub page, then set HF_TOKEN or pass --token")
+        return HubError(f"{repo_id} is gated: ask for access on its Hub page, then {wording.token}")
     if isinstance(exc, RepositoryNotFoundError):
         if status in (401, 403) and not token:
-            return HubError(f"{repo_id} was not found on {endpoint}, or it is private: set HF_TOKEN or pass --token")
+            return HubError(f"{repo_id} was not found on {endpoint}, or it is private: {wording.token}")
         if status in (401, 403):
             return HubError(f"{repo_id} was not found on {endpoint}, or your token cannot read it: check the repo id and token")
         return HubError(f"{repo_id} was not found on {endpoint}: check the repo id (owner/name)")
     if isinstance(exc, LocalEntryNotFoundError):
-        return HubError(f"cannot reach {endpoint} and {repo_id} is not in the local cache: check your connection and try again")
+        return HubError(f"cannot reach {endpoint} and {repo_id} is not in the local cache: {wording.connection}")
+    if isinstance(exc, httpx2.TimeoutException):
+        return HubError(f"{endpoint} did not answer within the time allowed: {wording.connection}")
     if isinstance(exc, NETWORK_ERRORS):
-        return HubError(f"cannot reach {endpoint}: check your connection (and HF_ENDPOINT) and try again")
+        return HubError(f"cannot reach {endpoint}: {wording.connection}")
     if status == 401:
         what = "was rejected" if token else "is missing"
-        return HubError(f"the Hub token {what} (401): set HF_TOKEN or pass --token with a valid token")
+        return HubError(f"the Hub token {what} (401): {wording.token} with a valid token")
     if status == 403:
-        return HubError(f"the Hub token may not do this on {repo_id} (403): set HF_TOKEN or pass --token with a write token")
+        access = "a write token" if write else "a token that can read it"
+        return HubError(f"the Hub token may not do this on {repo_id} (403): {wording.token} with {access}")
     if status == 429:
         limit = parse_ratelimit_headers(exc.response.headers)
         wait = f"wait {limit.reset_in_seconds} s" if limit is not None else "wait a few minutes"
@@ -155,35 +220,96 @@ def pull(
     repo_id: str,
     revision: str | None = None,
     cache_dir: str | Path | None = None,
-    token: str | None = None,
+    token: Token = None,
     endpoint: str | None = None,
     local_dir: str | Path | None = None,
     log: Callable[[str], None] = _notice,
+    wording: Wording = CLI_WORDING,
+    timeout: float | None = None,
+    max_bytes: int = MAX_PULL_BYTES,
 ) -> Path:
     """Download the files a model needs into the cache (or `local_dir`) and return that folder.
 
-    The repo's file list is read first, so a pickle-only repo is refused before
-    anything is downloaded. When the Hub cannot be reached, a cached copy is used.
+    The repo's file list, with sizes, is read first, so a pickle-only repo or one larger than
+    `max_bytes` is refused before anything is downloaded. When the Hub cannot be reached, a cached
+    copy is used. `token=False` pulls anonymously, whatever token the machine has.
     """
     check_repo_id(repo_id)
-    endpoint, token, cache = resolve_endpoint(endpoint), resolve_token(token), resolve_cache_dir(cache_dir)
+    revision = check_revision(revision, wording)
+    endpoint, cache, timeout = resolve_endpoint(endpoint), resolve_cache_dir(cache_dir), resolve_timeout(timeout)
+    token = resolve_token(token)
+    if local_dir is not None:
+        _check_output_folder(Path(local_dir), wording)
+    api = HfApi(endpoint=endpoint, token=token or False)  # False: huggingface_hub must not add a token of its own
     try:
-        info = HfApi(endpoint=endpoint, token=token).model_info(repo_id, revision=revision or constants.DEFAULT_REVISION)
+        info = api.model_info(repo_id, revision=revision or constants.DEFAULT_REVISION, timeout=timeout, files_metadata=True)
+        listing = {s.rfilename: s.size for s in info.siblings or []}
+    except httpx2.TimeoutException:
+        return _pull_from_cache(repo_id, revision, cache, local_dir, f"{endpoint} did not answer within {timeout:g} s", log, wording)
     except NETWORK_ERRORS:
-        return _pull_from_cache(repo_id, revision, cache, local_dir, f"cannot reach {endpoint}", log)
+        return _pull_from_cache(repo_id, revision, cache, local_dir, f"cannot reach {endpoint}", log, wording)
     except HfHubHTTPError as exc:
         if exc.response.status_code >= 500:  # the Hub is down: as good as offline
-            return _pull_from_cache(repo_id, revision, cache, local_dir, f"{endpoint} answered {exc.response.status_code}", log)
-        raise hub_error(exc, repo_id, endpoint, revision, token) from None
-    wanted = files_to_pull(repo_id, [s.rfilename for s in info.siblings or []])
+            reason = f"{endpoint} answered {exc.response.status_code}"
+            return _pull_from_cache(repo_id, revision, cache, local_dir, reason, log, wording)
+        raise hub_error(exc, repo_id, endpoint, revision, token, wording) from None
+    except (ValueError, KeyError, TypeError, AttributeError):  # 200 with HTML, or JSON of another shape
+        raise HubError(f"{endpoint} did not answer like a Hub for {repo_id} (not the model listing): {wording.connection}") from None
+    wanted = files_to_pull(repo_id, list(listing))
     try:
-        folder = snapshot_download(
-            repo_id, revision=revision, cache_dir=cache, local_dir=local_dir, token=token, endpoint=endpoint,
-            allow_patterns=wanted,
+        _check_files(repo_id, {name: listing[name] for name in wanted}, api, revision, timeout, max_bytes)
+        paths = [
+            hf_hub_download(
+                repo_id, name, revision=revision, cache_dir=cache, local_dir=local_dir, token=token or False, endpoint=endpoint,
+                etag_timeout=timeout,
+            )
+            for name in wanted
+        ]
+    except (HfHubHTTPError, EntryNotFoundError, LocalEntryNotFoundError, *NETWORK_ERRORS) as exc:
+        raise hub_error(exc, repo_id, endpoint, revision, token, wording) from None
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        if local_dir is not None:
+            raise HubError(f"cannot write {repo_id} to {local_dir} ({reason}): choose a writable folder as {wording.output}") from None
+        raise HubError(f"cannot save {repo_id} in the Hub cache ({reason}): free some disk space and try again") from None
+    return Path(paths[0]).parent
+
+
+def _check_output_folder(folder: Path, wording: Wording) -> None:
+    """Refuse an output that is a file, or lies under one, before anything is asked of the Hub."""
+    if folder.exists() and not folder.is_dir():
+        raise HubError(f"{folder} is a file, not a folder: choose a new or empty folder as {wording.output}")
+    parent = next((p for p in folder.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise HubError(f"{folder} lies under {parent}, which is a file: choose a folder as {wording.output}")
+    if parent is not None and not folder.exists() and not os.access(parent, os.W_OK):
+        raise HubError(f"cannot create {folder}: {parent} is not writable; choose another folder as {wording.output}")
+
+
+def _check_files(
+    repo_id: str, sizes: dict[str, int | None], api: HfApi, revision: str | None, timeout: float, max_bytes: int
+) -> None:
+    """Refuse a repo whose model files together exceed `max_bytes`, first by the listing's sizes, then by a HEAD of each.
+
+    The HEADs are made without retries, so a 403 or 500 on a file is reported at once with its status
+    (hf_hub_download would retry for half a minute, then blame the connection).
+    """
+    _refuse_if_too_large(repo_id, sum(size or 0 for size in sizes.values()), max_bytes)
+    heads = [
+        get_hf_file_metadata(
+            hf_hub_url(repo_id, name, revision=revision, endpoint=api.endpoint), token=api.token, timeout=timeout, endpoint=api.endpoint
         )
-    except (HfHubHTTPError, EntryNotFoundError, *NETWORK_ERRORS) as exc:
-        raise hub_error(exc, repo_id, endpoint, revision, token) from None
-    return Path(folder)
+        for name in sizes
+    ]
+    _refuse_if_too_large(repo_id, sum(head.size or 0 for head in heads), max_bytes)
+
+
+def _refuse_if_too_large(repo_id: str, total: int, max_bytes: int) -> None:
+    if total > max_bytes:
+        raise HubError(
+            f"{repo_id} is too large to pull ({total / 2**20:.1f} MB of model files, at most {max_bytes / 2**20:.0f} MB): "
+            "an NCA model is a few kilobytes, so this is not one to load here"
+        )
 
 
 def files_to_pull(repo_id: str, files: list[str]) -> list[str]:
@@ -202,7 +328,8 @@ def files_to_pull(repo_id: str, files: list[str]) -> list[str]:
 
 
 def _pull_from_cache(
-    repo_id: str, revision: str | None, cache: str, local_dir: str | Path | None, reason: str, log: Callable[[str], None]
+    repo_id: str, revision: str | None, cache: str, local_dir: str | Path | None, reason: str, log: Callable[[str], None],
+    wording: Wording = CLI_WORDING,
 ) -> Path:
     """The offline path, like HF_HUB_OFFLINE: the config and weights last downloaded for this revision."""
     try:
@@ -211,7 +338,7 @@ def _pull_from_cache(
             for name in REQUIRED_FILES
         ]
     except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError):
-        raise HubError(f"{reason} and {repo_id} is not in the local cache: check your connection and try again") from None
+        raise HubError(f"{reason} and {repo_id} is not in the local cache: {wording.connection}") from None
     log(f"{reason}: using the cached copy of {repo_id}")
     return Path(paths[0]).parent
 
@@ -230,26 +357,33 @@ def card_metadata() -> ModelCardData:
     return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=list(TAGS))
 
 
-def model_card(folder: str | Path, repo_id: str | None = None, rollout=None, model: NCA | None = None) -> str:
+def model_card(
+    folder: str | Path, repo_id: str | None = None, rollout=None, model: NCA | None = None, name: str | None = None
+) -> str:
     """The README.md for a model folder: metadata, preview, training settings, size, quality and usage.
 
     `rollout` (from `grow_preview`) and `model` (the folder's, loaded) spare the work when the caller already has them.
+    Without a repo id the card is for a local copy: titled `name` (default: the folder's name), and its usage
+    line grows the folder of that name.
     """
     folder = Path(folder)
     model = load_folder(folder) if model is None else model
     if rollout is None and (folder / TARGET_FILE).exists():
         rollout = grow_preview(model)
-    ref = repo_id or "OWNER/NAME"
+    local_name = _cell(name or folder.name).replace(" ", "-").replace("`", "")
+    title = repo_id.split("/")[-1] if repo_id else local_name
     sections = [
-        f"# {ref.split('/')[-1]}\n\nA Neural Cellular Automaton that grows a texture from an empty grid, "
-        f"made with [nca-gradio](https://github.com/nca-gradio/nca-gradio). Every cell looks at its 3x3 neighbourhood "
-        f"and updates itself; the grid is a torus, so the texture tiles and can be grown at any size.",
+        (
+            f"# {title}\n\nA Neural Cellular Automaton that grows a texture from an empty grid, made with nca-gradio. "
+            "Every cell looks at its 3x3 neighbourhood and updates itself; the grid is a torus, so the texture tiles and "
+            "can be grown at any size."
+        ),
         f"![growing]({PREVIEW_FILE})",
         _target_section(folder),
         _model_section(model),
         _training_section(folder),
         _quality_section(folder, rollout),
-        _usage_section(ref),
+        _usage_section(repo_id) if repo_id else _usage_section(f"./{local_name}", f"From the folder that holds `{local_name}/` (this model's files):"),
     ]
     body = "\n\n".join(s for s in sections if s) + "\n"
     text = f"---\n{card_metadata().to_yaml()}\n---\n\n{body}"
@@ -390,9 +524,11 @@ def _stability_table(folder: Path) -> str:
             f"{QUALITY_FILE}):\n\n| figure | value |\n|---|---|\n" + "\n".join(rows))
 
 
-def _usage_section(ref: str) -> str:
+def _usage_section(ref: str, where: str = "") -> str:
+    """Python and `nca grow` lines that load `ref`: a Hub repo id, or a local folder path (then `where` says where to run them)."""
+    intro = f"{where}\n\n" if where else ""
     return (
-        "## Usage\n\n```python\n"
+        f"## Usage\n\n{intro}```python\n"
         "from nca_gradio.loading import load_model\n"
         "from nca_gradio.render import grow, save_animation\n"
         f'save_animation(grow(load_model("{ref}"), size=256).frames, "texture.gif")\n'
@@ -407,14 +543,15 @@ def push(
     model_folder: str | Path,
     repo_id: str,
     private: bool = False,
-    token: str | None = None,
+    token: Token = None,
     endpoint: str | None = None,
     log: Callable[[str], None] = _notice,
+    wording: Wording = CLI_WORDING,
 ) -> str:
     """Upload a model folder with a generated model card (and a preview if it has none); return the repo's URL.
 
     The model is loaded (and so validated) first: a broken model is never shared.
-    The folder itself is left unchanged.
+    The folder itself is left unchanged. `token=False` never uses the machine's own token.
     """
     check_repo_id(repo_id)
     endpoint, token = resolve_endpoint(endpoint), resolve_token(token)
@@ -424,7 +561,7 @@ def push(
             CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content))
             for name, content in files.items()
         ]
-        return _upload(repo_id, operations, private, token, endpoint)
+        return _upload(repo_id, operations, private, token, endpoint, wording)
 
 
 def write_card(model_folder: str | Path) -> None:
@@ -436,13 +573,15 @@ def write_card(model_folder: str | Path) -> None:
 
 
 def shared_files(
-    model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = _notice
+    model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = _notice,
+    card_name: str | None = None,
 ) -> dict[str, Path | bytes]:
     """What sharing a model folder consists of, by name: its own files, a generated card, a preview.
 
     The card always replaces the folder's own README.md (a stale one, or the generic one
     `save_pretrained` writes); a missing preview.gif is made in `scratch`. The model is loaded
-    first, so a broken one fails here. Used by a push and by the studio's download.
+    first, so a broken one fails here. Used by a push and by the studio's download (whose card,
+    without a repo id, is titled `card_name`).
     """
     from .render import save_animation
 
@@ -451,22 +590,24 @@ def shared_files(
     needs_preview = not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES if (folder / name).is_file()}
-    files[CARD_FILE] = model_card(folder, repo_id, rollout, model).encode()
+    files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name).encode()
     if needs_preview:
         log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
         files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
     return files
 
 
-def _upload(repo_id: str, operations: list[CommitOperationAdd], private: bool, token: str | None, endpoint: str) -> str:
-    api = HfApi(endpoint=endpoint, token=token)
+def _upload(
+    repo_id: str, operations: list[CommitOperationAdd], private: bool, token: str | None, endpoint: str, wording: Wording
+) -> str:
+    api = HfApi(endpoint=endpoint, token=token or False)  # False: huggingface_hub must not add a token of its own
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if private:  # create_repo leaves an existing repo as it was: a public one would stay public
             api.update_repo_settings(repo_id, private=True, repo_type="model")
         api.create_commit(repo_id, operations, commit_message="Upload NCA model with nca-gradio", repo_type="model")
     except (HfHubHTTPError, *NETWORK_ERRORS) as exc:
-        raise hub_error(exc, repo_id, endpoint, token=token) from None
+        raise hub_error(exc, repo_id, endpoint, token=token, wording=wording, write=True) from None
     except ValueError as exc:  # the Hub's validate-yaml refused the card
         first = next((line.strip("- ") for line in str(exc).splitlines()[1:] if line.strip()), "invalid metadata")
         raise HubError(f"the Hub refused the model card ({_cell(_scrub(first, token))}): please report this bug") from None

@@ -111,6 +111,13 @@ class Workspace:
             self.path("init")
         return self.root / "STOP"
 
+    @property
+    def hub_cache(self) -> Path:
+        """This session's own Hub cache: a private model pulled with a token serves only the session that pulled it."""
+        if self.root is None:
+            self.path("init")
+        return self.root / "hub-cache"
+
     def request_stop(self) -> None:
         self.stop_file.touch()
 
@@ -148,7 +155,7 @@ def zip_model(folder: Path, destination: Path) -> Path:
     (optimizer, pool) is left out.
     """
     with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in shared_files(folder, Path(scratch), log=lambda message: None).items():
+        for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
             if isinstance(content, bytes):
                 archive.writestr(name, content)
             else:

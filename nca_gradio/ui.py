@@ -19,7 +19,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from . import studio
-from .hub import HubError, pull, push, resolve_token
+from .hub import APP_WORDING, HubError, pull, push
 from .images import ImageError, crop_and_resize, load_image, load_target
 from .loading import ModelLoadError, load_folder
 from .losses import VGG_LOSSES, LossUnavailable
@@ -300,16 +300,23 @@ class Handlers:
     # ---------------------------------------------------------- hub
 
     @staticmethod
-    def token(typed: str | None, oauth_token: gr.OAuthToken | None) -> str | None:
-        """A typed token, else the signed-in user's; `hub` falls back to HF_TOKEN. Never shown or logged."""
-        return (typed or "").strip() or (oauth_token.token if oauth_token is not None else None)
+    def token(typed: str | None, oauth_token: gr.OAuthToken | None) -> str | bool:
+        """A typed token, else the signed-in user's, else False: a visitor never acts with the server's HF_TOKEN.
+
+        False tells `hub` to send no token at all (huggingface_hub would otherwise pick up the server's). Never shown or logged.
+        """
+        return (typed or "").strip() or (oauth_token.token if oauth_token is not None else None) or False
 
     @friendly
     def pull(self, repo_id: str, revision: str, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+        """Pull into the session's own cache, so a private model never serves another session (and the files may be shown)."""
         repo_id = (repo_id or "").strip()
         if not repo_id:
             raise gr.Error("Type the repo id of a model, such as owner/name.")
-        folder = pull(repo_id, revision=(revision or "").strip() or None, token=self.token(typed_token, oauth_token))
+        folder = pull(
+            repo_id, revision=(revision or "").strip() or None, token=self.token(typed_token, oauth_token),
+            cache_dir=workspace.hub_cache, wording=APP_WORDING, log=gr.Info,
+        )
         load_folder(folder)  # only a model that loads joins the list
         label = workspace.add_model(f"{repo_id} (Hub)", folder)
         card = (folder / CARD_FILE).read_text(errors="replace") if (folder / CARD_FILE).exists() else "*This repo has no model card.*"
@@ -324,10 +331,10 @@ class Handlers:
         if not repo_id:
             raise gr.Error("Type a repo id to share to, such as your-name/my-texture.")
         token = self.token(typed_token, oauth_token)
-        if resolve_token(token) is None:
-            where = "Sign in with Hugging Face above" if sign_in_available() else "Paste a Hub write token (or set HF_TOKEN where the app runs)"
+        if token is False:
+            where = "Sign in with Hugging Face above" if sign_in_available() else "Paste a Hub write token into the Hub token box"
             raise gr.Error(f"{where} to share a model.")
-        url = push(folder, repo_id, private=bool(private), token=token)
+        url = push(folder, repo_id, private=bool(private), token=token, wording=APP_WORDING)
         return f"✅ Shared **{label}** as [{repo_id}]({url})."
 
 
@@ -492,8 +499,8 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     if sign_in_available():
                         gr.LoginButton()
                     token = gr.Textbox(
-                        label="Hub write token", type="password", placeholder="hf_… (or set HF_TOKEN)", visible=not sign_in_available(), elem_id="nca-token",
-                        info="used for this request only; never stored or shown",
+                        label="Hub token", type="password", placeholder="hf_…", visible=not sign_in_available(), elem_id="nca-token",
+                        info="your own token: a write token to share, a read token for private repos; used for this request only, never stored or shown",
                     )
                     share_model = gr.Dropdown(bundled, value=first, label="Model to share", elem_id="nca-share-model")
                     share_repo = gr.Textbox(label="Share as (repo id)", placeholder="your-name/my-texture", elem_id="nca-push-repo")

@@ -2,7 +2,8 @@
 
 Standard library only and in memory. It speaks the part of the Hub protocol that
 push and pull use (see DESIGN.md), keeps every commit so a pull sees what was
-pushed, and can require a token, answer 429, or hold private repos. Requests it
+pushed, and can require a token, answer 429 or 5xx, hold private repos, stall, answer
+200 with something that is not the Hub's JSON, or refuse file downloads. Requests it
 does not know are answered 404 and recorded in `unknown`, so a test can tell
 when the client starts calling something new.
 """
@@ -16,6 +17,7 @@ import json
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,7 +67,11 @@ class LoopbackHub:
     def __init__(self, token: str | None = None) -> None:
         self.token = token  # when set, writes and private reads need `Authorization: Bearer <token>`
         self.rate_limited = False  # when True, every request is answered 429
-        self.down = False  # when True, every request is answered 503 (the Hub is having a bad day)
+        self.down = False  # when True, every request is answered `down_status` (the Hub is having a bad day)
+        self.down_status = 503
+        self.file_status: int | None = None  # when set, every file download (/resolve/) is answered with this status
+        self.stall = 0.0  # seconds every request waits before it is answered (a stalled Hub)
+        self.garbage: bytes | None = None  # when set, API requests are answered 200 with these bytes (HTML, or JSON of another shape)
         self.read_only = False  # when True, writes are answered 403 (a token without write access)
         self.unserved: set[str] = set()  # paths listed in a repo but answered EntryNotFound (a repo changing under a pull)
         self.repos: dict[str, Repo] = {}
@@ -79,7 +85,7 @@ class LoopbackHub:
     # ------------------------------------------------------------ lifecycle
     def start(self) -> "LoopbackHub":
         handler = type("BoundHandler", (HubHandler,), {"hub": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="loopback-hub", daemon=True)
         self._thread.start()
@@ -140,6 +146,14 @@ class LoopbackHub:
         return dict(self.repos[repo_id].resolve(revision).files)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client that gave up (a timeout test) is no error of the server's: no traceback for a closed connection."""
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class ErrorReply(Exception):
     """An error answer: HTTP status, X-Error-Code, message and extra headers."""
 
@@ -186,9 +200,16 @@ class HubHandler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         self.query = parse_qs(url.query)
         self.hub.requests.append(f"{method} {url.path}")
+        if self.hub.stall:
+            time.sleep(self.hub.stall)
         try:
             if self.hub.down:
-                raise ErrorReply(503, "Service Unavailable")
+                raise ErrorReply(self.hub.down_status, "Service Unavailable")
+            if self.hub.garbage is not None and url.path.startswith("/api/"):
+                self._send(200, self.hub.garbage, "application/json" if self.hub.garbage.startswith(b"{") else "text/html")
+                return
+            if self.hub.file_status is not None and "/resolve/" in url.path:
+                raise ErrorReply(self.hub.file_status, "Access to this resource is forbidden" if self.hub.file_status == 403 else "Internal Error")
             if self.hub.rate_limited:
                 raise ErrorReply(429, "You have been rate-limited", headers=RATE_LIMIT_HEADERS)
             for route_method, pattern, name in self.ROUTES:
@@ -352,9 +373,15 @@ class HubHandler(BaseHTTPRequestHandler):
                 "createdAt": target.created,
                 "lastModified": now(),
                 "tags": [],
-                "siblings": [{"rfilename": path} for path in sorted(commit.files)],
+                "siblings": [self._sibling(path, data) for path, data in sorted(commit.files.items())],
             },
         )
+
+    def _sibling(self, path: str, data: bytes) -> dict:
+        """A file of a model listing; with `?blobs=true` (files_metadata) it carries its size and blob id, as on the Hub."""
+        if self.query.get("blobs", ["false"])[0].lower() not in ("1", "true"):
+            return {"rfilename": path}
+        return {"rfilename": path, "size": len(data), "blobId": git_blob_sha(data)}
 
     def tree(self, method: str, repo: str, rev: str, path: str = "") -> None:
         commit = self._commit(self._repo(repo), rev)

@@ -8,6 +8,9 @@ show up in an error message, a card or a file on disk.
 from __future__ import annotations
 
 import json
+import re
+import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,7 @@ from nca_gradio.render import save_animation
 from hub_server import LoopbackHub, check_card_metadata
 
 TOKEN = "hf_LoopbackSecretToken0123456789"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------ fixtures
@@ -466,3 +470,138 @@ def test_cli_hub_errors_are_one_line_with_status_2(server, tmp_path, monkeypatch
     assert "rejected" in err and "\n" not in err and TOKEN[::-1] not in err
     assert main(["push", str(tmp_path / "m"), "not-a-repo-id"]) == 2
     assert "is not a Hub repo id" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ hardening (issue 19)
+
+
+def test_a_repo_larger_than_the_cap_is_refused_before_any_download(server, isolated):
+    config, _ = weights_bytes()
+    server.seed("mallory/huge", {"config.json": config, "model.safetensors": bytes(nca_hub.MAX_PULL_BYTES + 1)})
+    message = hub_error(pull, "mallory/huge", endpoint=server.url)
+    limit = nca_hub.MAX_PULL_BYTES / 2**20
+    assert f"mallory/huge is too large to pull ({limit:.1f} MB of model files, at most {limit:.0f} MB)" in message
+    assert not [r for r in server.requests if "/resolve/" in r], "nothing may be downloaded"
+    blobs = [p for p in isolated.rglob("*") if p.is_file() and "blobs" in p.parts]
+    assert blobs == []
+
+
+def test_a_stalled_hub_times_out_with_one_line(server, monkeypatch, capsys):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    server.stall = 3.0
+    started = time.monotonic()
+    message = hub_error(pull, "alice/model", endpoint=server.url, timeout=0.3)
+    assert time.monotonic() - started < 2.5
+    assert f"{server.url} did not answer within 0.3 s and alice/model is not in the local cache" in message
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    monkeypatch.setenv("NCA_HUB_TIMEOUT", "0.3")  # the CLI's wait, for a slow link or a quick test
+    assert main(["pull", "alice/model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nca: error:") and "did not answer within 0.3 s" in err and "\n" not in err
+    server.stall = 0.0
+
+
+@pytest.mark.parametrize("answer", [b"<html><body>Welcome to our captive portal</body></html>", b"{}"])
+def test_a_hub_answering_200_with_something_that_is_not_a_model_listing(server, monkeypatch, capsys, answer):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    server.garbage = answer
+    message = hub_error(pull, "alice/model", endpoint=server.url)
+    assert f"{server.url} did not answer like a Hub for alice/model" in message and "HF_ENDPOINT" in message
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    assert main(["pull", "alice/model"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did not answer like a Hub" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("revision", ["", "..", "../main", "main/", "-x", "a b", "a\nb", ".hidden", "v1.lock"])
+def test_invalid_revisions_are_refused_before_any_request(server, revision):
+    message = hub_error(pull, "alice/model", revision=revision, endpoint=server.url)
+    assert f"{revision!r} is not a revision" in message and "--revision" in message
+    assert server.requests == []
+
+
+def test_valid_revisions_pass_the_check():
+    for revision in ("main", "v1.0", "refs/pr/1", "0123456789abcdef0123456789abcdef01234567", "feature_x"):
+        assert nca_hub.check_revision(revision) == revision
+
+
+def test_cli_pull_refuses_an_empty_revision_and_an_output_that_is_a_file(server, tmp_path, monkeypatch, capsys):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    assert main(["pull", "alice/model", "--revision", ""]) == 2
+    assert capsys.readouterr().err.strip() == "nca: error: '' is not a revision: pass an existing branch, tag or commit as --revision"
+    existing = tmp_path / "passwd"
+    existing.write_text("root:x:0:0\n")
+    assert main(["pull", "alice/model", "-o", str(existing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"nca: error: {existing} is a file, not a folder: choose a new or empty folder as -o"
+    assert existing.read_text() == "root:x:0:0\n"  # untouched
+    assert main(["pull", "alice/model", "-o", str(existing / "sub")]) == 2
+    assert f"lies under {existing}, which is a file" in capsys.readouterr().err
+    assert not [r for r in server.requests if "/resolve/" in r]
+
+
+@pytest.mark.parametrize("status", [403, 500])
+def test_a_failed_file_download_reports_the_real_status_fast(server, status):
+    config, weights = weights_bytes()
+    server.seed("alice/model", {"config.json": config, "model.safetensors": weights})
+    server.file_status = status
+    started = time.monotonic()
+    message = hub_error(pull, "alice/model", endpoint=server.url)
+    assert time.monotonic() - started < 5
+    assert f"answered {status}" in message or f"({status})" in message
+    assert "not in the local cache" not in message and "cannot reach" not in message
+
+
+def test_the_app_wording_names_the_studio_fields_not_cli_flags(server, tmp_path):
+    push(model_folder(tmp_path / "m"), "alice/secret", private=True, token=TOKEN, endpoint=server.url)
+    app = {"token": False, "endpoint": server.url, "wording": nca_hub.APP_WORDING}
+    private = hub_error(pull, "alice/secret", **app)
+    assert private.endswith("or it is private: sign in with Hugging Face, or paste a token into the Hub token box")
+    revision = hub_error(pull, "alice/secret", revision="..", **app)
+    assert revision == "'..' is not a revision: type an existing branch, tag or commit in Revision, or leave it empty for main"
+    for message in (private, revision):
+        assert "--" not in message and "HF_TOKEN" not in message and "HF_ENDPOINT" not in message
+
+
+def test_token_false_never_uses_the_machines_token(server, tmp_path, monkeypatch):
+    push(model_folder(tmp_path / "m"), "alice/secret", private=True, token=TOKEN, endpoint=server.url)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert "or it is private" in hub_error(pull, "alice/secret", endpoint=server.url, token=False)
+    assert "token is missing (401)" in hub_error(push, tmp_path / "m", "alice/anon", token=False, endpoint=server.url)
+    assert "alice/anon" not in server.repos
+    assert (pull("alice/secret", endpoint=server.url) / "model.safetensors").exists()  # the CLI's None still means HF_TOKEN
+
+
+def test_a_local_card_names_the_model_and_its_usage_line_grows_it(tmp_path, monkeypatch):
+    from nca_gradio.studio import zip_model
+
+    archive = zip_model(model_folder(tmp_path / "m"), tmp_path / "my-pebbles.zip")
+    with zipfile.ZipFile(archive) as zipped:
+        card = zipped.read("README.md").decode()
+        unpacked = tmp_path / "unpacked" / "my-pebbles"
+        zipped.extractall(unpacked)
+    assert "OWNER/NAME" not in card and "# NAME" not in card
+    assert "\n# my-pebbles\n" in card
+    command = re.search(r"`nca grow (\S+) -o texture.gif`", card).group(1)
+    assert command == "./my-pebbles"
+    monkeypatch.chdir(unpacked.parent)  # "from the folder that holds my-pebbles/", as the card says
+    assert main(["grow", command, "-o", "texture.png", "--size", "16", "--steps", "2"]) == 0
+    assert (unpacked.parent / "texture.png").exists()
+
+
+def test_cards_link_only_to_files_beside_them_or_the_hub(pushed, shared_server):
+    """No link to a repository that does not exist: the bundled cards and a pushed one link their own files, or the Hub."""
+    repo_files = shared_server.files(pushed["repo"])
+    cards = {"pushed": (repo_files["README.md"].decode(), set(repo_files))}
+    for folder in sorted((ROOT / "models").iterdir()):
+        if (folder / "README.md").exists():
+            cards[folder.name] = ((folder / "README.md").read_text(), {p.name for p in folder.iterdir()})
+    assert len(cards) == 9
+    for name, (card, files) in cards.items():
+        for link in re.findall(r"\]\(([^)]+)\)", card):
+            assert link.startswith("https://huggingface.co/") or link in files, (name, link)
+        assert "github.com" not in card, name
