@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Iterator
 
 from huggingface_hub import ModelInfo, get_hf_file_metadata, get_session, hf_hub_download, hf_hub_url
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
