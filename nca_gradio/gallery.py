@@ -17,7 +17,7 @@ from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
-from huggingface_hub import ModelInfo, get_hf_file_metadata, get_session, hf_hub_download, hf_hub_url
+from huggingface_hub import ModelInfo, get_hf_file_metadata, get_session, hf_hub_url
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.utils import hf_raise_for_status
 
@@ -139,12 +139,29 @@ def preview(model: SharedModel, endpoint: str | None = None, timeout: float | No
         size = get_hf_file_metadata(url, token=False, timeout=timeout, endpoint=endpoint).size
         path = None
         if size is not None and size <= max_bytes:
-            path = Path(hf_hub_download(model.repo_id, PREVIEW_FILE, revision=revision, endpoint=endpoint, token=False,
-                                        cache_dir=_preview_dir, etag_timeout=timeout))
+            response = get_session().get(url, timeout=timeout, follow_redirects=True)  # no retries: a card can do without
+            hf_raise_for_status(response)
+            if len(response.content) <= max_bytes:
+                path = _preview_dir / model.repo_id.replace("/", "--") / f"{revision}.gif"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                scratch = path.with_suffix(f".{threading.get_ident()}.part")
+                scratch.write_bytes(response.content)
+                scratch.replace(path)  # whole or not at all, even with two sessions fetching it at once
     except (HfHubHTTPError, EntryNotFoundError, OSError, *NETWORK_ERRORS):
         return None  # a card without a picture: not worth an error, and not cached, so a later page can try again
     with _previews_lock:
         _previews[key] = path
+    return path
+
+
+def placeholder() -> Path:
+    """A plain tile shown while a preview loads, or for a model without one."""
+    path = _preview_dir / "placeholder.png"
+    if not path.exists():
+        from PIL import Image
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), (200, 200, 205)).save(path)
     return path
 
 

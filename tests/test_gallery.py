@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,15 +16,17 @@ from nca_gradio import gallery
 from nca_gradio.hub import HubError, card_metadata, push
 
 from hub_server import LoopbackHub
+from test_hub import weights_bytes
 
 TOKEN = "hf_LoopbackSecretToken0123456789"
+BUNDLED = sorted((Path(__file__).resolve().parents[1] / "models").glob("*/preview.gif"))
 
 
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """No token and no cache of the machine's: the gallery must work anonymously."""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE", "HF_ENDPOINT"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_CACHE"):  # HF_ENDPOINT: the studio fixture points it here
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
     monkeypatch.setattr(gallery, "_preview_dir", tmp_path / "previews")
@@ -51,9 +54,14 @@ def hub():
     with LoopbackHub(token=TOKEN) as server:
         for i in range(30):
             repo = f"user{i % 3}/texture-{i:02d}"
-            server.seed(repo, {"README.md": card(score=round(0.5 + i / 100, 2)), "preview.gif": gif(i * 8)})
+            config, weights = weights_bytes(i)
+            picture = BUNDLED[i].read_bytes() if i < len(BUNDLED) else gif(i * 8)  # real previews first, for the screenshot
+            server.seed(repo, {"README.md": card(score=round(0.5 + i / 100, 2)), "preview.gif": picture, "config.json": config,
+                               "model.safetensors": weights})
             server.repos[repo].downloads, server.repos[repo].likes = 1000 - i * 10, i
-        server.seed("old/untagged-bricks", {"README.md": card(tagged=False), "preview.gif": gif(3)})
+        config, weights = weights_bytes(99)
+        server.seed("old/untagged-bricks", {"README.md": card(tagged=False), "preview.gif": gif(3), "config.json": config,
+                                            "model.safetensors": weights})
         server.repos["old/untagged-bricks"].downloads = 5000
         server.seed("alice/secret-texture", {"README.md": card(0.9)}, private=True)
         server.seed("bert/a-language-model", {"README.md": b"---\nlibrary_name: transformers\ntags:\n- text\n---\n"})
@@ -144,3 +152,70 @@ def test_nca_search_prints_a_table_of_ids_that_pull_takes(hub, tmp_path):
     assert lines[1].split()[-1] == "0.79"
     down = nca_search(endpoint="http://127.0.0.1:9")
     assert down.returncode == 2 and down.stderr.count("\n") == 1 and "cannot reach" in down.stderr
+
+
+# ------------------------------------------------------------------ the studio's gallery
+
+
+@pytest.fixture(scope="module")
+def studio_url(hub, tmp_path_factory):
+    """The studio, reading the loopback Hub (HF_ENDPOINT is read when a request is made) with no token of its own."""
+    from conftest import running_demo
+
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("studio_hf_home")
+        patch.setenv("HF_HOME", str(home))
+        patch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+        patch.setenv("HF_ENDPOINT", hub.url)
+        with running_demo() as url:
+            yield url
+
+
+def test_the_studio_gallery_lists_pages_with_previews_and_says_when_the_hub_is_down(hub, studio_url):
+    from gradio_client import Client
+
+    client = Client(studio_url, verbose=False)
+    pictures, note = client.predict("", "most liked", api_name="/browse")
+    assert len(pictures) == gallery.PAGE_SIZE and "12 shared models" in note, note
+    assert pictures[0]["caption"].startswith("texture-29 by user2") and "score 0.79" in pictures[0]["caption"]
+    with Image.open(pictures[0]["image"]) as image:
+        assert image.format == "GIF"
+    found, note = client.predict("texture-07", "newest", api_name="/browse")
+    assert [p["caption"].split()[0] for p in found] == ["texture-07"] and note.startswith("1 shared model;")
+    hub.down = True
+    try:
+        pictures, note = client.predict("", "most downloaded", api_name="/browse")
+    finally:
+        hub.down = False
+    assert pictures == [] and note.startswith("The gallery is unavailable") and "\n" not in note
+    _, _, png, *_ = client.predict("pebbles (bundled)", 64, 10, 10, 0, api_name="/grow")  # the rest of the studio works
+    assert Path(png).exists()
+
+
+def test_one_click_in_the_gallery_pulls_the_model_and_opens_it_in_grow(hub, studio_url):
+    from test_app_browser import ARGS, CHROMIUM, SHOTS, open_tab
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.goto(studio_url)
+        page.wait_for_selector("#nca-start", timeout=60_000)
+        open_tab(page, "4 · Hub")
+        items = page.locator("#nca-gallery button img")
+        items.nth(gallery.PAGE_SIZE - 1).wait_for(state="visible", timeout=30_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#nca-gallery button img')].every(i => i.src.endsWith('.gif'))",
+            timeout=30_000)
+        assert page.locator("#nca-gallery").inner_text().count("downloads") == gallery.PAGE_SIZE
+        page.locator("#nca-gallery-box").screenshot(path=str(SHOTS / "gallery.png"))
+        page.locator("#nca-gallery-more").click()  # the next page joins the first
+        items.nth(2 * gallery.PAGE_SIZE - 1).wait_for(state="visible", timeout=30_000)
+        items.first.click()
+        page.get_by_role("tab", name="2 · Grow", selected=True).wait_for(timeout=60_000)
+        assert page.locator("#nca-grow-model input").input_value() == "old/untagged-bricks (Hub)"
+        browser.close()
