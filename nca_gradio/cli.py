@@ -138,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--token", help="a read token for private repos; default HF_TOKEN, then `hf auth login`")
     pull.set_defaults(handler=cmd_pull)
+
+    search = commands.add_parser("search", help="find NCA models others shared on the Hub (HF_ENDPOINT picks another Hub)")
+    search.add_argument("text", nargs="?", default="", help="a part of the repo id to look for (default: every model)")
+    search.add_argument("--sort", choices=["downloads", "likes", "recent"], default="downloads")
+    search.add_argument("--limit", type=int, default=20, help="how many to list (1 to 1000)")
+    search.set_defaults(handler=cmd_search)
     return parser
 
 
@@ -252,6 +258,17 @@ def cmd_pull(args: argparse.Namespace) -> int:
     folder = pull(args.repo_id, revision=args.revision, token=args.token, endpoint=endpoint, local_dir=args.output)
     model = load_folder(folder)  # a pull only succeeds if the model loads
     print(f"nca: pulled {args.repo_id} to {folder} ({model.num_parameters} parameters)")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .gallery import search, table
+
+    found = search(args.text, sort=args.sort, limit=args.limit, endpoint=os.environ.get("HF_ENDPOINT"))
+    if not found:
+        print(f"nca: no shared NCA models match {args.text!r}" if args.text else "nca: no shared NCA models found", file=sys.stderr)
+        return 0
+    print(table(found))
     return 0
 
 

@@ -46,7 +46,7 @@ from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
 from .loading import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, load_folder
 from .model import NCA, PERCEPTION_ABOUT, to_rgb
-from .quality import HEAL_TRIALS, QUALITY_FILE
+from .quality import HEAL_TRIALS, QUALITY_FILE, Score, score
 from .train import TRAINING_LOG
 
 CARD_FILE = "README.md"
@@ -353,8 +353,13 @@ def grow_preview(model: NCA):
     return grow(model, size=PREVIEW_SIZE, steps=PREVIEW_STEPS, every=PREVIEW_EVERY, seed=0)
 
 
-def card_metadata() -> ModelCardData:
-    return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=list(TAGS))
+SCORE_KEY = "nca_score"  # the card's combined quality figure in its metadata, so a listing (the gallery) can show it
+
+
+def card_metadata(score: float | None = None) -> ModelCardData:
+    """Tags and library name, by which the gallery and `nca search` find the model, and its score when measured."""
+    extra = {SCORE_KEY: round(score, 2)} if score is not None else {}
+    return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=list(TAGS), **extra)
 
 
 def model_card(
@@ -370,6 +375,7 @@ def model_card(
     model = load_folder(folder) if model is None else model
     if rollout is None and (folder / TARGET_FILE).exists():
         rollout = grow_preview(model)
+    quality = _preview_score(folder, rollout)
     local_name = _cell(name or folder.name).replace(" ", "-").replace("`", "")
     title = repo_id.split("/")[-1] if repo_id else local_name
     sections = [
@@ -382,19 +388,20 @@ def model_card(
         _target_section(folder),
         _model_section(model),
         _training_section(folder),
-        _quality_section(folder, rollout),
+        _quality_section(folder, quality),
         _usage_section(repo_id) if repo_id else _usage_section(f"./{local_name}", f"From the folder that holds `{local_name}/` (this model's files):"),
     ]
     body = "\n\n".join(s for s in sections if s) + "\n"
-    text = f"---\n{card_metadata().to_yaml()}\n---\n\n{body}"
-    _check_card(text)
+    metadata = card_metadata(quality.combined if isinstance(quality, Score) else None)
+    text = f"---\n{metadata.to_yaml()}\n---\n\n{body}"
+    _check_card(text, metadata)
     return text
 
 
-def _check_card(text: str) -> None:
+def _check_card(text: str, metadata: ModelCardData) -> None:
     """Round-trip the front matter through huggingface_hub's own parser (the Hub validates it again on push)."""
     data = ModelCard(text).data.to_dict()
-    if data != card_metadata().to_dict():
+    if data != metadata.to_dict():
         raise HubError(f"the generated model card's metadata does not round-trip ({sorted(data)}): please report this bug")
 
 
@@ -483,17 +490,24 @@ def _cell(value: object) -> str:
     return re.sub(r"[|\r\n<>]", " ", str(value))[:80]
 
 
-def _quality_section(folder: Path, rollout) -> str:
+def _preview_score(folder: Path, rollout) -> Score | str | None:
+    """The preview's score against the target; the reason as text when it cannot be measured; None without a target."""
     if rollout is None or not (folder / TARGET_FILE).exists():
-        return ""
+        return None
     from .images import ImageError, image_to_tensor, load_image
-    from .quality import score
 
     try:
-        result = score(to_rgb(rollout.state), image_to_tensor(load_image(folder / TARGET_FILE)))
+        return score(to_rgb(rollout.state), image_to_tensor(load_image(folder / TARGET_FILE)))
     except (ImageError, ValueError) as exc:
-        return f"## Quality\n\nNot measured: {_cell(exc)}."
-    figures = result.as_dict()
+        return str(exc)
+
+
+def _quality_section(folder: Path, quality: Score | str | None) -> str:
+    if quality is None:
+        return ""
+    if isinstance(quality, str):
+        return f"## Quality\n\nNot measured: {_cell(quality)}."
+    figures = quality.as_dict()
     rows = "\n".join(f"| {name} | {figures[name]:.2f} |" for name in ("combined", "patches", "colour", "spectrum"))
     return (
         f"## Quality\n\nA {PREVIEW_SIZE} x {PREVIEW_SIZE} texture grown for {PREVIEW_STEPS} steps, compared with the target "

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from . import studio
+from . import gallery, studio
 from .hub import APP_WORDING, HubError, pull, push
 from .images import ImageError, crop_and_resize, load_image, load_target
 from .loading import ModelLoadError, load_folder
@@ -33,6 +33,7 @@ EXAMPLES_DIR = ROOT / "examples"
 USER_ERRORS = (ImageError, ConfigError, RenderError, ModelLoadError, HubError, LossUnavailable, FloatingPointError)
 MAX_TRAIN_ITERS = 5000
 CARD_FILE, PREVIEW_FILE = "README.md", "preview.gif"
+GALLERY_SORTS = {"most downloaded": "downloads", "most liked": "likes", "newest": "recent"}
 
 INTRO = """\
 # Neural Cellular Automata texture studio
@@ -340,6 +341,38 @@ class Handlers:
 
 # ------------------------------------------------------------------ status text
 
+    # ---------------------------------------------------------- gallery
+
+    def browse(self, text: str, sort: str, pages: int):
+        """Shared models, `pages` pages of them: listed at once, then again with their previews.
+
+        A Hub that cannot be reached is one line in the note; the rest of the studio carries on.
+        """
+        if sort not in GALLERY_SORTS:
+            raise gr.Error(f"Sort by one of: {', '.join(GALLERY_SORTS)}.")
+        wanted = max(1, int(pages or 1)) * gallery.PAGE_SIZE
+        try:
+            models = gallery.search(text or "", sort=GALLERY_SORTS[sort], limit=wanted)
+        except HubError as exc:
+            yield [], [], f"The gallery is unavailable: {exc}", gr.Button(visible=False)
+            return
+        ids = [m.repo_id for m in models]
+        count = f"{len(models)} shared model{'s' if len(models) != 1 else ''}"
+        note = f"{count}; click one to get it." if models else "No shared models match that search."
+        more = gr.Button(visible=len(models) == wanted)
+        waiting = str(gallery.placeholder())
+        yield [(waiting, m.caption()) for m in models], ids, note, more
+        pictures = gallery.previews(models)
+        yield [(str(p) if p else waiting, m.caption()) for p, m in zip(pictures, models)], ids, note, more
+
+    def get_shared(self, shown: list[str], typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None,
+                   evt: gr.SelectData):
+        """One click on a gallery card pulls that model, as Get model would."""
+        if not shown or not 0 <= evt.index < len(shown):
+            raise gr.Error("That model is no longer in the gallery: search again.")
+        repo_id = shown[evt.index]
+        return repo_id, *self.pull(repo_id, "", typed_token, workspace, oauth_token)
+
 
 def status_html(state: str, iteration: int, total: int, detail: str) -> str:
     return (
@@ -400,7 +433,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     bundled = list(studio.bundled_models(models_dir))
     first = bundled[0] if bundled else None
 
-    with gr.Tabs():
+    with gr.Tabs() as tabs:
         with gr.Tab("1 · Train", id="train"):
             gr.Markdown(TRAIN_HELP)
             with gr.Row():
@@ -483,8 +516,16 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     heal_plot = gr.LinePlot(x="step", y="texture loss", label="Healing: difference from the undamaged texture", height=200, elem_id="nca-heal-plot")
                     heal_note = gr.Markdown(elem_id="nca-heal-note")
 
-        with gr.Tab("4 · Hub", id="hub"):
+        with gr.Tab("4 · Hub", id="hub") as hub_tab:
             gr.Markdown(HUB_HELP)
+            with gr.Accordion("Find shared models", open=True, elem_id="nca-gallery-box"):
+                with gr.Row():
+                    shared_search = gr.Textbox(label="Search", placeholder="part of a name, e.g. pebbles", scale=3, elem_id="nca-gallery-search")
+                    shared_sort = gr.Radio(list(GALLERY_SORTS), value="most downloaded", label="Sort", scale=2, elem_id="nca-gallery-sort")
+                shared = gr.Gallery(label="Shared models", columns=3, height="auto", allow_preview=False, elem_id="nca-gallery", buttons=[])
+                shared_note = gr.Markdown(elem_id="nca-gallery-note")
+                more_shared = gr.Button("More", visible=False, size="sm", elem_id="nca-gallery-more")
+                shared_ids, shared_pages = gr.State([]), gr.State(1)
             with gr.Row():
                 with gr.Column():
                     gr.Markdown("### Get a model")
@@ -535,6 +576,17 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     pull_button.click(handlers.pull, [repo, revision, token, workspace], [card, card_preview, pull_note], api_name="pull", concurrency_id="nca-hub").success(
         handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
     )
+    browse_inputs, browse_outputs = [shared_search, shared_sort, shared_pages], [shared, shared_ids, shared_note, more_shared]
+    hub_tab.select(handlers.browse, browse_inputs, browse_outputs, api_name="browse", concurrency_id="nca-gallery", show_progress="minimal")
+    for change in (shared_search.submit, shared_sort.change):
+        change(lambda: 1, None, shared_pages, api_visibility="private", queue=False).then(
+            handlers.browse, browse_inputs, browse_outputs, api_visibility="private", concurrency_id="nca-gallery", show_progress="minimal")
+    more_shared.click(lambda pages: pages + 1, shared_pages, shared_pages, api_visibility="private", queue=False).then(
+        handlers.browse, browse_inputs, browse_outputs, api_visibility="private", concurrency_id="nca-gallery", show_progress="minimal")
+    shared.select(handlers.get_shared, [shared_ids, token, workspace], [repo, card, card_preview, pull_note], api_visibility="private",
+                  concurrency_id="nca-hub").success(
+        handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
+    ).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
     push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
     return StudioTabs(workspace, texture, grow_model, share_model, train_button, grow_button, heal_button)
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.gif filter=lfs diff=lfs merge=lfs -text\n"
 LICENSES = {"mit", "apache-2.0", "bsd-3-clause", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-sa-4.0", "gpl-3.0", "other"}
@@ -54,6 +54,9 @@ class Repo:
     commits: dict[str, Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     created: str = field(default_factory=now)
+    modified: str = field(default_factory=now)
+    downloads: int = 0
+    likes: int = 0
 
     def resolve(self, revision: str) -> Commit | None:
         """A branch name or a full commit hash."""
@@ -74,6 +77,7 @@ class LoopbackHub:
         self.garbage: bytes | None = None  # when set, API requests are answered 200 with these bytes (HTML, or JSON of another shape)
         self.read_only = False  # when True, writes are answered 403 (a token without write access)
         self.unserved: set[str] = set()  # paths listed in a repo but answered EntryNotFound (a repo changing under a pull)
+        self.page_size = 1000  # models per page of /api/models, as on the Hub; a test lowers it to see pagination
         self.repos: dict[str, Repo] = {}
         self.requests: list[str] = []  # "METHOD /path" of every request, query left out
         self.unknown: list[str] = []
@@ -135,6 +139,7 @@ class LoopbackHub:
             sha = hashlib.sha1(seed.encode()).hexdigest()
             repo.commits[sha] = Commit(sha, tree, summary, parent)
             repo.branches[branch] = sha
+            repo.modified = now()
             return sha
 
     def seed(self, repo_id: str, files: dict[str, bytes], private: bool = False) -> str:
@@ -174,6 +179,7 @@ class HubHandler(BaseHTTPRequestHandler):
         ("POST", rf"/api/models/{REPO}/commit/{REV}", "commit"),
         ("POST", rf"/api/models/{REPO}/paths-info/{REV}", "paths_info"),
         ("PUT", rf"/api/models/{REPO}/settings", "settings"),
+        ("GET", r"/api/models", "list_models"),
         ("GET", rf"/api/models/{REPO}/tree/{REV}(?:/(?P<path>.*))?", "tree"),
         ("GET", rf"/api/models/{REPO}(?:/revision/{REV})?", "model_info"),
         ("HEAD", rf"/{REPO}/resolve/{REV}/(?P<path>.+)", "resolve"),
@@ -377,6 +383,48 @@ class HubHandler(BaseHTTPRequestHandler):
             },
         )
 
+    LIST_SORTS = {"downloads": "downloads", "likes": "likes", "createdAt": "created", "lastModified": "modified"}
+
+    def list_models(self, method: str) -> None:
+        """/api/models as the Hub serves it: every `filter` (a tag or the library) must match, `search` is a
+        case-insensitive part of the id, `sort` with `direction=-1` is descending, pages of `limit` (at most
+        `page_size`) are linked by a `Link: <...>; rel="next"` header with a cursor. Public repos only."""
+        filters = self.query.get("filter", [])
+        search = self.query.get("search", [""])[0].lower()
+        sort = self.query.get("sort", [None])[0]
+        if sort is not None and sort not in self.LIST_SORTS:
+            raise ErrorReply(400, f"invalid sort {sort}")
+        limit = min(int(self.query.get("limit", [self.hub.page_size])[0]), self.hub.page_size)
+        start = int(self.query.get("cursor", ["0"])[0])
+        full = any(self.query.get(k, ["false"])[0].lower() in ("1", "true") for k in ("full", "cardData"))
+        found = []
+        for repo in list(self.hub.repos.values()):
+            if repo.private or search not in repo.repo_id.lower():
+                continue
+            card, _ = parse_card_metadata(repo.resolve("main").files.get("README.md", b"").decode("utf-8", "replace"))
+            tags = [*card.get("tags", []), *([card["library_name"]] if card.get("library_name") else [])]
+            if all(f in tags for f in filters):
+                found.append((repo, card, tags))
+        if sort is not None:
+            key = self.LIST_SORTS[sort]
+            found.sort(key=lambda item: getattr(item[0], key), reverse=self.query.get("direction", ["-1"])[0] == "-1")
+        page = found[start : start + limit]
+        models = [self._listed(repo, card, tags, full) for repo, card, tags in page]
+        headers = {}
+        if start + limit < len(found):
+            query = [(k, v) for k, values in self.query.items() if k != "cursor" for v in values] + [("cursor", str(start + limit))]
+            headers["Link"] = f'<{self.hub.url}/api/models?{urlencode(query)}>; rel="next"'
+        self._send_json(200, models, headers)
+
+    def _listed(self, repo: Repo, card: dict, tags: list[str], full: bool) -> dict:
+        entry = {"_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id, "modelId": repo.repo_id,
+                 "likes": repo.likes, "downloads": repo.downloads, "private": False, "tags": tags,
+                 "library_name": card.get("library_name"), "createdAt": repo.created}
+        if full:
+            entry.update(author=repo.repo_id.split("/")[0], lastModified=repo.modified, sha=repo.branches["main"], cardData=card,
+                         siblings=[{"rfilename": p} for p in sorted(repo.resolve("main").files)])
+        return entry
+
     def _sibling(self, path: str, data: bytes) -> dict:
         """A file of a model listing; with `?blobs=true` (files_metadata) it carries its size and blob id, as on the Hub."""
         if self.query.get("blobs", ["false"])[0].lower() not in ("1", "true"):
@@ -441,15 +489,15 @@ def parse_commit(body: bytes) -> tuple[dict, dict[str, bytes], list[str]]:
     return header, files, deleted
 
 
-def check_card_metadata(content: str) -> tuple[list[str], list[str]]:
-    """What /api/validate-yaml checks, for the YAML subset a model card uses: errors and warnings."""
+def parse_card_metadata(content: str) -> tuple[dict, list[str]]:
+    """The front matter of a card, for the YAML subset a model card uses, and the lines that are not of it."""
     lines = content.lstrip("\ufeff").splitlines()
     if not lines or lines[0].strip() != "---":
-        return [], ["empty or missing yaml metadata in repo card"]
+        return {}, []
     try:
         end = next(i for i, line in enumerate(lines[1:], 1) if line.strip() == "---")
     except StopIteration:
-        return ["the metadata block has no closing ---"], []
+        return {}, ["the metadata block has no closing ---"]
     metadata, key, errors = {}, None, []
     for number, line in enumerate(lines[1:end], 2):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -464,6 +512,14 @@ def check_card_metadata(content: str) -> tuple[list[str], list[str]]:
             metadata[key] = value.strip("'\"") if value else []
         else:
             errors.append(f"line {number} is not valid YAML for a model card: {line.strip()[:40]!r}")
+    return metadata, errors
+
+
+def check_card_metadata(content: str) -> tuple[list[str], list[str]]:
+    """What /api/validate-yaml checks, for the YAML subset a model card uses: errors and warnings."""
+    if not content.lstrip("\ufeff").startswith("---"):
+        return [], ["empty or missing yaml metadata in repo card"]
+    metadata, errors = parse_card_metadata(content)
     if "license" in metadata and metadata["license"] not in LICENSES:
         errors.append(f'"license" must be one of {sorted(LICENSES)}')
     if "tags" in metadata and not isinstance(metadata["tags"], list):
