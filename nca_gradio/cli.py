@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .losses import LOSS_NAMES
     from .model import PERCEPTIONS, PRECISIONS, PRESETS
     from .render import DAMAGE_SHAPES
-    from .train import TrainConfig
+    from .train import GPU_RECIPE, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, regenerate.")
@@ -77,18 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
                        "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")
     train.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
-    train.add_argument("--match", type=float, default=defaults.match_weight, metavar="WEIGHT",
+    train.add_argument("--match", type=float, metavar="WEIGHT",
                        help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
-                       "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower (default 0: off)")
+                       "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower "
+                       f"(default 0: off on a CPU, {GPU_RECIPE['match_weight']} on a GPU)")
     train.add_argument("--damage-every", type=int, default=defaults.damage_every, metavar="N",
                        help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
                        "try 4 if your texture blows up where it is damaged (default 0: off)")
-    train.add_argument("--iters", type=int, default=defaults.iters)
+    train.add_argument("--iters", type=int, help=f"iterations, at most (default {defaults.iters} on a CPU, {GPU_RECIPE['iters']} on a GPU)")
+    train.add_argument("--time", type=duration, metavar="SECONDS", dest="time_budget",
+                       help="train for this long (90, 90s, 2m, 1h): iterations and lr schedule fit the measured speed, "
+                       f"at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
     train.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
-    train.add_argument("--batch", type=int, default=defaults.batch)
-    train.add_argument("--pool-size", type=int, default=defaults.pool_size,
-                       help="grids kept between iterations: fewer are grown for longer, which steadies long rollouts")
+    train.add_argument("--batch", type=int, help=f"grids per iteration (default {defaults.batch} on a CPU, {GPU_RECIPE['batch']} on a GPU)")
+    train.add_argument("--pool-size", type=int,
+                       help="grids kept between iterations: fewer are grown for longer, which steadies long rollouts "
+                       f"(default {defaults.pool_size} on a CPU, {GPU_RECIPE['pool_size']} on a GPU)")
     train.add_argument("--lr", type=float, default=defaults.lr)
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or mps")
@@ -159,6 +164,23 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
                         help="auto: bfloat16 on CPUs with bfloat16 units (about 2x faster, same texture), else float32")
 
 
+DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def duration(text: str) -> float:
+    """Seconds from `90`, `90s`, `1.5m` or `1h` (argparse type for --time)."""
+    number, unit = text.strip().lower()[:-1], text.strip().lower()[-1:]
+    if unit.isdigit() or unit == ".":
+        number, unit = text.strip(), ""
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write seconds (90, 90s) or minutes (2m) or hours (1h)") from None
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
+    return seconds
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -166,24 +188,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .images import load_target
     from .train import TrainConfig, Trainer
 
-    config = TrainConfig(
-        preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
-        batch=args.batch, pool_size=args.pool_size, perception=args.perception, match_weight=args.match, damage_every=args.damage_every, lr=args.lr, seed=args.seed, device=args.device, grad_checkpoint=args.grad_checkpoint,
-        precision=args.precision,
+    chosen = {"iters": args.iters, "batch": args.batch, "pool_size": args.pool_size, "match_weight": args.match,
+              "time_budget": args.time_budget}  # unset ones come from the device's recipe
+    config = TrainConfig.for_device(
+        args.device, preset=args.preset, loss=args.loss, size=args.size, target_size=args.target_size,
+        perception=args.perception, damage_every=args.damage_every, lr=args.lr, seed=args.seed, grad_checkpoint=args.grad_checkpoint,
+        precision=args.precision, **{k: v for k, v in chosen.items() if v is not None},
     )
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
     if args.resume:
-        trainer = Trainer.resume(args.output, target, {"iters": args.iters, "device": args.device}, log=log)  # keeps its precision
+        more = {k: v for k, v in (("iters", args.iters), ("time_budget", args.time_budget)) if v is not None}
+        trainer = Trainer.resume(args.output, target, {**more, "device": args.device}, log=log)  # keeps its precision
     else:
         trainer = Trainer(target, config, log=log)
     if args.compile and trainer.device.type != "cuda":
         log(f"--compile speeds up CUDA GPUs only; training on {trainer.device} without it")
     trainer.compile = args.compile
     log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters) with the {trainer.loss_name} loss on {trainer.device}")
-    bar = tqdm(total=trainer.config.iters, initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
+    log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
+        f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
+    bar = tqdm(total=trainer.planned_iters, initial=trainer.iteration, unit="it", dynamic_ncols=True)
 
     def show(progress) -> None:
+        bar.total = progress.total  # a time budget refits the plan as the speed is measured
         bar.update(1)
         bar.set_postfix(loss=f"{progress.texture_loss:.4f}", overflow=f"{progress.overflow_loss:.3f}")
 

@@ -8,6 +8,7 @@ Directions are drawn from a fixed seed, so a score is repeatable.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -166,3 +167,46 @@ def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, p
     heals = (run(model, damaged, 256, every=256, seed=seed + 2 + trial, precision=precision).state for trial in range(HEAL_TRIALS))
     healed = max((score(image(state), target) for state in heals), key=lambda s: s.combined)
     return ModelFigures(score(image(grown), target), score(image(old), target), healed)
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """A texture's dominant stripe direction and how strongly it dominates.
+
+    `angle` is in degrees in [0, 180), counter-clockwise on screen, 0 for stripes
+    that run left to right and 90 for upright ones; `coherence` is 0 for a texture
+    with no preferred direction and 1 for perfect parallel stripes.
+    """
+
+    angle: float
+    coherence: float
+
+
+def orientation(img: torch.Tensor, blur: int = 2) -> Orientation:
+    """The structure tensor of an image (1, 3, H, W), summed over the whole image.
+
+    The luminance is box-blurred by `blur` pixels first, so one-pixel grain adds
+    little; the gradients come from Scharr filters over the valid region only
+    (no padding), so a target that does not tile has no seam.
+    """
+    grey = img.float().cpu().mean(dim=1, keepdim=True)
+    if blur > 1:
+        grey = F.avg_pool2d(grey, blur, stride=1)
+    scharr = torch.tensor([[3.0, 0.0, -3.0], [10.0, 0.0, -10.0], [3.0, 0.0, -3.0]])  # less angular bias than Sobel
+    gx = F.conv2d(grey, scharr.view(1, 1, 3, 3))
+    gy = F.conv2d(grey, scharr.T.reshape(1, 1, 3, 3))
+    jxx, jyy, jxy = float(gx.square().mean()), float(gy.square().mean()), float((gx * gy).mean())
+    energy = jxx + jyy
+    if energy <= FLOOR_EPS * FLOOR_EPS:
+        return Orientation(0.0, 0.0)
+    # The gradient's direction in image coordinates (y down); stripes run across it.
+    gradient = 0.5 * math.degrees(math.atan2(2 * jxy, jxx - jyy))
+    angle = (-gradient + 90.0) % 180.0  # y up, then turned a quarter: along the stripes
+    coherence = math.sqrt((jxx - jyy) ** 2 + 4 * jxy**2) / energy
+    return Orientation(angle, coherence)
+
+
+def angle_difference(a: float, b: float) -> float:
+    """Degrees between two stripe directions, which repeat every 180 degrees: 0 to 90."""
+    d = abs(a - b) % 180.0
+    return min(d, 180.0 - d)

@@ -10,6 +10,7 @@ import copy
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -56,6 +57,7 @@ class TrainConfig:
     match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss.match_weights)
     precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (model.training_dtype)
     damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
+    time_budget: float = 0.0  # seconds of training; iterations and the lr schedule fit the measured speed, at most `iters` (0: off)
 
     RANGES = {
         "iters": (1, 100_000),
@@ -71,6 +73,7 @@ class TrainConfig:
         "fire_rate": (0.01, 1.0),
         "match_weight": (0.0, 10.0),
         "damage_every": (0, 100_000),
+        "time_budget": (0.0, 7 * 86_400.0),
     }
     CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS),
                "precision": PRECISIONS}
@@ -103,6 +106,12 @@ class TrainConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
+    def for_device(cls, device: str = "auto", **chosen) -> "TrainConfig":
+        """The recipe for the device the run will use (`device_recipe`), with the user's own choices on top."""
+        recipe = device_recipe(pick_device(device), chosen.get("loss", "auto"))
+        return cls(**{**recipe, **chosen, "device": device})
+
+    @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -112,6 +121,40 @@ class TrainConfig:
         if "lr_decay_at" in data:
             data["lr_decay_at"] = tuple(data["lr_decay_at"])
         return cls(**data)
+
+
+GPU_RECIPE = {"iters": 3000, "batch": 8, "pool_size": 256, "match_weight": 0.02, "time_budget": 60.0}
+
+
+def device_recipe(device: torch.device, loss: str = "auto") -> dict:
+    """Settings that differ from TrainConfig's CPU defaults on this device.
+
+    A CPU keeps the defaults (500 iterations fit 15 minutes on 2 idle cores). On a
+    CUDA GPU iterations are cheap and buy structure, so the run is longer, wider and
+    matches patches, within a minute (RESEARCH.md, "Recipes that follow the device").
+    Patch matching belongs to the patch loss: a VGG loss asked for by name drops it.
+    """
+    if device.type != "cuda":
+        return {}
+    recipe = dict(GPU_RECIPE)
+    if loss in VGG_LOSSES:
+        recipe.pop("match_weight")
+    return recipe
+
+
+def fitted_milestones(milestones: Counter, done: int, fractions: tuple[float, ...], planned: int) -> Counter:
+    """lr milestones for a run now planned at `planned` iterations, `done` of them done.
+
+    Milestones already passed stay; the others sit at their fractions of the new
+    plan, never in the past, so a budgeted run decays its lr at the same fractions
+    of its length as a run of fixed iterations.
+    """
+    passed = [m for m in milestones.elements() if m <= done]
+    ahead = [max(done + 1, int(f * planned)) for f in sorted(fractions)[len(passed):]]
+    return Counter(passed + ahead)
+
+
+BUDGET_WARMUP = 5  # iterations before the speed is measured: the first ones compile, warm caches and allocate
 
 
 RUNAWAY_BOUND = 3.0  # a cell this far out of [-1, 1] has diverged, not wandered
@@ -209,6 +252,8 @@ class Trainer:
         self.seconds = 0.0
         self.history: list[dict] = []
         self.rollbacks = 0
+        self.planned_iters = cfg.iters  # with a time budget, fitted to the measured speed as the run goes
+        self._warm: tuple[int, float] | None = None  # (iteration, seconds) when the speed began to be measured
         self._last_good = self._snapshot()
         self.compiled = False  # whether the rollout runs compiled (set at the first rollout with `compile`)
         self._compiled_steps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
@@ -338,11 +383,13 @@ class Trainer:
         """
         stopped = False
         chunk_start = time.perf_counter()
-        while self.iteration < self.config.iters:
+        while self.iteration < self.planned_iters:
             if should_stop is not None and should_stop():
                 stopped = True
                 break
             if max_seconds is not None and time.perf_counter() - chunk_start > max_seconds:
+                break
+            if self.config.time_budget and self.seconds >= self.config.time_budget:
                 break
             started = time.perf_counter()
             losses = self.train_step()
@@ -351,13 +398,14 @@ class Trainer:
                 if self.rollbacks > 20:
                     raise FloatingPointError("training hit NaN or inf more than 20 times; try a lower lr")
                 continue
+            self._fit_to_budget()
             self.history.append({"iteration": self.iteration, **{k: losses[k] for k in ("loss", "texture", "overflow")}})
             if callback is not None:
-                show = self.iteration % preview_every == 0 or self.iteration == self.config.iters
+                show = self.iteration % preview_every == 0 or self.iteration == self.planned_iters
                 callback(
                     Progress(
                         iteration=self.iteration,
-                        total=self.config.iters,
+                        total=self.planned_iters,
                         loss=losses["loss"],
                         texture_loss=losses["texture"],
                         overflow_loss=losses["overflow"],
@@ -370,6 +418,20 @@ class Trainer:
         else:
             self._restore(self._last_good)
         return self.result(stopped)
+
+    def _fit_to_budget(self) -> None:
+        """With a time budget, plan the iterations that fit the time left, and move the lr milestones with the plan."""
+        budget = self.config.time_budget
+        if not budget:
+            return
+        if self._warm is None:
+            if self.iteration >= BUDGET_WARMUP:
+                self._warm = (self.iteration, self.seconds)
+            return
+        rate = (self.iteration - self._warm[0]) / max(self.seconds - self._warm[1], 1e-9)
+        self.planned_iters = max(self.iteration, min(self.config.iters, self.iteration + int((budget - self.seconds) * rate)))
+        self.scheduler.milestones = fitted_milestones(self.scheduler.milestones, self.scheduler.last_epoch,
+                                                      self.config.lr_decay_at, self.planned_iters)
 
     def result(self, stopped: bool = False) -> TrainResult:
         return TrainResult(

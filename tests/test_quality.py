@@ -8,7 +8,7 @@ import torch
 from nca_gradio.images import ImageError, load_target
 from nca_gradio.loading import load_folder
 from nca_gradio.model import NCA
-from nca_gradio.quality import model_figures, score
+from nca_gradio.quality import angle_difference, model_figures, orientation, score
 
 
 def test_the_target_scores_near_its_floor_and_noise_far_above(pebbles_64, pebbles_path):
@@ -62,3 +62,35 @@ def test_streaks_score_worse_than_the_same_texture_turned(pebbles_path):
     turned = torch.rot90(target[..., 128:, 128:], 1, (2, 3))  # the same pebbles, a quarter turn: still isotropic
     streaks = F.interpolate(target[..., 128:, 128:192], size=(128, 128), mode="bilinear", align_corners=False)
     assert score(streaks, half).spectrum > 2.0 * score(turned, half).spectrum
+
+
+def _stripes(angle: float, side: int = 128, period: float = 9.0) -> torch.Tensor:
+    """Sine stripes running at `angle` degrees, counter-clockwise on screen from left-to-right."""
+    import math
+
+    y, x = torch.meshgrid(torch.arange(side).float(), torch.arange(side).float(), indexing="ij")
+    t = math.radians(angle)
+    across = -x * math.sin(t) - y * math.cos(t)  # distance across the stripes, screen y pointing down
+    return (torch.sin(across * 2 * math.pi / period) * 0.5 + 0.5).expand(1, 3, side, side)
+
+
+@pytest.mark.parametrize("angle", [0, 30, 60, 90, 150])
+def test_orientation_reads_the_direction_of_stripes(angle):
+    found = orientation(_stripes(angle))
+    assert angle_difference(found.angle, angle) < 1.0
+    assert found.coherence > 0.95
+
+
+def test_orientation_turns_with_a_real_texture_and_is_weak_for_round_grains(pebbles_path):
+    brick = load_target(Path(__file__).parents[1] / "models" / "brick_gray" / "target.png", 128)
+    upright, turned = orientation(brick), orientation(torch.rot90(brick, 1, (2, 3)))
+    assert angle_difference(turned.angle, upright.angle + 90) < 1.0
+    assert turned.coherence == pytest.approx(upright.coherence, rel=1e-3)
+    pebbles = orientation(load_target(pebbles_path, 128))
+    assert pebbles.coherence < 0.5 * upright.coherence
+
+
+def test_angle_difference_wraps_at_180_degrees():
+    assert angle_difference(175, 5) == pytest.approx(10)
+    assert angle_difference(0, 90) == pytest.approx(90)
+    assert angle_difference(30, 210) == pytest.approx(0)

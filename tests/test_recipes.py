@@ -1,0 +1,69 @@
+"""Recipes that follow the device, and a time budget that fits iterations and the lr schedule to the measured speed."""
+
+import json
+from collections import Counter
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nca_gradio.cli import duration
+from nca_gradio.train import BUDGET_WARMUP, GPU_RECIPE, TrainConfig, Trainer, device_recipe, fitted_milestones
+
+
+def test_a_cpu_keeps_the_defaults_and_a_gpu_gets_the_longer_wider_recipe():
+    assert device_recipe(torch.device("cpu")) == {}
+    assert TrainConfig.for_device("cpu") == TrainConfig(device="cpu")
+    gpu = device_recipe(torch.device("cuda"))
+    assert gpu == GPU_RECIPE and gpu["iters"] > TrainConfig().iters and gpu["batch"] > TrainConfig().batch
+    assert "match_weight" not in device_recipe(torch.device("cuda"), "ot")  # matching is the patch loss's: ot refuses it
+
+
+def test_the_users_own_choices_win_over_the_recipe():
+    config = TrainConfig.for_device("cpu", iters=7, batch=2, time_budget=30.0)
+    assert (config.iters, config.batch, config.time_budget) == (7, 2, 30.0)
+
+
+def _tiny(**changes) -> TrainConfig:
+    return TrainConfig(preset="fast", size=16, target_size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, device="cpu", **changes)
+
+
+def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_64):
+    budget = 4.0
+    trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=100_000, time_budget=budget), log=lambda _: None)
+    result = trainer.train()
+    assert BUDGET_WARMUP + 2 < result.iterations < 100_000
+    assert result.iterations == trainer.planned_iters or result.seconds >= budget
+    assert result.seconds < 1.5 * budget  # the plan leaves no more than one iteration past the budget
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr * 0.3**2)  # both decays happened
+
+
+def test_lr_milestones_follow_the_plan_and_never_fall_in_the_past():
+    fractions = (0.5, 0.8)
+    assert sorted(fitted_milestones(Counter([250, 400]), 10, fractions, 1000).elements()) == [500, 800]
+    assert sorted(fitted_milestones(Counter([500, 800]), 600, fractions, 700).elements()) == [500, 601]  # shrunk past 0.8
+    assert sorted(fitted_milestones(Counter([50, 80]), 60, fractions, 300).elements()) == [50, 240]  # the first is kept
+
+
+def test_without_a_budget_the_run_is_exactly_its_iterations(pebbles_64):
+    trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=12), log=lambda _: None)
+    assert trainer.train().iterations == 12 and trainer.planned_iters == 12
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("1.5m", 90.0), ("1h", 3600.0), (" 2M ", 120.0)])
+def test_durations_read_as_a_user_writes_them(text, seconds):
+    assert duration(text) == seconds
+
+
+def test_nca_train_time_stops_on_its_budget_and_bad_durations_are_one_line(tmp_path, pebbles_path):
+    out = tmp_path / "model"
+    args = [sys.executable, "-m", "nca_gradio.cli", "train", str(pebbles_path), "-o", str(out), "--preset", "fast",
+            "--size", "16", "--target-size", "64", "--batch", "2", "--iters", "100000"]
+    done = subprocess.run([*args, "--time", "3s"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    log = json.loads((out / "training.json").read_text())
+    assert log["config"]["time_budget"] == 3.0 and 0 < log["iterations"] < 100_000
+    assert "recipe for cpu" in done.stderr
+    bad = subprocess.run([*args, "--time", "soon"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr and "Traceback" not in bad.stderr
