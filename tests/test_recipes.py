@@ -20,6 +20,14 @@ def test_a_cpu_keeps_the_defaults_and_a_gpu_gets_the_longer_wider_recipe():
     assert "match_weight" not in device_recipe(torch.device("cuda"), "ot")  # matching is the patch loss's: ot refuses it
 
 
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_vgg_loss_trains_as_its_references_did(device):
+    """Self-Organising Textures trained ot 5,000 iterations at lr 1e-3, DyNCA 2,000: not the patch loss's 500 at 2e-3."""
+    recipe = device_recipe(torch.device(device), "ot")
+    assert recipe["lr"] == 1e-3 and 2000 <= recipe["iters"] <= 5000 and recipe["time_budget"] == 0.0
+    assert TrainConfig.for_device("cpu", loss="gram").lr == 1e-3
+
+
 def test_the_users_own_choices_win_over_the_recipe():
     config = TrainConfig.for_device("cpu", iters=7, batch=2, time_budget=30.0)
     assert (config.iters, config.batch, config.time_budget) == (7, 2, 30.0)
