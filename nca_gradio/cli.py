@@ -57,6 +57,7 @@ def _is_user_error(exc: Exception) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .hub import CLI_TRAIN_FLAGS
     from .losses import LOSS_NAMES
     from .model import PERCEPTIONS, PRECISIONS, PRESETS
     from .render import DAMAGE_SHAPES
@@ -138,6 +139,21 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--token", help="a read token for private repos; default HF_TOKEN, then `hf auth login`")
     pull.set_defaults(handler=cmd_pull)
+
+    many = commands.add_parser("train-many", help="train many textures at once with Ray, on this machine or a cluster")
+    many.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="images, and folders of images")
+    many.add_argument("-o", "--output", required=True, help="folder for the models (one folder each) and summary.csv/.md")
+    shared = set(CLI_TRAIN_FLAGS.values()) | {"--device", "--grad-checkpoint"}
+    for action in train._actions:  # `nca train`'s training options, shared rather than repeated
+        if shared & set(action.option_strings):
+            many._add_action(action)
+    many.add_argument("--address", help="a Ray cluster: ray://HOST:10001, or auto for one started with `ray start` "
+                      "(default: a local Ray started for this run); OUTPUT and the images must be on storage every node sees")
+    many.add_argument("--gpus-per-task", type=float, help="GPU share per texture, so several train on one GPU "
+                      "(default: 1/8 where the cluster has GPUs, else 0)")
+    many.add_argument("--cpus-per-task", type=float, default=1, help="CPU cores per texture (default 1)")
+    many.add_argument("--push-to", metavar="OWNER", help="push each finished model to the Hub as OWNER/NAME, with its card")
+    many.set_defaults(handler=cmd_train_many)
     return parser
 
 
@@ -270,6 +286,27 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"  colour   {result.colour:.3f}")
         print(f"  spectrum {result.spectrum:.3f}")
     return 0
+
+
+def cmd_train_many(args: argparse.Namespace) -> int:
+    from .hub import CLI_TRAIN_FLAGS
+    from .scale import SUMMARY_MD, ScaleError, train_many
+    from .train import TrainConfig
+
+    settings = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in CLI_TRAIN_FLAGS.items()}
+    config = TrainConfig(**settings, device=args.device, grad_checkpoint=args.grad_checkpoint)
+    try:
+        outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
+                              cpus_per_task=args.cpus_per_task, push_to=args.push_to, hub_endpoint=os.environ.get("HF_ENDPOINT"))
+    except ScaleError as exc:
+        raise UsageError(str(exc)) from None
+    for outcome in outcomes:
+        if outcome.status == "failed" or outcome.error:
+            print(f"nca: {outcome.name}: {outcome.status_line()}", file=sys.stderr)
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    print(f"nca: {counts['done']} trained, {counts['skipped']} already done, {counts['failed']} failed; "
+          f"summary in {Path(args.output) / SUMMARY_MD}")
+    return 1 if counts["failed"] else 0
 
 
 def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
