@@ -17,11 +17,13 @@ from PIL import Image, ImageOps
 
 pytest.importorskip("ray", reason='the scale extra: pip install -e ".[scale]"')
 
-from hub_server import LoopbackHub  # noqa: E402
-from nca_gradio import cli  # noqa: E402
-from nca_gradio.scale import TASK_PREFIX, ScaleError, find_textures, ray_session, trained_iterations, train_many  # noqa: E402
+from hub_server import LoopbackHub
 
-TINY = dict(preset="fast", loss="patch", size=16, target_size=64, batch=2, pool_size=8, steps_min=8, steps_max=16, device="cpu")
+from nca_gradio import cli
+from nca_gradio.scale import TASK_PREFIX, ScaleError, find_textures, ray_session, train_many, trained_iterations
+
+TINY = {"preset": "fast", "loss": "patch", "size": 16, "target_size": 64, "batch": 2, "pool_size": 8, "steps_min": 8, "steps_max": 16,
+        "device": "cpu"}
 TINY_FLAGS = ["--preset", "fast", "--loss", "patch", "--size", "16", "--target-size", "64", "--batch", "2", "--pool-size", "8",
               "--device", "cpu"]
 TOKEN = "hf_LoopbackSecretToken0123456789"
