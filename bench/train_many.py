@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             loop_rates.append(len(items) / loop_s * 60)
             ray_rates.append(len(items) / ray_s * 60)
             ratios.append(loop_s / ray_s)
-            print(f"round {round_ + 1}: loop {loop_s:.1f} s, train-many {ray_s:.1f} s, ratio {loop_s / ray_s:.2f}x", file=sys.stderr)
+            print(f"round {round_ + 1}: loop {loop_s:.1f} s, train-many {ray_s:.1f} s, ratio {loop_s / ray_s:.2f}x",
+                  file=sys.stderr)
     ratio = statistics.median(ratios)
     where = f"{args.tasks} tasks sharing one GPU" if args.device == "cuda" else f"{args.tasks} tasks on {cores} cores"
     command = "python bench/train_many.py " + " ".join(sys.argv[1:] if argv is None else argv)

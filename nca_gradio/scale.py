@@ -180,7 +180,8 @@ def train_texture(
     if note:
         return Outcome(folder.name, "failed", round(trainer.seconds, 1), trainer.iteration, error=note, resumed_from=resumed_from)
     write_card(folder)
-    outcome = Outcome(folder.name, "done", round(result.seconds, 1), result.iterations, texture_score(folder), resumed_from=resumed_from)
+    outcome = Outcome(folder.name, "done", round(result.seconds, 1), result.iterations, texture_score(folder),
+                      resumed_from=resumed_from)
     (folder / RECORD_FILE).write_text(json.dumps(asdict(outcome), indent=1))
     return outcome
 
@@ -308,7 +309,8 @@ def train_many(
                     bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes.values()))
     except KeyboardInterrupt:
         for texture in textures:
-            outcomes.setdefault(texture.name, Outcome(texture.name, "failed", error="interrupted: run again to continue from its checkpoint"))
+            interrupted = Outcome(texture.name, "failed", error="interrupted: run again to continue from its checkpoint")
+            outcomes.setdefault(texture.name, interrupted)
         raise
     finally:
         bar.close()
@@ -324,8 +326,9 @@ def run_tasks(
     gpus = default_gpus_per_task(ray, config) if gpus_per_task is None else gpus_per_task
     task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=1, retry_exceptions=True)(train_texture)
     threads = max(1, int(cpus_per_task))
+    settings = config.to_dict()
     pending = {
-        task.options(name=TASK_PREFIX + t.name).remote(t.image, str(out / t.name), config.to_dict(), threads, checkpoint_seconds): t
+        task.options(name=TASK_PREFIX + t.name).remote(t.image, str(out / t.name), settings, threads, checkpoint_seconds): t
         for t in textures
     }
     while pending:
@@ -341,7 +344,8 @@ def publish(outcome: Outcome, out: Path, push_to: str | None, token: str | None,
     """Push a finished model as PUSH_TO/NAME; a failed push is noted in the row, the model stays."""
     if push_to and outcome.status in ("done", "skipped"):
         try:
-            outcome.hub = push(out / outcome.name, f"{push_to}/{outcome.name}", token=token, endpoint=endpoint, log=lambda m: None)
+            repo_id = f"{push_to}/{outcome.name}"
+            outcome.hub = push(out / outcome.name, repo_id, token=token, endpoint=endpoint, log=lambda message: None)
         except Exception as exc:  # noqa: BLE001 - one failed push must not stop the others
             outcome.error = f"push failed: {one_line(exc)}"
     return outcome
