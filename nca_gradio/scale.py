@@ -47,8 +47,11 @@ class ScaleError(Exception):
 
 @dataclass
 class Texture:
+    """An image to train into OUT_DIR/NAME; `config`, when set, is its own recipe (models/build.py has one per model)."""
+
     name: str
     image: str
+    config: TrainConfig | None = None
 
 
 @dataclass
@@ -74,12 +77,14 @@ class Outcome:
 # ------------------------------------------------------------------ one texture
 
 
-def find_textures(paths: Sequence[str | os.PathLike]) -> list[Texture]:
+def find_textures(paths: Sequence[str | os.PathLike | Texture]) -> list[Texture]:
     """Images named on the command line, and the images in named folders (not recursive), each with a folder name."""
-    found: list[Path] = []
+    found: list[Path | Texture] = []
     for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
+        path = raw if isinstance(raw, Texture) else Path(raw)
+        if isinstance(path, Texture):
+            found.append(path)
+        elif path.is_dir():
             found += sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.exists():
             found.append(path)
@@ -89,10 +94,11 @@ def find_textures(paths: Sequence[str | os.PathLike]) -> list[Texture]:
         raise ScaleError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {', '.join(map(str, paths))}")
     textures: dict[str, Texture] = {}
     for path in found:
-        name = slug(path.stem)
-        if name in textures:
-            raise ScaleError(f"{textures[name].image} and {path} would both train into {name}/: rename one")
-        textures[name] = Texture(name, str(path))
+        texture = path if isinstance(path, Texture) else Texture(slug(path.stem), str(path))
+        if texture.name in textures:
+            first = textures[texture.name].image
+            raise ScaleError(f"{first} and {texture.image} would both train into {texture.name}/: rename one")
+        textures[texture.name] = texture
     return list(textures.values())
 
 
@@ -275,23 +281,23 @@ def train_many(
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
     progress: bool = True,
 ) -> list[Outcome]:
-    """Train every texture in `images` (files or folders) into OUT_DIR/NAME, one Ray task each; write the summary.
+    """Train every texture in `images` (files, folders, `Texture`s) into OUT_DIR/NAME, one Ray task each; write the summary.
 
-    `config` is a TrainConfig or a dict of its fields. Finished models are skipped, interrupted ones
-    continue. With `push_to`, every finished model goes to the Hub as PUSH_TO/NAME with its card.
-    Returns the summary rows in the order of the images.
+    `config` is a TrainConfig or a dict of its fields, for each texture without a config of its own.
+    Finished models are skipped, interrupted ones continue. With `push_to`, every finished model goes
+    to the Hub as PUSH_TO/NAME with its card. Returns the summary rows in the order of the images.
     """
     from tqdm import tqdm
 
     config = TrainConfig.from_dict(config) if isinstance(config, dict) else (config or TrainConfig())
     check_resources(gpus_per_task, cpus_per_task)
-    textures = find_textures(images)
+    textures = [t if t.config else Texture(t.name, t.image, config) for t in find_textures(images)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     outcomes: dict[str, Outcome] = {}
     todo = []
     for texture in textures:
-        if is_finished(out / texture.name, config.iters):
+        if is_finished(out / texture.name, texture.config.iters):
             outcomes[texture.name] = finished_outcome(out / texture.name)
         else:
             todo.append(texture)
@@ -303,7 +309,8 @@ def train_many(
             publish(outcome, out, push_to, hub_token, hub_endpoint)
         if todo:
             with ray_session(address) as ray:
-                for outcome in run_tasks(ray, todo, out, config, gpus_per_task, cpus_per_task, checkpoint_seconds):
+                gpus = default_gpus_per_task(ray, config) if gpus_per_task is None else gpus_per_task
+                for outcome in run_tasks(ray, todo, out, gpus, cpus_per_task, checkpoint_seconds):
                     outcomes[outcome.name] = publish(outcome, out, push_to, hub_token, hub_endpoint)
                     bar.update(1)
                     bar.set_postfix(failed=sum(o.status == "failed" for o in outcomes.values()))
@@ -319,18 +326,15 @@ def train_many(
 
 
 def run_tasks(
-    ray, textures: list[Texture], out: Path, config: TrainConfig, gpus_per_task: float | None, cpus_per_task: float,
-    checkpoint_seconds: float,
+    ray, textures: list[Texture], out: Path, gpus_per_task: float, cpus_per_task: float, checkpoint_seconds: float
 ) -> Iterator[Outcome]:
     """One Ray task per texture, all submitted at once; their outcomes as they finish."""
-    gpus = default_gpus_per_task(ray, config) if gpus_per_task is None else gpus_per_task
-    task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus, max_retries=1, retry_exceptions=True)(train_texture)
+    task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=1, retry_exceptions=True)(train_texture)
     threads = max(1, int(cpus_per_task))
-    settings = config.to_dict()
-    pending = {
-        task.options(name=TASK_PREFIX + t.name).remote(t.image, str(out / t.name), settings, threads, checkpoint_seconds): t
-        for t in textures
-    }
+    pending = {}
+    for t in textures:
+        named = task.options(name=TASK_PREFIX + t.name)
+        pending[named.remote(t.image, str(out / t.name), t.config.to_dict(), threads, checkpoint_seconds)] = t
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         texture = pending.pop(ready[0])

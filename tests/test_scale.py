@@ -20,7 +20,8 @@ pytest.importorskip("ray", reason='the scale extra: pip install -e ".[scale]"')
 from hub_server import LoopbackHub
 
 from nca_gradio import cli
-from nca_gradio.scale import TASK_PREFIX, ScaleError, find_textures, ray_session, train_many, trained_iterations
+from nca_gradio.scale import TASK_PREFIX, ScaleError, Texture, find_textures, ray_session, train_many, trained_iterations
+from nca_gradio.train import TrainConfig
 
 TINY = {"preset": "fast", "loss": "patch", "size": 16, "target_size": 64, "batch": 2, "pool_size": 8, "steps_min": 8,
         "steps_max": 16, "device": "cpu"}
@@ -99,7 +100,9 @@ def test_good_textures_finish_the_corrupt_one_is_reported_and_a_rerun_skips_what
     assert "| broken |  |  |  | failed: the image data is corrupt" in (out / "summary.md").read_text()
 
     weights = {name: (out / name / "model.safetensors").stat().st_mtime_ns for name in ("pebbles", "turned")}
-    again = {o.name: o for o in train_many([textures], out, {**TINY, "iters": 4}, progress=False)}
+    own_recipe = Texture("short", str(textures / "pebbles.png"), TrainConfig(**{**TINY, "iters": 2}))  # as models/build.py has
+    again = {o.name: o for o in train_many([textures, own_recipe], out, {**TINY, "iters": 4}, progress=False)}
+    assert (again["short"].status, again["short"].iterations) == ("done", 2)
     assert again["pebbles"].status == again["turned"].status == "skipped"
     assert again["pebbles"].score == float(first["pebbles"]["score"])  # the first run's row, read back
     assert {name: (out / name / "model.safetensors").stat().st_mtime_ns for name in weights} == weights
