@@ -247,7 +247,10 @@ def ray_session(address: str | None = None, **init_options) -> Iterator[object]:
             else:
                 os.environ["PYTHONPATH"] = saved
     else:
-        ray.init(**{"address": address, "logging_level": logging.WARNING, **init_options})
+        try:
+            ray.init(**{"address": address, "logging_level": logging.WARNING, **init_options})
+        except Exception as exc:  # noqa: BLE001 - Ray raises several kinds here, all of them the same news
+            raise ScaleError(f"could not connect to the Ray cluster at {address}: {one_line(exc)}") from None
     try:
         yield ray
     finally:
@@ -259,6 +262,14 @@ def default_gpus_per_task(ray, config: TrainConfig) -> float:
     if config.device in ("cpu", "mps"):
         return 0.0
     return GPU_SHARE if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+
+def check_fits(ray, gpus_per_task: float, cpus_per_task: float) -> None:
+    """Refuse a task no node could ever run: Ray would keep it pending forever."""
+    have = ray.cluster_resources()
+    for flag, wanted, kind in (("--cpus-per-task", cpus_per_task, "CPU"), ("--gpus-per-task", gpus_per_task, "GPU")):
+        if wanted > have.get(kind, 0):
+            raise ScaleError(f"{flag} {wanted:g} asks for more than the Ray cluster has ({have.get(kind, 0):g} {kind}s)")
 
 
 def check_resources(gpus_per_task: float | None, cpus_per_task: float) -> None:
@@ -310,6 +321,7 @@ def train_many(
         if todo:
             with ray_session(address) as ray:
                 gpus = default_gpus_per_task(ray, config) if gpus_per_task is None else gpus_per_task
+                check_fits(ray, gpus, cpus_per_task)
                 for outcome in run_tasks(ray, todo, out, gpus, cpus_per_task, checkpoint_seconds):
                     outcomes[outcome.name] = publish(outcome, out, push_to, hub_token, hub_endpoint)
                     bar.update(1)

@@ -138,3 +138,8 @@ def test_a_worker_killed_mid_training_is_retried_and_continues_from_its_checkpoi
     assert 3 <= outcome.resumed_from < 60  # the retry went on from the checkpoint, not from the start
     assert trained_iterations(out / "pebbles") == 60
     assert rows(out)["pebbles"]["status"] == f"done (resumed at iteration {outcome.resumed_from})"
+
+
+def test_a_task_no_node_could_run_is_refused_rather_than_left_pending(ray_local, tmp_path, pebbles_path):
+    with pytest.raises(ScaleError, match=r"--gpus-per-task 0.5 asks for more than the Ray cluster has \(0 GPUs\)"):
+        train_many([pebbles_path], tmp_path / "zoo", {**TINY, "iters": 2}, gpus_per_task=0.5, progress=False)
