@@ -131,12 +131,12 @@ def test_a_worker_killed_mid_training_is_retried_and_continues_from_its_checkpoi
 
     killer = threading.Thread(target=kill_the_worker_once_it_has_a_checkpoint, daemon=True)
     killer.start()
-    (outcome,) = train_many([pebbles_path], out, {**TINY, "iters": 60}, checkpoint_seconds=0, progress=False)
+    (outcome,) = train_many([pebbles_path], out, {**TINY, "iters": 100}, checkpoint_seconds=0, progress=False)
     killer.join(timeout=5)
     assert killed, "the worker finished before it could be killed: raise iters"
-    assert outcome.status == "done" and outcome.iterations == 60, outcome
-    assert 3 <= outcome.resumed_from < 60  # the retry went on from the checkpoint, not from the start
-    assert trained_iterations(out / "pebbles") == 60
+    assert outcome.status == "done" and outcome.iterations == 100, outcome
+    assert 3 <= outcome.resumed_from < 100  # the retry went on from the checkpoint, not from the start
+    assert trained_iterations(out / "pebbles") == 100
     assert rows(out)["pebbles"]["status"] == f"done (resumed at iteration {outcome.resumed_from})"
 
 
