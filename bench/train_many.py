@@ -87,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="texture")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=1, help="alternating rounds of loop and train-many")
+    parser.add_argument("--loop-threads", type=int, help="torch threads for the loop (default: torch's choice, all cores)")
     parser.add_argument("--quick", action="store_true", help="toy sizes: checks that the script runs")
     args = parser.parse_args(argv)
+    if args.loop_threads:
+        torch.set_num_threads(args.loop_threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA GPU here")
     if args.quick:
