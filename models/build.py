@@ -1,32 +1,41 @@
-"""Train a bundled model and write its folder: weights, card, target, growth and healing GIFs.
+"""Train bundled models and write their folders: weights, card, target, growth and healing GIFs.
 
     python models/build.py IMAGE NAME [--iters N] [--preset texture] [--seed 0] [--credit "..."]
+    python models/build.py --again NAME [NAME ...]   # train again from their own targets and recipes, at once
+    python models/build.py --again all               # every bundled model (needs the scale extra: Ray)
     python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
     python models/build.py --card NAME         # only the card (after a rename or a change to cards)
 
-The card records the training config, so any model here can be trained again
-from its own folder: `python models/build.py models/NAME/target.png NAME`.
+Training goes through `nca_gradio.scale.train_many` (one Ray task per model, a
+core each by default) into build/models/NAME, which keeps checkpoints: an
+interrupted build, run again, continues. The model is then copied into
+models/NAME and given its GIFs, quality.json and card. The card records the
+training config, so any model here can be trained again from its own folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca_gradio.hub import model_card, read_training_log  # noqa: E402
+from nca_gradio.hub import TARGET_FILE, model_card, read_training_log  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.loading import load_folder  # noqa: E402
+from nca_gradio.loading import CONFIG_FILE, WEIGHTS_FILE, load_folder  # noqa: E402
 from nca_gradio.model import PERCEPTIONS, PRECISIONS  # noqa: E402
 from nca_gradio.quality import MIN_TARGET_SIDE, QUALITY_FILE, model_figures  # noqa: E402
 from nca_gradio.render import Damage, grow, regenerate, save_animation  # noqa: E402
-from nca_gradio.train import TRAINING_STATE, TrainConfig, Trainer  # noqa: E402
+from nca_gradio.scale import Texture, train_many  # noqa: E402
+from nca_gradio.train import TRAINING_LOG, TrainConfig  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent
+WORK = MODELS.parent / "build" / "models"  # checkpoints of builds under way (git ignores build/)
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_LOG, TARGET_FILE)  # what a bundled folder takes from training
 
 
 def existing_credit(folder: Path) -> str | None:
@@ -38,19 +47,45 @@ def existing_credit(folder: Path) -> str | None:
     return rest.strip() or None if found else None
 
 
-def build(image: str, name: str, config: TrainConfig, credit: str | None) -> dict:
-    """Train a model on `image` and write its whole folder."""
+@dataclass
+class Job:
+    """One bundled model to train: its image, its recipe, and the credit for its card (None: keep the current one)."""
+
+    name: str
+    image: str
+    config: TrainConfig
+    credit: str | None = None
+
+
+def again(name: str) -> Job:
+    """A bundled model trained again from its own target.png and the recipe its training.json records."""
     folder = MODELS / name
-    credit = credit or existing_credit(folder)
-    target = load_target(image, config.target_size)
-    trainer = Trainer(target, config, log=lambda m: print(m, flush=True))
-    started = time.time()
-    trainer.train(callback=lambda p: print(f"{name} {p.iteration}/{p.total} loss {p.texture_loss:.4f}", flush=True)
-                  if p.iteration % 50 == 0 else None)
-    trainer.save(folder, target)
-    (folder / TRAINING_STATE).unlink()  # the pool is 50 MB and only needed to resume
-    figures = finish(folder, trainer.model.eval(), target, credit)
-    return {"model": name, "minutes": round((time.time() - started) / 60, 1), **figures}
+    info = read_training_log(folder)
+    if info is None or not (folder / TARGET_FILE).is_file():
+        raise SystemExit(f"build.py: {folder} has no training.json and target.png to train again from")
+    config = TrainConfig.from_dict({**info["config"], "loss": info.get("loss") or info["config"]["loss"]})
+    return Job(name, str(folder / TARGET_FILE), config)
+
+
+def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float = 1) -> list[dict]:
+    """Train the jobs at once with `train_many`, then copy each into models/NAME and write its GIFs, figures and card."""
+    textures = [Texture(job.name, job.image, job.config) for job in jobs]
+    outcomes = train_many(textures, WORK, address=address, cpus_per_task=cpus_per_task)
+    results = []
+    for job, outcome in zip(jobs, outcomes):
+        if outcome.status == "failed":
+            results.append({"model": job.name, "error": outcome.error})
+            continue
+        folder = MODELS / job.name
+        credit = job.credit or existing_credit(folder)
+        folder.mkdir(exist_ok=True)
+        for name in MODEL_FILES:  # not the training state: the pool is 50 MB and only needed to resume
+            shutil.copy2(WORK / job.name / name, folder / name)
+        target = load_target(job.image, job.config.target_size)
+        figures = finish(folder, load_folder(folder), target, credit)
+        shutil.rmtree(WORK / job.name)  # built: a later build of this name starts afresh
+        results.append({"model": job.name, "minutes": round((outcome.seconds or 0) / 60, 1), **figures})
+    return results
 
 
 def refresh(name: str) -> dict:
@@ -84,7 +119,11 @@ def write_bundled_card(folder: Path, credit: str | None) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?", help="the texture to train on (not with --refresh)")
-    parser.add_argument("name")
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("--again", nargs="+", metavar="NAME", help="train these bundled models again (all: every one) from "
+                        "their own target.png and recorded recipe, at once")
+    parser.add_argument("--address", help="a Ray cluster for the training (see nca train-many --help); default: this machine")
+    parser.add_argument("--cpus-per-task", type=float, default=1, help="CPU cores per model (default 1)")
     parser.add_argument("--preset", default="texture")
     parser.add_argument("--iters", type=int, default=TrainConfig().iters)
     parser.add_argument("--seed", type=int, default=0)
@@ -99,6 +138,15 @@ def main() -> int:
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
     args = parser.parse_args()
+    if args.name is None and args.image is not None:  # one positional: a NAME (--refresh, --card)
+        args.image, args.name = None, args.image
+    if args.again:
+        names = sorted(p.parent.name for p in MODELS.glob(f"*/{TRAINING_LOG}")) if args.again == ["all"] else args.again
+        for result in build_many([again(name) for name in names], args.address, args.cpus_per_task):
+            print(json.dumps(result), flush=True)
+        return 0
+    if args.name is None:
+        parser.error("NAME is needed (or use --again)")
     if args.card:
         write_bundled_card(MODELS / args.name, existing_credit(MODELS / args.name))
         return 0
@@ -112,8 +160,9 @@ def main() -> int:
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
                          target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
                          match_weight=args.match, damage_every=args.damage_every, precision=args.precision)
-    print(json.dumps(build(args.image, args.name, config, args.credit)), flush=True)
-    return 0
+    (result,) = build_many([Job(args.name, args.image, config, args.credit)], args.address, args.cpus_per_task)
+    print(json.dumps(result), flush=True)
+    return 0 if "error" not in result else 1
 
 
 if __name__ == "__main__":

@@ -57,10 +57,11 @@ def _is_user_error(exc: Exception) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .hub import CLI_TRAIN_FLAGS
     from .losses import LOSS_NAMES
     from .model import PERCEPTIONS, PRECISIONS, PRESETS
     from .render import DAMAGE_SHAPES
-    from .train import GPU_RECIPE, TrainConfig
+    from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, regenerate.")
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pool-size", type=int,
                        help="grids kept between iterations: fewer are grown for longer, which steadies long rollouts "
                        f"(default {defaults.pool_size} on a CPU, {GPU_RECIPE['pool_size']} on a GPU)")
-    train.add_argument("--lr", type=float, default=defaults.lr)
+    train.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr:g}; {VGG_RECIPE['lr']:g} for the VGG losses ot and gram)")
     train.add_argument("--seed", type=int, default=defaults.seed)
     train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or mps")
     train.add_argument("--grad-checkpoint", action="store_true", help="less memory for long rollouts, a little slower")
@@ -149,6 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--sort", choices=["downloads", "likes", "recent"], default="downloads")
     search.add_argument("--limit", type=int, default=20, help="how many to list (1 to 1000)")
     search.set_defaults(handler=cmd_search)
+
+    many = commands.add_parser("train-many", help="train many textures at once with Ray, on this machine or a cluster")
+    many.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="images, and folders of images")
+    many.add_argument("-o", "--output", required=True, help="folder for the models (one folder each) and summary.csv/.md")
+    shared = set(CLI_TRAIN_FLAGS.values()) | {"--device", "--grad-checkpoint", "--time"}
+    for action in train._actions:  # `nca train`'s training options, shared rather than repeated
+        if shared & set(action.option_strings):
+            many._add_action(action)
+    many.add_argument("--address", help="a Ray cluster: ray://HOST:10001, or auto for one started with `ray start` "
+                      "(default: a local Ray started for this run); OUTPUT and the images must be on storage every node sees")
+    many.add_argument("--gpus-per-task", type=float, help="GPU share per texture, so several train on one GPU "
+                      "(default: 1/8 where the cluster has GPUs, else 0)")
+    many.add_argument("--cpus-per-task", type=float, default=1, help="CPU cores per texture (default 1)")
+    many.add_argument("--push-to", metavar="OWNER", help="push each finished model to the Hub as OWNER/NAME, with its card")
+    many.set_defaults(handler=cmd_train_many)
     return parser
 
 
@@ -189,10 +205,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, Trainer
 
     chosen = {"iters": args.iters, "batch": args.batch, "pool_size": args.pool_size, "match_weight": args.match,
-              "time_budget": args.time_budget}  # unset ones come from the device's recipe
+              "time_budget": args.time_budget, "lr": args.lr}  # unset ones come from the device's recipe
     config = TrainConfig.for_device(
         args.device, preset=args.preset, loss=args.loss, size=args.size, target_size=args.target_size,
-        perception=args.perception, damage_every=args.damage_every, lr=args.lr, seed=args.seed, grad_checkpoint=args.grad_checkpoint,
+        perception=args.perception, damage_every=args.damage_every, seed=args.seed, grad_checkpoint=args.grad_checkpoint,
         precision=args.precision, **{k: v for k, v in chosen.items() if v is not None},
     )
     target = load_target(args.image, config.target_size)
@@ -316,6 +332,28 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"  colour   {result.colour:.3f}")
         print(f"  spectrum {result.spectrum:.3f}")
     return 0
+
+
+def cmd_train_many(args: argparse.Namespace) -> int:
+    from .hub import CLI_TRAIN_FLAGS
+    from .scale import SUMMARY_MD, ScaleError, train_many
+    from .train import TrainConfig
+
+    settings = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in CLI_TRAIN_FLAGS.items()} | {"time_budget": args.time_budget}
+    chosen = {key: value for key, value in settings.items() if value is not None}  # unset ones come from the device's recipe
+    config = TrainConfig.for_device(args.device, **chosen, grad_checkpoint=args.grad_checkpoint)
+    try:
+        outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
+                              cpus_per_task=args.cpus_per_task, push_to=args.push_to, hub_endpoint=os.environ.get("HF_ENDPOINT"))
+    except ScaleError as exc:
+        raise UsageError(str(exc)) from None
+    for outcome in outcomes:
+        if outcome.status == "failed" or outcome.error:
+            print(f"nca: {outcome.name}: {outcome.status_line()}", file=sys.stderr)
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("done", "skipped", "failed")}
+    print(f"nca: {counts['done']} trained, {counts['skipped']} already done, {counts['failed']} failed; "
+          f"summary in {Path(args.output) / SUMMARY_MD}")
+    return 1 if counts["failed"] else 0
 
 
 def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
