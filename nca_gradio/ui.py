@@ -26,6 +26,7 @@ from .losses import VGG_LOSSES, LossUnavailable
 from .model import NCA, PRESETS
 from .render import DAMAGE_SHAPES, RenderError, save_animation, save_png
 from .train import ConfigError, TrainConfig
+from .ui_checks import StudioBlocks, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -112,15 +113,22 @@ def sign_in_available() -> bool:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn the library's user errors into a `gr.Error` with the same message (one line that says what to fix)."""
+    """Answer the library's user errors and the handler's own gr.Errors with one quiet `gr.Error` (one log line, no traceback)."""
+    where = f"/{fn.__name__}"
+
+    def answer(exc: Exception) -> gr.Error:
+        if isinstance(exc, gr.Error) and not exc.print_exception:
+            return exc
+        return user_error(exc.message if isinstance(exc, gr.Error) else str(exc), where)
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except USER_ERRORS as exc:
-                raise gr.Error(str(exc)) from None
+            except (gr.Error, *USER_ERRORS) as exc:
+                raise answer(exc) from None
 
         return generator
 
@@ -128,8 +136,8 @@ def friendly(fn: Callable) -> Callable:
     def plain(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+        except (gr.Error, *USER_ERRORS) as exc:
+            raise answer(exc) from None
 
     return plain
 
@@ -534,7 +542,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
 
 def build_demo(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> gr.Blocks:
     """The whole studio as a Blocks app with its queue set up; launch it with `launch_options()`."""
-    with gr.Blocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
+    with StudioBlocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown(INTRO, elem_id="nca-intro")
         render_tabs(models_dir, examples_dir, train_concurrency)
     demo.queue(default_concurrency_limit=4)

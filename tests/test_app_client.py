@@ -112,7 +112,7 @@ def test_whole_objects_with_a_vgg_loss_says_which_losses_it_works_with(app_url, 
 
 
 def test_an_unknown_objects_strength_names_the_choices(app_url, pebbles_path):
-    with pytest.raises(AppError, match=r"'huge'.*not in the list of choices: \['off', 'light', 'medium', 'strong'\]"):
+    with pytest.raises(AppError, match=r"Whole objects .* must be one of 'off', 'light', 'medium', 'strong', got 'huge'"):
         client(app_url).predict(handle_file(str(pebbles_path)), "seed", "patch", 1, 32, False, "huge", api_name="/train")
 
 
@@ -159,12 +159,12 @@ def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
 
 def test_out_of_range_requests_say_what_to_fix(trained, app_url):
     session, _, label = trained
-    assert "greater than maximum value 1024" in error_of(session.predict, label, 2048, 24, 10, 0, api_name="/grow")
-    assert "greater than maximum value 4000" in error_of(session.predict, label, 64, 100_000, 10, 0, api_name="/grow")
+    assert "Canvas (pixels a side) must be a whole number from 32 to 1024, got 2048" in error_of(session.predict, label, 2048, 24, 10, 0, api_name="/grow")
+    assert "Steps must be a whole number from 10 to 4000, got 100000" in error_of(session.predict, label, 64, 100_000, 10, 0, api_name="/grow")
     if not torch.cuda.is_available():  # a GPU has a larger budget, and this request fits it
         message = error_of(session.predict, label, 1024, 1000, 10, 0, api_name="/grow")
         assert "too much work on this CPU: use at most 32 steps at this size" in message
-    assert "less than minimum value 1" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
+    assert "Iterations must be a whole number from 1 to 5000, got 0" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
     fresh = client(app_url)
     assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/regenerate")
     assert "Choose a model first" in error_of(fresh.predict, None, 64, 24, 10, 0, api_name="/grow")
@@ -180,8 +180,8 @@ def test_two_sessions_training_at_once_do_not_see_each_others_models(app_url, pe
     (alice_models, alice_label), (bob_models, bob_label) = models(alice), models(bob)
     assert alice_label.startswith("pebbles") and own(alice_models) == [alice_label]
     assert bob_label.startswith("coffee_beans") and own(bob_models) == [bob_label]
-    assert "not in the list of choices" in error_of(alice.predict, bob_label, 64, 10, 10, 0, api_name="/grow")
-    assert "not in the list of choices" in error_of(bob.predict, alice_label, 64, 10, 10, 0, api_name="/grow")
+    assert "Model must be one of" in error_of(alice.predict, bob_label, 64, 10, 10, 0, api_name="/grow")
+    assert "Model must be one of" in error_of(bob.predict, alice_label, 64, 10, 10, 0, api_name="/grow")
     assert Path(alice.predict(alice_label, 64, 10, 10, 0, api_name="/grow")[2]).exists()
 
 
