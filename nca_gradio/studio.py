@@ -177,6 +177,22 @@ class TrainUpdate:
     def last_loss(self) -> float | None:
         return self.history[-1]["loss"] if self.history else None
 
+    @property
+    def last_texture_loss(self) -> float | None:
+        """How far the look is from the target: the total minus the overflow penalty, which spikes early and means no divergence."""
+        return texture_term(self.history[-1]) if self.history else None
+
+    @property
+    def last_overflow(self) -> float | None:
+        return self.history[-1].get("overflow") if self.history else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """A straight-line estimate from the pace so far; None before the first iteration or once done."""
+        if self.iteration <= 0 or self.finished or self.stopped:
+            return None
+        return self.seconds / self.iteration * (self.total - self.iteration)
+
 
 def _open_trainer(folder: Path, target: torch.Tensor, config: TrainConfig) -> Trainer:
     """Resume the run saved in `folder` (a later ZeroGPU chunk), or start it."""
@@ -250,12 +266,48 @@ def train_stream(
             return
 
 
+def texture_term(entry: dict) -> float:
+    """An iteration's texture loss (histories written before it was recorded have only the total)."""
+    return float(entry.get("texture", entry["loss"]))
+
+
+def readable(value: float | None) -> str:
+    """A loss for people: three significant digits, thousands as k and millions as M (0.612, 340, 12.3k, 4.5M)."""
+    if value is None or not np.isfinite(value):
+        return "–" if value is None else str(value)
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 20 s, 1 h 05 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def loss_table(history: list[dict]):
-    """The training curve as a DataFrame for a line plot; the loss spans decades, so it is plotted as log10."""
+    """The training curve as a DataFrame for a line plot: the texture loss as log10 (it spans decades).
+
+    The overflow penalty (spikes of thousands while the rule learns to keep its
+    cells in range) is left out of the curve and shown in the tooltip, beside the texture loss in plain digits.
+    """
     import pandas as pd
 
-    rows = [(h["iteration"], float(np.log10(max(h["loss"], 1e-12)))) for h in history if np.isfinite(h["loss"])]
-    return pd.DataFrame(rows, columns=["iteration", "log10 loss"]).astype({"iteration": "int64", "log10 loss": "float64"})  # typed even when empty, so the plot's axes are numeric from the start
+    rows = [
+        (h["iteration"], float(np.log10(max(texture_term(h), 1e-12))), readable(texture_term(h)), readable(h.get("overflow")))
+        for h in history
+        if np.isfinite(texture_term(h))
+    ]
+    columns = ["iteration", "log10 texture loss", "texture loss", "overflow"]
+    return pd.DataFrame(rows, columns=columns).astype({"iteration": "int64", "log10 texture loss": "float64"})  # typed even when empty, so the plot's axes are numeric from the start
 
 
 # ------------------------------------------------------------------ rendering

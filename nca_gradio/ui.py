@@ -48,8 +48,8 @@ scratched. **Train** a rule on your texture → **Grow** it as large as you like
 TRAIN_HELP = """\
 **1.** Upload a photo of a texture (anything that repeats: pebbles, bark, fabric; PNG, JPEG, WebP, BMP, TIFF or GIF) or click an example.
 **2.** Press **Start**. The rule begins by doing nothing and learns, step by step, to grow something that looks
-like your texture. The strip shows four of the grids it practises on; the curve is the *loss*, how different
-their look is from your texture (lower is better). **Stop** keeps what it has learnt so far. When it ends, the
+like your texture. The strip shows four of the grids it practises on; the curve is the *texture loss*, how different
+their look is from your texture (lower is better; hover a point to see the overflow penalty too). **Stop** keeps what it has learnt so far. When it ends, the
 model is ready in the other tabs and can be downloaded.
 """
 
@@ -352,8 +352,9 @@ def status_html(state: str, iteration: int, total: int, detail: str) -> str:
 def train_status(update: studio.TrainUpdate, label: str | None = None) -> str:
     done = update.finished or update.stopped
     state = ("Finished" if update.finished else "Stopped") if label else "Saving" if done else "Training"
-    loss = f"loss {update.last_loss:.4g} · " if update.last_loss is not None else ""
-    detail = f"· {loss}{update.seconds:.0f} s · {update.loss_name} loss on {update.device}"
+    loss = f"texture loss {studio.readable(update.last_texture_loss)} · " if update.last_texture_loss is not None else ""
+    left = f" · about {studio.duration(update.seconds_left)} left" if update.seconds_left is not None else ""
+    detail = f"· {loss}{studio.duration(update.seconds)} elapsed{left} · {update.loss_name} loss on {update.device}"
     if label:
         detail += f" · saved as <b>{label}</b>, ready in the other tabs"
     elif done:
@@ -442,7 +443,8 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                 with gr.Column(scale=5):
                     preview = gr.Image(label="Grids it practises on (live)", interactive=False, height=150, format="png", elem_id="nca-train-preview", buttons=[])
                     plot = gr.LinePlot(
-                        x="iteration", y="log10 loss", label="Loss (log scale, lower is better)", height=280, y_axis_format=".2f", elem_id="nca-loss-plot"
+                        x="iteration", y="log10 texture loss", label="Texture loss (log scale, lower is better)", height=280, y_axis_format=".2f",
+                        tooltip=["texture loss", "overflow"], elem_id="nca-loss-plot",
                     )
                     download = gr.DownloadButton("Download the model (.zip)", value=None, elem_id="nca-download")
 

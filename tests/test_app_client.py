@@ -79,6 +79,7 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
     iterations = [row[0] for row in plot["data"]]
     assert iterations == [1, 2, 3]
     assert "Finished" in status and "iteration 3 of 3" in status
+    assert "texture loss " in status and " elapsed" in status  # the texture term, not the total with overflow spikes
     assert label.startswith("pebbles") and label in status
     choices, selected = models(session)
     assert selected == label and choices[-1] == label  # after any bundled models

@@ -107,3 +107,33 @@ def test_random_damage_stays_on_the_canvas():
 
     damage = studio.random_damage("stripe", 0.3, random.Random(3))
     assert isinstance(damage, Damage) and 0.15 <= damage.x <= 0.85 and damage.size == 0.3
+
+
+SPIKY_HISTORY = [
+    {"iteration": 1, "loss": 4200.6, "texture": 2.9, "overflow": 4197.7},
+    {"iteration": 2, "loss": 339.6, "texture": 0.61, "overflow": 338.99},
+    {"iteration": 3, "loss": 0.6, "texture": 0.6, "overflow": 0.0},
+]
+
+
+def test_the_loss_curve_plots_the_texture_loss_and_keeps_overflow_for_the_tooltip():
+    table = studio.loss_table(SPIKY_HISTORY)
+    assert list(table["iteration"]) == [1, 2, 3]
+    assert list(table["log10 texture loss"]) == pytest.approx(np.log10([2.9, 0.61, 0.6]))  # not log10(4200.6): no spike
+    assert list(table["texture loss"]) == ["2.9", "0.61", "0.6"] and list(table["overflow"]) == ["4.2k", "339", "0"]
+
+
+def test_losses_read_as_three_significant_digits():
+    assert [studio.readable(v) for v in (0.61234, 339.6, 12345.0, 31234.5, 4.5e6, 0.000123)] == ["0.612", "340", "12.3k", "31.2k", "4.5M", "0.000123"]
+    assert [studio.duration(s) for s in (4.4, 200, 3900)] == ["4 s", "3 min 20 s", "1 h 05 min"]
+
+
+def test_the_status_shows_the_texture_loss_and_the_time_left():
+    from nca_gradio.ui import train_status
+
+    update = studio.TrainUpdate(2, 10, 30.0, "patch", "cpu", None, SPIKY_HISTORY[:2], finished=False, stopped=False)
+    status = train_status(update)
+    assert "texture loss 0.61 ·" in status and "339" not in status
+    assert "30 s elapsed · about 2 min 00 s left" in status
+    done = studio.TrainUpdate(10, 10, 150.0, "patch", "cpu", None, SPIKY_HISTORY, finished=True, stopped=False)
+    assert "left" not in train_status(done, "pebbles") and "2 min 30 s elapsed" in train_status(done, "pebbles")
