@@ -83,9 +83,12 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
     assert label.startswith("pebbles") and label in status
     choices, selected = models(session)
     assert selected == label and choices[-1] == label  # after any bundled models
-    with zipfile.ZipFile(archive) as zipped:  # what a push shares; never the resume state
-        assert sorted(zipped.namelist()) == ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
+    assert Path(archive).name == "pebbles-seed-3-it.zip"  # the label, no counter prefix
+    with zipfile.ZipFile(archive) as zipped:  # what a push shares, in one folder named like the zip; never the resume state
+        names = ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
+        assert sorted(zipped.namelist()) == [f"pebbles-seed-3-it/{name}" for name in names]
         zipped.extractall(tmp_path)
+    tmp_path = tmp_path / "pebbles-seed-3-it"
     model = load_folder(tmp_path)
     assert (model.channels, model.perception) == (4, "sobel")
     settings = json.loads((tmp_path / "training.json").read_text())
@@ -101,6 +104,7 @@ def test_the_round_shapes_box_an_objects_strength_and_healing_reach_the_model(ap
     assert "pebbles · seed · round · light objects · heals · 1 it" in status
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path)
+    tmp_path = tmp_path / Path(archive).stem
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
     settings = json.loads((tmp_path / "training.json").read_text())["config"]
     assert (settings["match_weight"], settings["damage_every"]) == (0.01, 4)
@@ -134,6 +138,7 @@ def test_a_texture_upload_is_checked_at_once(app_url, pebbles_path, tmp_path):
 def test_grow_returns_a_video_and_a_tiling_png_of_the_canvas_size(trained):
     session, _, label = trained
     video, final, png = session.predict(label, 64, 24, 10, 0, api_name="/grow")
+    assert Path(png).name == "pebbles-seed-3-it-64px.png" and Path(video).name == "pebbles-seed-3-it-64px-growing.mp4"
     with Image.open(png) as image:
         assert image.format == "PNG" and image.size == (64, 64)
     assert Path(final).read_bytes() == Path(png).read_bytes()
@@ -151,11 +156,13 @@ def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
     video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/regenerate")
     frames = video_frames(video)
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 1 + 4 + 20  # intact, 4 lead steps, 20 healing
-    steps = [row[0] for row in curve["data"]]
-    losses = [row[1] for row in curve["data"]]
+    damaged = [(row[0], row[1]) for row in curve["data"] if row[2] == "damaged"]
+    twin = [(row[0], row[1]) for row in curve["data"] if row[2].startswith("undamaged")]
+    steps, losses = zip(*damaged)
     assert steps[0] == 0 and steps[-1] == 24 and losses[0] == pytest.approx(0.0, abs=1e-6)
     assert max(losses) > 0.0
-    assert "circle" in note and "step 5" in note
+    assert [step for step, _ in twin] == list(steps) and twin[0][1] == pytest.approx(0.0, abs=1e-6)  # the level healed returns to
+    assert "circle" in note and "step 5" in note and "undamaged twin" in note
 
 
 def test_out_of_range_requests_say_what_to_fix(trained, app_url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from nca_gradio.loading import load_folder
 from nca_gradio.render import Damage, RenderError
 from nca_gradio.train import TrainConfig
 
+MODELS = Path(__file__).resolve().parent.parent / "models"
 TINY = dict(preset="seed", loss="patch", size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu")
 
 
@@ -137,3 +140,57 @@ def test_the_status_shows_the_texture_loss_and_the_time_left():
     assert "30 s elapsed · about 2 min 00 s left" in status
     done = studio.TrainUpdate(10, 10, 150.0, "patch", "cpu", None, SPIKY_HISTORY, finished=True, stopped=False)
     assert "left" not in train_status(done, "pebbles") and "2 min 30 s elapsed" in train_status(done, "pebbles")
+
+
+def test_workspace_files_keep_their_clean_names(workspace):
+    first, second = workspace.path("pebbles-64px.png"), workspace.path("pebbles-64px.png")
+    assert first.name == second.name == "pebbles-64px.png" and first != second and first.parent.is_dir()
+
+
+def test_a_zipped_model_unpacks_into_one_folder_that_loads(workspace, tmp_path):
+    import zipfile
+
+    archive = studio.zip_model(MODELS / "pebbles", workspace.path("my-pebbles.zip"))
+    with zipfile.ZipFile(archive) as zipped:
+        assert {name.split("/")[0] for name in zipped.namelist()} == {"my-pebbles"}
+        zipped.extractall(tmp_path)
+    assert load_folder(tmp_path / "my-pebbles").channels > 0
+
+
+def test_steps_that_fit_are_what_the_render_check_accepts():
+    cpu = torch.device("cpu")
+    for size in (64, 256, 1024):
+        most = studio.most_steps(size, device=cpu)
+        studio.check_render(size, most, cpu)
+        if most < studio.MAX_RENDER_STEPS:
+            with pytest.raises(RenderError, match=f"use at most {most} steps"):
+                studio.check_render(size, most + 1, cpu)
+        heal = studio.most_heal_steps(size, cpu)
+        studio.check_render(size, heal + studio.lead_steps(studio.frame_every(heal, size), heal), cpu, grids=studio.HEAL_GRIDS)
+    assert studio.most_steps(1024, device=cpu) == 32 and studio.most_steps(32, device=cpu) == studio.MAX_RENDER_STEPS
+
+
+def test_healing_runs_an_undamaged_twin_whose_level_the_damaged_grid_returns_to():
+    folder = MODELS / "pebbles"
+    grown = studio.grow_texture(folder, 64, 400, 400, seed=0)  # grown out, as the Grow tab leaves it
+    healing = studio.heal(folder, grown.state, Damage("circle", 0.5, 0.5, 0.4), 120, 4, seed=1)
+    assert len(healing.undamaged) == len(healing.rollout.frames) and healing.rollout.state.shape[0] == 1
+    curve = studio.heal_curve(healing.rollout, grown.final, healing.undamaged)
+    damaged = curve[curve["grid"] == studio.DAMAGED]["texture loss"].to_numpy()
+    twin = curve[curve["grid"] == studio.UNDAMAGED]["texture loss"].to_numpy()
+    assert twin[0] == pytest.approx(0.0, abs=1e-7) and twin.max() > 0.0  # a living texture drifts from its start by itself
+    assert (damaged > 3 * twin + 0.01).any()  # the damage shows against the twin at the same step
+    healed = studio.healed_at(curve, studio.lead_steps(4, 120) + 1)
+    assert healed is not None and healed > studio.lead_steps(4, 120)
+
+
+def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
+    from nca_gradio.ui import Handlers
+
+    side = 1024
+    workspace.grown = studio.Grown("pebbles (bundled)", MODELS / "pebbles", torch.zeros(1, 12, side, side), np.zeros((side, side, 3), np.uint8))
+    _, note, slider = Handlers(MODELS, []).show_grown(workspace, 300)
+    most = studio.most_heal_steps(side)
+    assert f"heals up to {most} steps" in note
+    if most < 300:  # a CPU
+        assert slider.value <= most and slider.value % 10 == 0
