@@ -473,9 +473,9 @@ def _downscale(image: torch.Tensor, side: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(image, (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
-DAMAGED, UNDAMAGED = "damaged", "undamaged twin (healed = back to this level)"
-HEALED_MARGIN = 1.25  # the damaged grid counts as healed within 25% of its twin's level (or HEALED_FLOOR above it)
-HEALED_FLOOR = 2e-3
+DAMAGED, UNDAMAGED = "damaged", "undamaged twin"
+HEALED_MARGIN = 1.1  # healed: within 10% of the twin's level, plus a fifth of the twin's own largest drift, both curves
+HEALED_SPREAD = 0.2  # smoothed over three frames (the frame-to-frame wobble of a living texture is about that size)
 
 
 @torch.no_grad()
@@ -516,13 +516,19 @@ def heal_curve(
 
 
 def healed_at(curve, damaged_at: int) -> int | None:
-    """The first step after the damage at which the damaged grid is back at its undamaged twin's level, else None."""
+    """The step from which on the damaged grid stays at its undamaged twin's level, else None (not healed by the end)."""
     damaged = curve[curve["grid"] == DAMAGED].set_index("step")["texture loss"]
-    twin = curve[curve["grid"] == UNDAMAGED].set_index("step")["texture loss"]
-    for step, value in damaged.items():
-        if step >= damaged_at and step in twin.index and value <= twin[step] * HEALED_MARGIN + HEALED_FLOOR:
-            return int(step)
-    return None
+    twin = curve[curve["grid"] == UNDAMAGED].set_index("step")["texture loss"].reindex(damaged.index)
+
+    def smooth(series):
+        return series.rolling(3, center=True, min_periods=1).mean()
+
+    after = damaged.index >= damaged_at
+    level = (smooth(damaged) <= smooth(twin) * HEALED_MARGIN + HEALED_SPREAD * twin.max())[after]
+    if len(level) == 0 or not level.iloc[-1]:
+        return None
+    broken = np.flatnonzero(~level.to_numpy())  # the last frame still above the twin's level
+    return int(level.index[broken[-1] + 1] if len(broken) else level.index[0])
 
 
 def image_to_tensor_array(frame: np.ndarray) -> torch.Tensor:

@@ -547,7 +547,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                 with gr.Column(scale=3):
                     heal_video = gr.Video(label="Damage and regrowth", autoplay=True, loop=True, interactive=False, elem_id="nca-heal-video")
                     heal_plot = gr.LinePlot(
-                        x="step", y="texture loss", color="grid", label="Healing: difference from the texture before the damage", height=220,
+                        x="step", y="texture loss", color="grid", label="Healing: the damaged grid (red) against its undamaged twin (grey)", height=280,
                         color_map={studio.DAMAGED: "#e11d48", studio.UNDAMAGED: "#9ca3af"}, elem_id="nca-heal-plot",
                     )
                     heal_note = gr.Markdown(elem_id="nca-heal-note")

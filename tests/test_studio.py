@@ -194,3 +194,16 @@ def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
     assert f"heals up to {most} steps" in note
     if most < 300:  # a CPU
         assert slider.value <= most and slider.value % 10 == 0
+
+
+def test_healed_means_staying_back_at_the_twins_level():
+    import pandas as pd
+
+    steps = [0, 4, 8, 12, 16, 20, 24, 28]
+    twin = [0.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
+
+    def curve(damaged):
+        return pd.concat([pd.DataFrame({"step": steps, "texture loss": values, "grid": name}) for name, values in ((studio.DAMAGED, damaged), (studio.UNDAMAGED, twin))])
+
+    assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.011, 0.01, 0.01]), 5) == 24  # smoothed over three frames, so one frame late
+    assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.04, 0.04, 0.04]), 5) is None  # scarred: it settles above the twin
