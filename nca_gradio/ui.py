@@ -63,7 +63,8 @@ GROW_LEAD = "Pick a model and a canvas size, then press **Grow**."
 GROW_HELP = """\
 The studio starts from a blank grid and lets every cell apply the learnt rule again and again: the video shows the
 texture emerging. The grid wraps around at its edges, so the final image **tiles seamlessly**: download the PNG and
-use it as a repeating background. Larger canvases take longer, so the steps are capped by what this machine grows in about a minute.
+use it as a repeating background. Larger canvases take longer, so the steps are capped by what this machine grows in about a
+minute: the line above **Grow** says how many fit.
 """
 
 DAMAGE_LEAD = "Click on the texture you grew to place the damage, then press **Damage & heal**."
@@ -519,7 +520,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     steps = gr.Slider(10, studio.MAX_RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
                     fps = gr.Slider(5, 60, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
                     seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
-                    fits = gr.Markdown(Handlers.steps_note(256, 400), elem_id="nca-grow-fits")
+                    fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
                 with gr.Column(scale=3):
                     grow_video = gr.Video(label="Growing from a blank grid", autoplay=True, loop=True, interactive=False, height=420, elem_id="nca-grow-video")
