@@ -181,10 +181,6 @@ class TrainUpdate:
     stopped: bool
 
     @property
-    def last_loss(self) -> float | None:
-        return self.history[-1]["loss"] if self.history else None
-
-    @property
     def last_texture_loss(self) -> float | None:
         """How far the look is from the target: the total minus the overflow penalty, which spikes early and means no divergence."""
         return texture_term(self.history[-1]) if self.history else None
