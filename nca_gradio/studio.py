@@ -28,7 +28,7 @@ from .hub import shared_files
 from .images import image_to_tensor
 from .loading import CONFIG_FILE, WEIGHTS_FILE, load_folder
 from .losses import PatchLoss
-from .render import Damage, RenderError, Rollout, apply_damage, run
+from .render import Damage, RenderError, Rollout, apply_damage, frame_of, run
 from .train import TRAINING_STATE, TrainConfig, Trainer, pick_device
 
 MAX_CANVAS = 1024
@@ -83,11 +83,16 @@ class Workspace:
     count: int = 0
 
     def path(self, name: str) -> Path:
-        """A fresh path in the session's own temporary folder (made on first use)."""
+        """A fresh path called `name` in the session's own temporary folder (made on first use).
+
+        Each path gets a numbered folder of its own, so the file keeps its clean name: a download is called `name`.
+        """
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="nca-studio-"))
         self.count += 1
-        return self.root / f"{self.count:03d}-{name}"
+        folder = self.root / f"{self.count:03d}"
+        folder.mkdir()
+        return folder / name
 
     def add_model(self, name: str, folder: Path) -> str:
         """Register a model under a label not used yet in this session; returns the label.
@@ -152,14 +157,16 @@ def zip_model(folder: Path, destination: Path) -> Path:
     """The model as a Hub push would share it, zipped: config, weights, card, preview, target, training.json.
 
     So a model trained in the studio keeps its recipe and its card; the resume state
-    (optimizer, pool) is left out.
+    (optimizer, pool) is left out. The files sit in one folder named like the zip,
+    so unzipping never scatters them and the folder loads as it is (`nca grow FOLDER`).
     """
+    inside = destination.stem
     with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
             if isinstance(content, bytes):
-                archive.writestr(name, content)
+                archive.writestr(f"{inside}/{name}", content)
             else:
-                archive.write(content, name)
+                archive.write(content, f"{inside}/{name}")
     return destination
 
 
@@ -181,8 +188,20 @@ class TrainUpdate:
     stopped: bool
 
     @property
-    def last_loss(self) -> float | None:
-        return self.history[-1]["loss"] if self.history else None
+    def last_texture_loss(self) -> float | None:
+        """How far the look is from the target: the total minus the overflow penalty, which spikes early and means no divergence."""
+        return texture_term(self.history[-1]) if self.history else None
+
+    @property
+    def last_overflow(self) -> float | None:
+        return self.history[-1].get("overflow") if self.history else None
+
+    @property
+    def seconds_left(self) -> float | None:
+        """A straight-line estimate from the pace so far; None before the first iteration or once done."""
+        if self.iteration <= 0 or self.finished or self.stopped:
+            return None
+        return self.seconds / self.iteration * (self.total - self.iteration)
 
 
 def _open_trainer(folder: Path, target: torch.Tensor, config: TrainConfig) -> Trainer:
@@ -257,12 +276,48 @@ def train_stream(
             return
 
 
+def texture_term(entry: dict) -> float:
+    """An iteration's texture loss (histories written before it was recorded have only the total)."""
+    return float(entry.get("texture", entry["loss"]))
+
+
+def readable(value: float | None) -> str:
+    """A loss for people: three significant digits, thousands as k and millions as M (0.612, 340, 12.3k, 4.5M)."""
+    if value is None or not np.isfinite(value):
+        return "–" if value is None else str(value)
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
+
+
+def duration(seconds: float) -> str:
+    """12 s, 3 min 20 s, 1 h 05 min."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def loss_table(history: list[dict]):
-    """The training curve as a DataFrame for a line plot; the loss spans decades, so it is plotted as log10."""
+    """The training curve as a DataFrame for a line plot: the texture loss as log10 (it spans decades).
+
+    The overflow penalty (spikes of thousands while the rule learns to keep its
+    cells in range) is left out of the curve and shown in the tooltip, beside the texture loss in plain digits.
+    """
     import pandas as pd
 
-    rows = [(h["iteration"], float(np.log10(max(h["loss"], 1e-12)))) for h in history if np.isfinite(h["loss"])]
-    return pd.DataFrame(rows, columns=["iteration", "log10 loss"]).astype({"iteration": "int64", "log10 loss": "float64"})  # typed even when empty, so the plot's axes are numeric from the start
+    rows = [
+        (h["iteration"], float(np.log10(max(texture_term(h), 1e-12))), readable(texture_term(h)), readable(h.get("overflow")))
+        for h in history
+        if np.isfinite(texture_term(h))
+    ]
+    columns = ["iteration", "log10 texture loss", "texture loss", "overflow"]
+    return pd.DataFrame(rows, columns=columns).astype({"iteration": "int64", "log10 texture loss": "float64"})  # typed even when empty, so the plot's axes are numeric from the start
 
 
 # ------------------------------------------------------------------ rendering
@@ -272,16 +327,34 @@ def render_device() -> torch.device:
     return pick_device("auto")
 
 
-def check_render(size: int, steps: int, device: torch.device | None = None) -> None:
+HEAL_GRIDS = 2  # Damage & heal grows the damaged grid and its undamaged twin side by side
+
+
+def most_steps(size: int, grids: int = 1, device: torch.device | None = None) -> int:
+    """The most steps this machine renders at `size` pixels a side for `grids` grids at once (at least 1)."""
+    device = device or render_device()
+    budget = CPU_CELL_STEPS if device.type == "cpu" else GPU_CELL_STEPS
+    return max(1, min(MAX_RENDER_STEPS, budget // (size * size * grids)))
+
+
+def most_heal_steps(size: int, device: torch.device | None = None) -> int:
+    """The most healing steps that fit on a grid of `size`, counting the twin and the lead steps shown before the damage."""
+    most = most_steps(size, HEAL_GRIDS, device)
+    steps = most
+    while steps > 1 and steps + lead_steps(frame_every(steps, size), steps) > most:
+        steps -= 1
+    return steps
+
+
+def check_render(size: int, steps: int, device: torch.device | None = None, grids: int = 1) -> None:
     """Refuse a canvas or a step count that is out of range, or too much work for this machine."""
     if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_CANVAS:
         raise RenderError(f"the canvas must be from 16 to {MAX_CANVAS} pixels a side, got {size!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_RENDER_STEPS:
         raise RenderError(f"steps must be from 1 to {MAX_RENDER_STEPS}, got {steps!r}")
     device = device or render_device()
-    budget = CPU_CELL_STEPS if device.type == "cpu" else GPU_CELL_STEPS
-    if size * size * steps > budget:
-        most = max(1, budget // (size * size))
+    most = most_steps(size, grids, device)
+    if steps > most:
         where = "on this CPU" if device.type == "cpu" else "here"
         raise RenderError(
             f"{size}x{size} cells for {steps} steps is too much work {where}: use at most {most} steps at this size, "
@@ -309,6 +382,14 @@ def grow_texture(
     return _on_device(run(model, model.empty_grid(1, size), steps, every, seed, on_frame=on_frame))
 
 
+@dataclass
+class Healing:
+    """A damaged grid's rollout, and the frames of its undamaged twin at the same steps: the level "healed" returns to."""
+
+    rollout: Rollout
+    undamaged: list[np.ndarray]
+
+
 @gpu(duration=90)
 def heal(
     folder: Path,
@@ -318,16 +399,30 @@ def heal(
     every: int,
     seed: int = 0,
     on_frame: Callable[[int, torch.Tensor], None] | None = None,
-) -> Rollout:
+) -> Healing:
     """Let a grown grid live for a few frames, erase the damaged region, and run `steps` steps of healing.
 
-    Like `render.regenerate` from a given state, with a progress callback.
+    Like `render.regenerate` from a given state, with a progress callback. An
+    undamaged twin of the grid lives beside it (a batch of two), because a
+    living texture keeps changing: the damaged grid has healed when it looks as
+    far from the starting frame as its twin does, not when it looks like the start.
     """
     device = render_device()
     model = load_folder(folder, device)
     lead = lead_steps(every, steps)
-    events = {lead + 1: lambda x: apply_damage(x, damage)}
-    return _on_device(run(model, state.to(device), lead + steps, every, seed, events=events, on_frame=on_frame))
+    twin = [frame_of(state)]
+
+    def damage_first(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([apply_damage(x[:1], damage), x[1:]])
+
+    def keep_twin(step: int, x: torch.Tensor) -> None:
+        twin.append(frame_of(x[1:]))
+        if on_frame is not None:
+            on_frame(step, x[:1])
+
+    grids = state.to(device).repeat(HEAL_GRIDS, 1, 1, 1)
+    rollout = run(model, grids, lead + steps, every, seed, events={lead + 1: damage_first}, on_frame=keep_twin)
+    return Healing(replace(rollout, state=rollout.state[:1].cpu()), twin)
 
 
 def lead_steps(every: int, steps: int) -> int:
@@ -381,14 +476,24 @@ def _downscale(image: torch.Tensor, side: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(image, (max(1, round(h * scale)), max(1, round(w * scale))))
 
 
+DAMAGED, UNDAMAGED = "damaged", "undamaged twin"
+HEALED_MARGIN = 1.1  # healed: within 10% of the twin's level, plus a fifth of the twin's own largest drift, both curves
+HEALED_SPREAD = 0.2  # smoothed over three frames (the frame-to-frame wobble of a living texture is about that size)
+
+
 @torch.no_grad()
-def heal_curve(rollout: Rollout, reference: np.ndarray, side: int = 96, points: int = 80, projections: int = 64, batch: int = 16):
-    """The texture loss of each frame against the undamaged texture, as a DataFrame (step, texture loss).
+def heal_curve(
+    rollout: Rollout, reference: np.ndarray, undamaged: list[np.ndarray] | None = None, side: int = 96, points: int = 80,
+    projections: int = 64, batch: int = 16,
+):
+    """The texture loss of each frame against the undamaged texture, as a DataFrame (step, texture loss, grid).
 
     The patch loss compares patch statistics, not pixels, so a region that
     regrows differently but looks right scores as healed. Frames are scaled to
     at most `side` pixels (about 2 s for 80 frames on one CPU core), every patch is used,
     and every frame is measured along the same random directions, so the curve moves only when the texture does.
+    With the `undamaged` twin's frames (`heal`), a second series gives the level the living texture drifts to
+    by itself: the damaged curve has healed where it meets it.
     """
     import pandas as pd
 
@@ -396,13 +501,37 @@ def heal_curve(rollout: Rollout, reference: np.ndarray, side: int = 96, points: 
     every_patch = reference_image.shape[-1] * reference_image.shape[-2]  # no subsampling: identical frames score 0
     loss = PatchLoss(reference_image, projections=projections, max_target_patches=every_patch, max_samples=every_patch)
     picks = np.unique(np.linspace(0, len(rollout.frames) - 1, min(points, len(rollout.frames))).round().astype(int))
-    values: list[float] = []
-    for start in range(0, len(picks), batch):
-        images = torch.cat([_downscale(image_to_tensor_array(rollout.frames[i]), side) for i in picks[start : start + batch]])
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            values.extend(loss(images).tolist())
-    return pd.DataFrame({"step": [rollout.steps[i] for i in picks], "texture loss": values})
+
+    def measure(frames: list[np.ndarray]) -> list[float]:
+        values: list[float] = []
+        for start in range(0, len(picks), batch):
+            images = torch.cat([_downscale(image_to_tensor_array(frames[i]), side) for i in picks[start : start + batch]])
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                values.extend(loss(images).tolist())
+        return values
+
+    steps = [rollout.steps[i] for i in picks]
+    series = [(DAMAGED, rollout.frames)] + ([(UNDAMAGED, undamaged)] if undamaged is not None else [])
+    return pd.concat(
+        [pd.DataFrame({"step": steps, "texture loss": measure(frames), "grid": name}) for name, frames in series], ignore_index=True
+    )
+
+
+def healed_at(curve, damaged_at: int) -> int | None:
+    """The step from which on the damaged grid stays at its undamaged twin's level, else None (not healed by the end)."""
+    damaged = curve[curve["grid"] == DAMAGED].set_index("step")["texture loss"]
+    twin = curve[curve["grid"] == UNDAMAGED].set_index("step")["texture loss"].reindex(damaged.index)
+
+    def smooth(series):
+        return series.rolling(3, center=True, min_periods=1).mean()
+
+    after = damaged.index >= damaged_at
+    level = (smooth(damaged) <= smooth(twin) * HEALED_MARGIN + HEALED_SPREAD * twin.max())[after]
+    if len(level) == 0 or not level.iloc[-1]:
+        return None
+    broken = np.flatnonzero(~level.to_numpy())  # the last frame still above the twin's level
+    return int(level.index[broken[-1] + 1] if len(broken) else level.index[0])
 
 
 def image_to_tensor_array(frame: np.ndarray) -> torch.Tensor:
@@ -424,6 +553,7 @@ def card_markdown(text: str) -> str:
 
 __all__ = [
     "Grown",
+    "Healing",
     "TrainUpdate",
     "Workspace",
     "bundled_models",
@@ -432,16 +562,21 @@ __all__ = [
     "damage_at_pixel",
     "damage_overlay",
     "display_scale",
+    "duration",
     "for_display",
     "frame_every",
     "grow_texture",
     "heal",
     "heal_curve",
+    "healed_at",
     "lead_steps",
     "loss_table",
     "model_choices",
+    "most_heal_steps",
+    "most_steps",
     "on_zero_gpu",
     "random_damage",
+    "readable",
     "train_stream",
     "zip_model",
 ]

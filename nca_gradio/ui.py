@@ -26,6 +26,7 @@ from .losses import VGG_LOSSES, LossUnavailable
 from .model import NCA, PRESETS
 from .render import DAMAGE_SHAPES, RenderError, save_animation, save_png
 from .train import ConfigError, TrainConfig
+from .ui_checks import StudioBlocks, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -36,36 +37,47 @@ CARD_FILE, PREVIEW_FILE = "README.md", "preview.gif"
 GALLERY_SORTS = {"most downloaded": "downloads", "most liked": "likes", "newest": "recent"}
 
 INTRO = """\
-# Neural Cellular Automata texture studio
+# NCA texture studio
 
+Teach a grid of tiny cells to **grow your texture** from nothing, at any size and tiling seamlessly, and to **heal** it when it is scratched.
+"""
+
+ABOUT = """\
 A **neural cellular automaton** (NCA) is a grid of tiny identical cells. Every cell sees only its eight
 neighbours and follows the same small learned rule, over and over. Train that rule on a picture and the cells
 learn to **grow the texture from a blank grid**, at any size, tiling seamlessly, and to **repair it** when it is
-scratched. **Train** a rule on your texture → **Grow** it as large as you like → **Damage** it and watch it heal →
-**Share** it on the Hugging Face Hub.
+scratched. **Train** a rule on your texture → **Grow** it as large as you like → **Heal**: damage it and watch it
+heal → **Hub**: share it on the Hugging Face Hub.
 """
 
+# Each tab: one line that says what to do, then the details in a closed "How it works" (a phone shows the controls first).
+TRAIN_LEAD = "Upload a texture or click an example, then press **Start training**."
 TRAIN_HELP = """\
 **1.** Upload a photo of a texture (anything that repeats: pebbles, bark, fabric; PNG, JPEG, WebP, BMP, TIFF or GIF) or click an example.
 **2.** Press **Start**. The rule begins by doing nothing and learns, step by step, to grow something that looks
-like your texture. The strip shows four of the grids it practises on; the curve is the *loss*, how different
-their look is from your texture (lower is better). **Stop** keeps what it has learnt so far. When it ends, the
+like your texture. The strip shows four of the grids it practises on; the curve is the *texture loss*, how different
+their look is from your texture (lower is better; hover a point to see the overflow penalty too). **Stop** keeps what it has learnt so far. When it ends, the
 model is ready in the other tabs and can be downloaded.
 """
 
+GROW_LEAD = "Pick a model and a canvas size, then press **Grow**."
 GROW_HELP = """\
-Pick a model and a canvas size. The studio starts from a blank grid and lets every cell apply the learnt rule
-again and again: the video shows the texture emerging. The grid wraps around at its edges, so the final image
-**tiles seamlessly**: download the PNG and use it as a repeating background.
+The studio starts from a blank grid and lets every cell apply the learnt rule again and again: the video shows the
+texture emerging. The grid wraps around at its edges, so the final image **tiles seamlessly**: download the PNG and
+use it as a repeating background. Larger canvases take longer, so the steps are capped by what this machine grows in about a
+minute: the line above **Grow** says how many fit.
 """
 
+DAMAGE_LEAD = "Click on the texture you grew to place the damage, then press **Damage & heal**."
 DAMAGE_HELP = """\
 The texture you grew last (Grow tab) appears below. **Click on it** to choose where to erase it (or press
 **Random spot**), then **Damage & heal**: the cells in that region are wiped out and their neighbours regrow
-them. The curve measures how different each frame looks from the undamaged texture: it jumps at the damage and
-falls back as the texture heals.
+them. The curve measures how different each frame looks from the texture before the damage. A living texture
+keeps changing by itself, so an undamaged twin grows beside it (grey): the damaged curve jumps at the damage,
+and the texture has healed where it falls back to the twin's level.
 """
 
+HUB_LEAD = "**Get** a model by its repo id, or **share** one of yours."
 HUB_HELP = """\
 Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural-cellular-automata) as a small
 `config.json` and `model.safetensors`. **Get** one by its repo id (`owner/name`): it joins your model list.
@@ -113,15 +125,22 @@ def sign_in_available() -> bool:
 
 
 def friendly(fn: Callable) -> Callable:
-    """Turn the library's user errors into a `gr.Error` with the same message (one line that says what to fix)."""
+    """Answer the library's user errors and the handler's own gr.Errors with one quiet `gr.Error` (one log line, no traceback)."""
+    where = f"/{fn.__name__}"
+
+    def answer(exc: Exception) -> gr.Error:
+        if isinstance(exc, gr.Error) and not exc.print_exception:
+            return exc
+        return user_error(exc.message if isinstance(exc, gr.Error) else str(exc), where)
+
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def generator(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except USER_ERRORS as exc:
-                raise gr.Error(str(exc)) from None
+            except (gr.Error, *USER_ERRORS) as exc:
+                raise answer(exc) from None
 
         return generator
 
@@ -129,8 +148,8 @@ def friendly(fn: Callable) -> Callable:
     def plain(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc)) from None
+        except (gr.Error, *USER_ERRORS) as exc:
+            raise answer(exc) from None
 
     return plain
 
@@ -230,26 +249,56 @@ class Handlers:
 
     # ---------------------------------------------------------- grow
 
-    @friendly
-    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace, progress=gr.Progress()):
-        """Grow from a blank grid; keep the grid for the Damage tab."""
+    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> tuple[Path, int, int, int, int]:
+        """A grow request's model folder and numbers, or a gr.Error before any work (a broken model fails here too)."""
         folder = self.model_folder(workspace, label)
         size, steps = whole("Canvas size", size, 16, studio.MAX_CANVAS), whole("Steps", steps, 1, studio.MAX_RENDER_STEPS)
         fps, seed = whole("Frames per second", fps, 1, 60), whole("Seed", seed, 0, 2**31 - 1)
         studio.check_render(size, steps)
-        load_folder(folder)  # a broken model fails here, before any work
+        load_folder(folder)
+        return folder, size, steps, fps, seed
+
+    @friendly
+    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> None:
+        """Run before Grow, with no outputs: a refused request leaves the last video and PNG in place."""
+        self.checked_grow(label, size, steps, fps, seed, workspace)
+
+    @friendly
+    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace, progress=gr.Progress()):
+        """Grow from a blank grid; keep the grid for the Damage tab."""
+        folder, size, steps, fps, seed = self.checked_grow(label, size, steps, fps, seed, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
         rollout = studio.grow_texture(folder, size, steps, studio.frame_every(steps, size), seed, on_frame=report)
-        video = save_animation(rollout.frames, workspace.path("growing.mp4"), fps=fps)
-        png = save_png(rollout.final, workspace.path(f"{studio.slug(label)}-{size}px.png"))
+        name = f"{studio.slug(label)}-{size}px"
+        video = save_animation(rollout.frames, workspace.path(f"{name}-growing.mp4"), fps=fps)
+        png = save_png(rollout.final, workspace.path(f"{name}.png"))
         workspace.grown = studio.Grown(label, folder, rollout.state, rollout.final, seed)
         return video, str(png), str(png)
 
-    def show_grown(self, workspace: studio.Workspace):
-        """The Damage tab's canvas: the texture grown last, zoomed if small."""
+    @staticmethod
+    def steps_note(size: int, steps: int) -> str:
+        """What fits at this canvas size, said before the click."""
+        most = studio.most_steps(size)
+        where = "this CPU" if studio.render_device().type == "cpu" else "this machine"
+        if steps > most:
+            return f"⚠️ **{steps} steps at {size} px is more than {where} grows (at most {most})**: lower the steps or the canvas."
+        return f"At {size} px {where} grows up to {most} steps."
+
+    def fit_steps(self, size: int, steps: int):
+        """A new canvas size: lower the steps to what fits (on the slider's grid of 10) and say what fits."""
+        most = studio.most_steps(size)
+        if steps > most:
+            steps = max(10, most // 10 * 10)
+        return gr.Slider(value=steps), self.steps_note(size, steps)
+
+    def show_grown(self, workspace: studio.Workspace, heal_steps: int):
+        """The Damage tab's canvas, the texture grown last (zoomed if small), and healing steps that fit its size."""
         grown = self.grown(workspace)
         height, width = grown.frame.shape[:2]
-        return studio.for_display(grown.frame), f"Grown with **{grown.model}**: {width}×{height} cells. Click on it to place the damage."
+        most = studio.most_heal_steps(width)
+        fitted = heal_steps if heal_steps <= most else max(10, most // 10 * 10)
+        note = f"Grown with **{grown.model}**: {width}×{height} cells (heals up to {most} steps here). Click on it to place the damage."
+        return studio.for_display(grown.frame), note, gr.Slider(value=fitted)
 
     # ---------------------------------------------------------- damage
 
@@ -281,21 +330,36 @@ class Handlers:
         damage = studio.random_damage(shape, fraction("Damage size", size, 0.01))
         return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
 
-    @friendly
-    def regenerate(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
-        """Erase the region of the grown texture, let it heal, and measure the healing."""
+    def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace):
+        """A healing request's grown texture, damage and numbers, or a gr.Error before any work."""
         grown = self.grown(workspace)
         damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, 0.01))
         steps, fps = whole("Healing steps", steps, 1, studio.MAX_RENDER_STEPS), whole("Frames per second", fps, 1, 60)
         side = grown.state.shape[-1]
         every = studio.frame_every(steps, side)
         lead = studio.lead_steps(every, steps)
-        studio.check_render(side, lead + steps)
+        studio.check_render(side, lead + steps, grids=studio.HEAL_GRIDS)
+        return grown, damage, steps, fps, every, lead
+
+    @friendly
+    def check_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace) -> None:
+        """Run before Damage & heal, with no outputs: a refused request leaves the last video and curve in place."""
+        self.checked_heal(shape, size, x, y, steps, fps, workspace)
+
+    @friendly
+    def regenerate(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
+        """Erase the region of the grown texture, let it heal beside an undamaged twin, and measure the healing."""
+        grown, damage, steps, fps, every, lead = self.checked_heal(shape, size, x, y, steps, fps, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
-        rollout = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report)
-        video = save_animation(rollout.frames, workspace.path("healing.mp4"), fps=fps)
-        curve = studio.heal_curve(rollout, grown.frame)
-        note = f"A {shape} of size {size:g} was erased from **{grown.model}** at step {lead + 1}, then it healed for {steps} steps."
+        healing = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report)
+        video = save_animation(healing.rollout.frames, workspace.path(f"{studio.slug(grown.model)}-healing.mp4"), fps=fps)
+        curve = studio.heal_curve(healing.rollout, grown.frame, healing.undamaged)
+        healed = studio.healed_at(curve, lead + 1)
+        verdict = (
+            f"It was back at its undamaged twin's level by step {healed}." if healed is not None
+            else "It has not yet reached its undamaged twin's level: try more healing steps."
+        )
+        note = f"A {shape} of size {size:g} was erased from **{grown.model}** at step {lead + 1}, then it healed for {steps} steps. {verdict}"
         return video, curve, note
 
     # ---------------------------------------------------------- hub
@@ -384,8 +448,9 @@ def status_html(state: str, iteration: int, total: int, detail: str) -> str:
 def train_status(update: studio.TrainUpdate, label: str | None = None) -> str:
     done = update.finished or update.stopped
     state = ("Finished" if update.finished else "Stopped") if label else "Saving" if done else "Training"
-    loss = f"loss {update.last_loss:.4g} · " if update.last_loss is not None else ""
-    detail = f"· {loss}{update.seconds:.0f} s · {update.loss_name} loss on {update.device}"
+    loss = f"texture loss {studio.readable(update.last_texture_loss)} · " if update.last_texture_loss is not None else ""
+    left = f" · about {studio.duration(update.seconds_left)} left" if update.seconds_left is not None else ""
+    detail = f"· {loss}{studio.duration(update.seconds)} elapsed{left} · {update.loss_name} loss on {update.device}"
     if label:
         detail += f" · saved as <b>{label}</b>, ready in the other tabs"
     elif done:
@@ -403,6 +468,13 @@ def preset_choices(round_shapes: bool = False) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ layout
+
+
+def help_text(lead: str, details: str) -> None:
+    """A tab's one-line instruction, and its details folded away so that the controls come first on a phone."""
+    gr.Markdown(lead, elem_classes="nca-lead")
+    with gr.Accordion("How it works", open=False, elem_classes="nca-help"):
+        gr.Markdown(details)
 
 
 @dataclass
@@ -433,9 +505,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     bundled = list(studio.bundled_models(models_dir))
     first = bundled[0] if bundled else None
 
-    with gr.Tabs() as tabs:
+    with gr.Tabs(overflow_behavior="wrap", elem_id="nca-tabs") as tabs:  # on a phone the tabs wrap onto a second line, never hide in a menu
         with gr.Tab("1 · Train", id="train"):
-            gr.Markdown(TRAIN_HELP)
+            help_text(TRAIN_LEAD, TRAIN_HELP)
             with gr.Row():
                 with gr.Column(scale=4):
                     texture = gr.File(label="Your texture image", file_types=["image"], elem_id="nca-texture", height=110)
@@ -461,7 +533,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     )
                     healing = gr.Checkbox(
                         False, label="Practise healing",
-                        info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in Damage & heal "
+                        info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in the Heal tab "
                         "(the bundled brick trained so); it can change the texture", elem_id="nca-healing",
                     )
                     with gr.Row():
@@ -474,12 +546,13 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                 with gr.Column(scale=5):
                     preview = gr.Image(label="Grids it practises on (live)", interactive=False, height=150, format="png", elem_id="nca-train-preview", buttons=[])
                     plot = gr.LinePlot(
-                        x="iteration", y="log10 loss", label="Loss (log scale, lower is better)", height=280, y_axis_format=".2f", elem_id="nca-loss-plot"
+                        x="iteration", y="log10 texture loss", label="Texture loss (log scale, lower is better)", height=280, y_axis_format=".2f",
+                        tooltip=["texture loss", "overflow"], elem_id="nca-loss-plot",
                     )
                     download = gr.DownloadButton("Download the model (.zip)", value=None, elem_id="nca-download")
 
         with gr.Tab("2 · Grow", id="grow"):
-            gr.Markdown(GROW_HELP)
+            help_text(GROW_LEAD, GROW_HELP)
             with gr.Row():
                 with gr.Column(scale=2):
                     grow_model = gr.Dropdown(bundled, value=first, label="Model", info="bundled, trained or from the Hub", elem_id="nca-grow-model")
@@ -487,6 +560,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     steps = gr.Slider(10, studio.MAX_RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
                     fps = gr.Slider(5, 60, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
                     seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
+                    fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
                 with gr.Column(scale=3):
                     grow_video = gr.Video(label="Growing from a blank grid", autoplay=True, loop=True, interactive=False, height=420, elem_id="nca-grow-video")
@@ -494,8 +568,8 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     final = gr.Image(label="Final texture (tiles seamlessly)", type="filepath", interactive=False, height=360, buttons=["download", "fullscreen"], elem_id="nca-final")
                     png = gr.DownloadButton("Download PNG", value=None, elem_id="nca-png")
 
-        with gr.Tab("3 · Damage & heal", id="damage"):
-            gr.Markdown(DAMAGE_HELP)
+        with gr.Tab("3 · Heal", id="damage"):
+            help_text(DAMAGE_LEAD, DAMAGE_HELP)
             with gr.Row():
                 with gr.Column(scale=3):
                     canvas_image = gr.Image(label="Click to place the damage", interactive=False, height=420, format="png", elem_id="nca-damage-canvas", buttons=[])
@@ -513,11 +587,14 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         heal_button = gr.Button("Damage & heal", variant="primary", elem_id="nca-heal")
                 with gr.Column(scale=3):
                     heal_video = gr.Video(label="Damage and regrowth", autoplay=True, loop=True, interactive=False, elem_id="nca-heal-video")
-                    heal_plot = gr.LinePlot(x="step", y="texture loss", label="Healing: difference from the undamaged texture", height=200, elem_id="nca-heal-plot")
+                    heal_plot = gr.LinePlot(
+                        x="step", y="texture loss", color="grid", label="Healing: the damaged grid (red) against its undamaged twin (grey)", height=280,
+                        color_map={studio.DAMAGED: "#e11d48", studio.UNDAMAGED: "#9ca3af"}, elem_id="nca-heal-plot",
+                    )
                     heal_note = gr.Markdown(elem_id="nca-heal-note")
 
         with gr.Tab("4 · Hub", id="hub") as hub_tab:
-            gr.Markdown(HUB_HELP)
+            help_text(HUB_LEAD, HUB_HELP)
             with gr.Accordion("Find shared models", open=True, elem_id="nca-gallery-box"):
                 with gr.Row():
                     shared_search = gr.Textbox(label="Search", placeholder="part of a name, e.g. pebbles", scale=3, elem_id="nca-gallery-search")
@@ -559,18 +636,20 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)
 
-    grow_button.click(
-        handlers.grow, [grow_model, canvas, steps, fps, seed, workspace], [grow_video, final, png],
-        api_name="grow", concurrency_id="nca-render", concurrency_limit=2,
-    ).success(handlers.show_grown, workspace, [canvas_image, grown_note], api_visibility="private")
+    canvas.change(handlers.fit_steps, [canvas, steps], [steps, fits], api_visibility="private", show_progress="hidden", queue=False)
+    steps.change(handlers.steps_note, [canvas, steps], fits, api_visibility="private", show_progress="hidden", queue=False)
+    grow_inputs = [grow_model, canvas, steps, fps, seed, workspace]
+    grow_button.click(handlers.check_grow, grow_inputs, None, api_visibility="private", show_progress="hidden", concurrency_limit=None).success(
+        handlers.grow, grow_inputs, [grow_video, final, png], api_name="grow", concurrency_id="nca-render", concurrency_limit=2,
+    ).success(handlers.show_grown, [workspace, heal_steps], [canvas_image, grown_note, heal_steps], api_visibility="private")
 
     canvas_image.select(handlers.place_damage, [shape, damage_size, workspace], [damage_x, damage_y, canvas_image], api_visibility="private", show_progress="hidden")
     for control in (shape, damage_size, damage_x, damage_y):
         control.input(handlers.show_damage, [shape, damage_size, damage_x, damage_y, workspace], canvas_image, api_visibility="private", show_progress="hidden")
     random_button.click(handlers.random_damage, [shape, damage_size, workspace], [damage_x, damage_y, canvas_image], api_name="random_damage")
-    heal_button.click(
-        handlers.regenerate, [shape, damage_size, damage_x, damage_y, heal_steps, heal_fps, workspace], [heal_video, heal_plot, heal_note],
-        api_name="regenerate", concurrency_id="nca-render", concurrency_limit=2,
+    heal_inputs = [shape, damage_size, damage_x, damage_y, heal_steps, heal_fps, workspace]
+    heal_button.click(handlers.check_heal, heal_inputs, None, api_visibility="private", show_progress="hidden", concurrency_limit=None).success(
+        handlers.regenerate, heal_inputs, [heal_video, heal_plot, heal_note], api_name="regenerate", concurrency_id="nca-render", concurrency_limit=2,
     )
 
     pull_button.click(handlers.pull, [repo, revision, token, workspace], [card, card_preview, pull_note], api_name="pull", concurrency_id="nca-hub").success(
@@ -593,8 +672,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
 
 def build_demo(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> gr.Blocks:
     """The whole studio as a Blocks app with its queue set up; launch it with `launch_options()`."""
-    with gr.Blocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
+    with StudioBlocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown(INTRO, elem_id="nca-intro")
+        with gr.Accordion("What is a neural cellular automaton?", open=False, elem_id="nca-about"):
+            gr.Markdown(ABOUT)
         render_tabs(models_dir, examples_dir, train_concurrency)
     demo.queue(default_concurrency_limit=4)
     return demo

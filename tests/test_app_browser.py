@@ -136,7 +136,7 @@ def test_grow_the_trained_model(page):
 
 
 def test_damage_by_clicking_on_the_texture_and_watch_it_heal(page):
-    open_tab(page, "3 · Damage & heal")
+    open_tab(page, "3 · Heal")
     canvas = page.locator("#nca-damage-canvas img")
     canvas.wait_for(timeout=30_000)
     page.mouse.click(*point_on_image(canvas, 0.25, 0.75))

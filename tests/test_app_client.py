@@ -79,12 +79,16 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
     iterations = [row[0] for row in plot["data"]]
     assert iterations == [1, 2, 3]
     assert "Finished" in status and "iteration 3 of 3" in status
+    assert "texture loss " in status and " elapsed" in status  # the texture term, not the total with overflow spikes
     assert label.startswith("pebbles") and label in status
     choices, selected = models(session)
     assert selected == label and choices[-1] == label  # after any bundled models
-    with zipfile.ZipFile(archive) as zipped:  # what a push shares; never the resume state
-        assert sorted(zipped.namelist()) == ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
+    assert Path(archive).name == "pebbles-seed-3-it.zip"  # the label, no counter prefix
+    with zipfile.ZipFile(archive) as zipped:  # what a push shares, in one folder named like the zip; never the resume state
+        names = ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
+        assert sorted(zipped.namelist()) == [f"pebbles-seed-3-it/{name}" for name in names]
         zipped.extractall(tmp_path)
+    tmp_path = tmp_path / "pebbles-seed-3-it"
     model = load_folder(tmp_path)
     assert (model.channels, model.perception) == (4, "sobel")
     settings = json.loads((tmp_path / "training.json").read_text())
@@ -100,6 +104,7 @@ def test_the_round_shapes_box_an_objects_strength_and_healing_reach_the_model(ap
     assert "pebbles · seed · round · light objects · heals · 1 it" in status
     with zipfile.ZipFile(archive) as zipped:
         zipped.extractall(tmp_path)
+    tmp_path = tmp_path / Path(archive).stem
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
     settings = json.loads((tmp_path / "training.json").read_text())["config"]
     assert (settings["match_weight"], settings["damage_every"]) == (0.01, 4)
@@ -112,7 +117,7 @@ def test_whole_objects_with_a_vgg_loss_says_which_losses_it_works_with(app_url, 
 
 
 def test_an_unknown_objects_strength_names_the_choices(app_url, pebbles_path):
-    with pytest.raises(AppError, match=r"'huge'.*not in the list of choices: \['off', 'light', 'medium', 'strong'\]"):
+    with pytest.raises(AppError, match=r"Whole objects .* must be one of 'off', 'light', 'medium', 'strong', got 'huge'"):
         client(app_url).predict(handle_file(str(pebbles_path)), "seed", "patch", 1, 32, False, "huge", api_name="/train")
 
 
@@ -133,6 +138,7 @@ def test_a_texture_upload_is_checked_at_once(app_url, pebbles_path, tmp_path):
 def test_grow_returns_a_video_and_a_tiling_png_of_the_canvas_size(trained):
     session, _, label = trained
     video, final, png = session.predict(label, 64, 24, 10, 0, api_name="/grow")
+    assert Path(png).name == "pebbles-seed-3-it-64px.png" and Path(video).name == "pebbles-seed-3-it-64px-growing.mp4"
     with Image.open(png) as image:
         assert image.format == "PNG" and image.size == (64, 64)
     assert Path(final).read_bytes() == Path(png).read_bytes()
@@ -150,21 +156,23 @@ def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
     video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/regenerate")
     frames = video_frames(video)
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 1 + 4 + 20  # intact, 4 lead steps, 20 healing
-    steps = [row[0] for row in curve["data"]]
-    losses = [row[1] for row in curve["data"]]
+    damaged = [(row[0], row[1]) for row in curve["data"] if row[2] == "damaged"]
+    twin = [(row[0], row[1]) for row in curve["data"] if row[2].startswith("undamaged")]
+    steps, losses = zip(*damaged)
     assert steps[0] == 0 and steps[-1] == 24 and losses[0] == pytest.approx(0.0, abs=1e-6)
     assert max(losses) > 0.0
-    assert "circle" in note and "step 5" in note
+    assert [step for step, _ in twin] == list(steps) and twin[0][1] == pytest.approx(0.0, abs=1e-6)  # the level healed returns to
+    assert "circle" in note and "step 5" in note and "undamaged twin" in note
 
 
 def test_out_of_range_requests_say_what_to_fix(trained, app_url):
     session, _, label = trained
-    assert "greater than maximum value 1024" in error_of(session.predict, label, 2048, 24, 10, 0, api_name="/grow")
-    assert "greater than maximum value 4000" in error_of(session.predict, label, 64, 100_000, 10, 0, api_name="/grow")
+    assert "Canvas (pixels a side) must be a whole number from 32 to 1024, got 2048" in error_of(session.predict, label, 2048, 24, 10, 0, api_name="/grow")
+    assert "Steps must be a whole number from 10 to 4000, got 100000" in error_of(session.predict, label, 64, 100_000, 10, 0, api_name="/grow")
     if not torch.cuda.is_available():  # a GPU has a larger budget, and this request fits it
         message = error_of(session.predict, label, 1024, 1000, 10, 0, api_name="/grow")
         assert "too much work on this CPU: use at most 32 steps at this size" in message
-    assert "less than minimum value 1" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
+    assert "Iterations must be a whole number from 1 to 5000, got 0" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
     fresh = client(app_url)
     assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/regenerate")
     assert "Choose a model first" in error_of(fresh.predict, None, 64, 24, 10, 0, api_name="/grow")
@@ -180,8 +188,8 @@ def test_two_sessions_training_at_once_do_not_see_each_others_models(app_url, pe
     (alice_models, alice_label), (bob_models, bob_label) = models(alice), models(bob)
     assert alice_label.startswith("pebbles") and own(alice_models) == [alice_label]
     assert bob_label.startswith("coffee_beans") and own(bob_models) == [bob_label]
-    assert "not in the list of choices" in error_of(alice.predict, bob_label, 64, 10, 10, 0, api_name="/grow")
-    assert "not in the list of choices" in error_of(bob.predict, alice_label, 64, 10, 10, 0, api_name="/grow")
+    assert "Model must be one of" in error_of(alice.predict, bob_label, 64, 10, 10, 0, api_name="/grow")
+    assert "Model must be one of" in error_of(bob.predict, alice_label, 64, 10, 10, 0, api_name="/grow")
     assert Path(alice.predict(alice_label, 64, 10, 10, 0, api_name="/grow")[2]).exists()
 
 

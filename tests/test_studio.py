@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from nca_gradio.loading import load_folder
 from nca_gradio.render import Damage, RenderError
 from nca_gradio.train import TrainConfig
 
+MODELS = Path(__file__).resolve().parent.parent / "models"
 TINY = dict(preset="seed", loss="patch", size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu")
 
 
@@ -107,3 +110,100 @@ def test_random_damage_stays_on_the_canvas():
 
     damage = studio.random_damage("stripe", 0.3, random.Random(3))
     assert isinstance(damage, Damage) and 0.15 <= damage.x <= 0.85 and damage.size == 0.3
+
+
+SPIKY_HISTORY = [
+    {"iteration": 1, "loss": 4200.6, "texture": 2.9, "overflow": 4197.7},
+    {"iteration": 2, "loss": 339.6, "texture": 0.61, "overflow": 338.99},
+    {"iteration": 3, "loss": 0.6, "texture": 0.6, "overflow": 0.0},
+]
+
+
+def test_the_loss_curve_plots_the_texture_loss_and_keeps_overflow_for_the_tooltip():
+    table = studio.loss_table(SPIKY_HISTORY)
+    assert list(table["iteration"]) == [1, 2, 3]
+    assert list(table["log10 texture loss"]) == pytest.approx(np.log10([2.9, 0.61, 0.6]))  # not log10(4200.6): no spike
+    assert list(table["texture loss"]) == ["2.9", "0.61", "0.6"] and list(table["overflow"]) == ["4.2k", "339", "0"]
+
+
+def test_losses_read_as_three_significant_digits():
+    assert [studio.readable(v) for v in (0.61234, 339.6, 12345.0, 31234.5, 4.5e6, 0.000123)] == ["0.612", "340", "12.3k", "31.2k", "4.5M", "0.000123"]
+    assert [studio.duration(s) for s in (4.4, 200, 3900)] == ["4 s", "3 min 20 s", "1 h 05 min"]
+
+
+def test_the_status_shows_the_texture_loss_and_the_time_left():
+    from nca_gradio.ui import train_status
+
+    update = studio.TrainUpdate(2, 10, 30.0, "patch", "cpu", None, SPIKY_HISTORY[:2], finished=False, stopped=False)
+    status = train_status(update)
+    assert "texture loss 0.61 ·" in status and "339" not in status
+    assert "30 s elapsed · about 2 min 00 s left" in status
+    done = studio.TrainUpdate(10, 10, 150.0, "patch", "cpu", None, SPIKY_HISTORY, finished=True, stopped=False)
+    assert "left" not in train_status(done, "pebbles") and "2 min 30 s elapsed" in train_status(done, "pebbles")
+
+
+def test_workspace_files_keep_their_clean_names(workspace):
+    first, second = workspace.path("pebbles-64px.png"), workspace.path("pebbles-64px.png")
+    assert first.name == second.name == "pebbles-64px.png" and first != second and first.parent.is_dir()
+
+
+def test_a_zipped_model_unpacks_into_one_folder_that_loads(workspace, tmp_path):
+    import zipfile
+
+    archive = studio.zip_model(MODELS / "pebbles", workspace.path("my-pebbles.zip"))
+    with zipfile.ZipFile(archive) as zipped:
+        assert {name.split("/")[0] for name in zipped.namelist()} == {"my-pebbles"}
+        zipped.extractall(tmp_path)
+    assert load_folder(tmp_path / "my-pebbles").channels > 0
+
+
+def test_steps_that_fit_are_what_the_render_check_accepts():
+    cpu = torch.device("cpu")
+    for size in (64, 256, 1024):
+        most = studio.most_steps(size, device=cpu)
+        studio.check_render(size, most, cpu)
+        if most < studio.MAX_RENDER_STEPS:
+            with pytest.raises(RenderError, match=f"use at most {most} steps"):
+                studio.check_render(size, most + 1, cpu)
+        heal = studio.most_heal_steps(size, cpu)
+        studio.check_render(size, heal + studio.lead_steps(studio.frame_every(heal, size), heal), cpu, grids=studio.HEAL_GRIDS)
+    assert studio.most_steps(1024, device=cpu) == 32 and studio.most_steps(32, device=cpu) == studio.MAX_RENDER_STEPS
+
+
+def test_healing_runs_an_undamaged_twin_whose_level_the_damaged_grid_returns_to():
+    folder = MODELS / "pebbles"
+    grown = studio.grow_texture(folder, 64, 400, 400, seed=0)  # grown out, as the Grow tab leaves it
+    healing = studio.heal(folder, grown.state, Damage("circle", 0.5, 0.5, 0.4), 120, 4, seed=1)
+    assert len(healing.undamaged) == len(healing.rollout.frames) and healing.rollout.state.shape[0] == 1
+    curve = studio.heal_curve(healing.rollout, grown.final, healing.undamaged)
+    damaged = curve[curve["grid"] == studio.DAMAGED]["texture loss"].to_numpy()
+    twin = curve[curve["grid"] == studio.UNDAMAGED]["texture loss"].to_numpy()
+    assert twin[0] == pytest.approx(0.0, abs=1e-7) and twin.max() > 0.0  # a living texture drifts from its start by itself
+    assert (damaged > 3 * twin + 0.01).any()  # the damage shows against the twin at the same step
+    healed = studio.healed_at(curve, studio.lead_steps(4, 120) + 1)
+    assert healed is not None and healed > studio.lead_steps(4, 120)
+
+
+def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
+    from nca_gradio.ui import Handlers
+
+    side = 1024
+    workspace.grown = studio.Grown("pebbles (bundled)", MODELS / "pebbles", torch.zeros(1, 12, side, side), np.zeros((side, side, 3), np.uint8))
+    _, note, slider = Handlers(MODELS, []).show_grown(workspace, 300)
+    most = studio.most_heal_steps(side)
+    assert f"heals up to {most} steps" in note
+    if most < 300:  # a CPU
+        assert slider.value <= most and slider.value % 10 == 0
+
+
+def test_healed_means_staying_back_at_the_twins_level():
+    import pandas as pd
+
+    steps = [0, 4, 8, 12, 16, 20, 24, 28]
+    twin = [0.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
+
+    def curve(damaged):
+        return pd.concat([pd.DataFrame({"step": steps, "texture loss": values, "grid": name}) for name, values in ((studio.DAMAGED, damaged), (studio.UNDAMAGED, twin))])
+
+    assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.011, 0.01, 0.01]), 5) == 24  # smoothed over three frames, so one frame late
+    assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.04, 0.04, 0.04]), 5) is None  # scarred: it settles above the twin

@@ -1,0 +1,103 @@
+"""How the studio answers a bad request: one clear `gr.Error` that names the field, and one line in the server log.
+
+Gradio checks an API call's values only as far as its own components need:
+a string for a slider or a missing argument fails inside Gradio with a
+traceback in the log and `{"error": null}` for the caller. `StudioBlocks`
+checks each value against its component first, so the caller reads what was
+wrong (`Steps must be a number from 10 to 4000, got [1]`), and every expected
+mistake costs the log one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import gradio as gr
+
+log = logging.getLogger("nca_gradio.app")
+SHOWN_CHARS = 60  # how much of a bad value a message repeats
+SHOWN_CHOICES = 8
+
+
+def user_error(message: str, where: str = "") -> gr.Error:
+    """A gr.Error for an expected mistake: Gradio prints no traceback for it, the server log gets one line."""
+    log.warning("refused %s: %s", where or "a request", " ".join(message.split()))
+    return gr.Error(message, print_exception=False)
+
+
+def shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def field_name(block: gr.components.Component) -> str:
+    return str(block.label or block.elem_id or block.get_block_name())
+
+
+def _number_range(block: gr.Slider | gr.Number) -> str:
+    low, high = block.minimum, block.maximum
+    if low is not None and high is not None:
+        return f" from {low:g} to {high:g}"
+    if low is not None:
+        return f" of at least {low:g}"
+    return f" of at most {high:g}" if high is not None else ""
+
+
+def refusal(block: gr.components.Component, value: Any) -> str | None:
+    """Why `value` cannot go to `block` (a message that names the field), or None when it can.
+
+    None is let through where the handler itself answers it (an empty model list, an empty upload box).
+    """
+    name = field_name(block)
+    got = "a value that is not shown" if getattr(block, "type", None) == "password" else shown(value)
+    if isinstance(block, (gr.Slider, gr.Number)):
+        if value is None and isinstance(block, gr.Number):
+            return None
+        number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+        inside = number and (block.minimum is None or value >= block.minimum) and (block.maximum is None or value <= block.maximum)
+        kind = "a whole number" if getattr(block, "precision", None) == 0 else "a number"
+        return None if inside else f"{name} must be {kind}{_number_range(block)}, got {got}"
+    if isinstance(block, gr.Checkbox):
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {got}"
+    if isinstance(block, (gr.Dropdown, gr.Radio)):
+        if value is None and isinstance(block, gr.Dropdown) or getattr(block, "allow_custom_value", False) and isinstance(value, str):
+            return None
+        values = [choice[1] if isinstance(choice, tuple) else choice for choice in block.choices]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value in values:
+            return None
+        listed = ", ".join(shown(v) for v in values[:SHOWN_CHOICES]) + (", …" if len(values) > SHOWN_CHOICES else "")
+        return f"{name} must be one of {listed}, got {got}"
+    if isinstance(block, gr.Textbox):
+        return None if value is None or isinstance(value, str) else f"{name} must be text, got {got}"
+    if isinstance(block, gr.File):
+        is_file = isinstance(value, dict) and any(isinstance(value.get(key), str) for key in ("path", "url"))
+        return None if value is None or is_file else f"{name} must be a file (gradio_client: handle_file(path)), got {got}"
+    return None
+
+
+class StudioBlocks(gr.Blocks):
+    """gr.Blocks that checks every API call's values against its components before Gradio preprocesses them."""
+
+    async def preprocess_data(self, block_fn, inputs: list[Any], state, explicit_call: bool = False):
+        where = f"/{block_fn.api_name}" if block_fn.api_name else str(block_fn.name)
+        fields = [block for block in block_fn.inputs if not block.stateful]
+        if len(inputs) < len(block_fn.inputs):
+            missing = ", ".join(field_name(block) for block in block_fn.inputs[len(inputs) :] if not block.stateful)
+            raise user_error(f"{where} takes {len(fields)} values, got {len(inputs)}: missing {missing}", where)
+        props = getattr(block_fn, "component_prop_inputs", ()) or ()
+        for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
+            if block.stateful or index in props:
+                continue
+            if state is not None and block._id in state:
+                block = state[block._id]  # this session's version: a model list holds the session's own models
+            problem = refusal(block, value)
+            if problem:
+                raise user_error(problem, where)
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error as error:
+            if not error.print_exception:
+                raise
+            raise user_error(error.message, where) from None

@@ -1,0 +1,117 @@
+"""The studio in headless Chromium, each test on a fresh page: a phone-sized window, and Grow's step budget.
+
+Unlike tests/test_app_browser.py (one page clicked through in order), every test
+here opens its own page, so none depends on another. Screenshots go to
+test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import running_demo
+
+from nca_gradio import studio
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]  # fmt: skip
+PHONE = {"width": 420, "height": 720}  # a phone's page area, below the browser's own bars
+SLOW = 180_000  # ms: growing on a busy 2-core CPU
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from nca_gradio.ui import launch_options
+
+    with running_demo(launch_options()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url: str, viewport: dict):
+    page = browser.new_page(viewport=viewport)
+    page.goto(url)
+    page.wait_for_selector("#nca-start", timeout=60_000)
+    page.wait_for_timeout(500)  # the tabs measure themselves once the page has laid out
+    return page
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, app_url):
+    page = open_page(browser, app_url, PHONE)
+    try:
+        page.screenshot(path=str(SHOTS / "phone-420-train.png"))
+        upload = page.locator("#nca-texture").bounding_box()
+        assert upload["y"] + upload["height"] <= PHONE["height"], f"the upload box ends at {upload['y'] + upload['height']:.0f} px"
+        tabs = page.get_by_role("tab")
+        assert tabs.count() == 4 and all(tabs.nth(i).is_visible() for i in range(4))  # none folded into a "…" menu
+        assert not page.locator(".overflow-menu").is_visible()
+        for i in range(4):
+            box = tabs.nth(i).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        assert page.locator("#nca-about").is_visible()  # the long explanation is one closed line away
+        tabs.nth(2).click()
+        page.locator("#nca-random").wait_for()
+        page.screenshot(path=str(SHOTS / "phone-420-heal.png"))
+        assert page.locator("#nca-damage-canvas").bounding_box()["y"] < PHONE["height"]
+    finally:
+        page.close()
+
+
+def test_grow_says_what_fits_lowers_the_steps_and_keeps_the_last_result_on_a_refusal(browser, app_url):
+    page = open_page(browser, app_url, {"width": 1400, "height": 1000})
+    try:
+        page.get_by_role("tab", name="2 · Grow").click()
+        set_number(page, "nca-canvas", 64)
+        set_number(page, "nca-steps", 20)
+        page.locator("#nca-grow").click()
+        final = page.locator("#nca-final img")
+        final.wait_for(timeout=SLOW)
+        page.locator("#nca-grow-video video").wait_for(timeout=SLOW)
+        grown_src = final.get_attribute("src")
+
+        most = studio.most_steps(1024)  # the server runs in this process, on the same device
+        set_number(page, "nca-canvas", 1024)
+        fits = page.locator("#nca-grow-fits")
+        fits.get_by_text("At 1024 px").wait_for(timeout=30_000)
+        assert f"up to {most} steps" in fits.inner_text()
+        steps = page.locator("#nca-steps input[type=number]")
+        page.wait_for_function(f"el => parseFloat(el.value) <= {most}", arg=steps.element_handle(), timeout=30_000)
+        if most >= 400:
+            pytest.skip("this machine grows 400 steps at 1024 px; the refusal below needs a CPU")
+        set_number(page, "nca-steps", 400)
+        fits.get_by_text(re.compile(r"400 steps at 1024 px is more than")).wait_for(timeout=30_000)
+        page.locator("#nca-grow").click()
+        page.locator("[data-testid=toast-body]", has_text="too much work").first.wait_for(state="visible", timeout=30_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(SHOTS / "grow-refused.png"), full_page=True)
+        assert final.get_attribute("src") == grown_src  # the last texture stays
+        assert page.locator("#nca-grow-video video").is_visible()
+        assert page.locator("#nca-final, #nca-grow-video").get_by_text("Error", exact=True).count() == 0  # no error badge over them
+    finally:
+        page.close()
