@@ -71,7 +71,7 @@ def test_wrong_types_in_the_damage_and_hub_calls_name_the_field(session):
     assert "Size (fraction of the canvas) must be a number from 0.02 to 0.5, got 'big'" in error_of(session, "circle", "big", api_name="/random_damage")
     assert "Repo id must be text, got ['a', 'b']" in error_of(session, ["a", "b"], "", "", api_name="/pull")
     message = error_of(session, "a/b", "", ["hf_secret_token_value"], api_name="/pull")
-    assert "Hub write token must be text, got a value that is not shown" in message and "hf_secret" not in message
+    assert "Hub token must be text, got a value that is not shown" in message and "hf_secret" not in message
 
 
 def call(url: str, api_name: str, data: list) -> str:
