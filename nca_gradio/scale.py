@@ -110,11 +110,21 @@ def trained_iterations(folder: Path) -> int:
         return 0
 
 
-def is_finished(folder: str | Path, iters: int) -> bool:
-    """A model trained to `iters` with its card: the card and preview are written last, so they mark the end."""
+def trained_seconds(folder: Path) -> float:
+    """Training seconds in the folder's training.json; 0 when there is none or it cannot be read."""
+    try:
+        return float(json.loads((folder / TRAINING_LOG).read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def is_finished(folder: str | Path, config: TrainConfig) -> bool:
+    """A model trained to its iterations (or its time budget) with its card: the card and preview are written last."""
     folder = Path(folder)
     files = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_LOG, PREVIEW_FILE)
-    return all((folder / name).is_file() for name in files) and trained_iterations(folder) >= iters
+    if not all((folder / name).is_file() for name in files):
+        return False
+    return trained_iterations(folder) >= config.iters or bool(config.time_budget and trained_seconds(folder) >= config.time_budget)
 
 
 def save_checkpoint(trainer: Trainer, folder: Path, target: torch.Tensor) -> None:
@@ -308,7 +318,7 @@ def train_many(
     outcomes: dict[str, Outcome] = {}
     todo = []
     for texture in textures:
-        if is_finished(out / texture.name, texture.config.iters):
+        if is_finished(out / texture.name, texture.config):
             outcomes[texture.name] = finished_outcome(out / texture.name)
         else:
             todo.append(texture)

@@ -215,13 +215,13 @@ def _open_trainer(folder: Path, target: torch.Tensor, config: TrainConfig) -> Tr
 def _update(trainer: Trainer, stopped: bool) -> TrainUpdate:
     return TrainUpdate(
         iteration=trainer.iteration,
-        total=trainer.config.iters,
+        total=trainer.planned_iters,
         seconds=trainer.seconds,
         loss_name=trainer.loss_name,
         device=str(trainer.device),
         preview=trainer.preview(),
         history=list(trainer.history),
-        finished=trainer.iteration >= trainer.config.iters,
+        finished=trainer.finished,
         stopped=stopped,
     )
 

@@ -155,6 +155,24 @@ def fitted_milestones(milestones: Counter, done: int, fractions: tuple[float, ..
     return Counter(passed + ahead)
 
 
+SECONDS_PER_ITERATION = {"cpu": 1.8, "cuda": 0.08, "mps": 0.5}  # texture preset, 64 px, batch 4, 32..96 steps (RESEARCH.md)
+
+
+def estimated_seconds(config: TrainConfig, device: torch.device) -> float:
+    """A rough duration of a run, for the page to show before Start; a time budget caps it.
+
+    From each device's measured pace for the default recipe, scaled by the work a step
+    does: cells x batch x parameters on a CPU (compute-bound), steps alone on a GPU
+    (bound by kernel launches at these sizes). Patch matching costs about 40% more.
+    """
+    steps = (config.steps_min + config.steps_max) / 128
+    cost = NCA.from_preset(config.preset, perception=config.perception).num_parameters / NCA.from_preset("texture").num_parameters
+    work = steps if device.type == "cuda" else steps * (config.size / 64) ** 2 * config.batch / 4 * cost
+    per_iteration = SECONDS_PER_ITERATION.get(device.type, SECONDS_PER_ITERATION["cpu"]) * work * (1.4 if config.match_weight else 1.0)
+    total = per_iteration * config.iters
+    return min(total, config.time_budget) if config.time_budget else total
+
+
 BUDGET_WARMUP = 5  # iterations before the speed is measured: the first ones compile, warm caches and allocate
 
 
@@ -391,6 +409,7 @@ class Trainer:
             if max_seconds is not None and time.perf_counter() - chunk_start > max_seconds:
                 break
             if self.config.time_budget and self.seconds >= self.config.time_budget:
+                self.planned_iters = self.iteration  # spent: the run is as long as it got
                 break
             started = time.perf_counter()
             losses = self.train_step()
@@ -419,6 +438,11 @@ class Trainer:
         else:
             self._restore(self._last_good)
         return self.result(stopped)
+
+    @property
+    def finished(self) -> bool:
+        """The run has done its planned iterations, or spent its time budget."""
+        return self.iteration >= self.planned_iters or bool(self.config.time_budget and self.seconds >= self.config.time_budget)
 
     def _fit_to_budget(self) -> None:
         """With a time budget, plan the iterations that fit the time left, and move the lr milestones with the plan."""

@@ -25,7 +25,7 @@ from .loading import ModelLoadError, load_folder
 from .losses import VGG_LOSSES, LossUnavailable
 from .model import NCA, PRESETS
 from .render import DAMAGE_SHAPES, RenderError, save_animation, save_png
-from .train import ConfigError, TrainConfig
+from .train import ConfigError, TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import StudioBlocks, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +33,7 @@ MODELS_DIR = ROOT / "models"
 EXAMPLES_DIR = ROOT / "examples"
 USER_ERRORS = (ImageError, ConfigError, RenderError, ModelLoadError, HubError, LossUnavailable, FloatingPointError)
 MAX_TRAIN_ITERS = 5000
+MAX_TIME_LIMIT = 3600  # seconds: longer runs belong to `nca train --time`
 CARD_FILE, PREVIEW_FILE = "README.md", "preview.gif"
 GALLERY_SORTS = {"most downloaded": "downloads", "most liked": "likes", "newest": "recent"}
 
@@ -88,6 +89,9 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 # every texture: the bundled pebbles kept their colours at 0.01, brick grew joints and leaves whole leaves
 # only at 0.04 (RESEARCH.md, session 7); more fades the colours.
 OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
+STRENGTH_NAMES = {weight: name for name, weight in OBJECT_STRENGTHS.items()}
+STUDIO_CPU_ITERS = 300  # a first model in about 9 minutes on 2 CPU cores; the GPU recipe's own iterations elsewhere
+STUDIO_PRESET = "fast"  # the Train tab's model size at first: a model in minutes on a CPU
 HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration, as the bundled brick trained (RESEARCH.md, session 9)
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
@@ -214,20 +218,39 @@ class Handlers:
     def pick_example(self, evt: gr.SelectData) -> str:
         return str(self.examples[evt.index])
 
+    @staticmethod
+    def train_config(preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
+                     time_limit: float) -> TrainConfig:
+        """The run the Train tab describes: its own settings on top of the recipe for this machine's device."""
+        if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
+            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
+        return TrainConfig.for_device(
+            "auto", preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS),
+            size=whole("Training size", size, 16, 512), perception="isotropic" if isotropic else "sobel",
+            match_weight=OBJECT_STRENGTHS[objects], damage_every=HEALING_DAMAGE_EVERY if practise_healing else 0,
+            time_budget=float(whole("Time limit", time_limit or 0, 0, MAX_TIME_LIMIT)),
+        )
+
+    def expected_time(self, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
+                      time_limit: float) -> str:
+        """What Start will cost, said before it is pressed."""
+        try:
+            config = self.train_config(preset, loss, iterations, size, isotropic, objects, practise_healing, time_limit)
+        except (gr.Error, ConfigError):
+            return ""
+        device = pick_device(config.device)
+        seconds = estimated_seconds(config, device)
+        limit = " (the time limit)" if config.time_budget and seconds >= config.time_budget else ""
+        return f"Expected: about {studio.duration(seconds)}{limit} on this machine's {device.type.upper()}, batch {config.batch}."
+
     @friendly
     def train(
         self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str,
-        practise_healing: bool, workspace: studio.Workspace,
+        practise_healing: bool, time_limit: float, workspace: studio.Workspace,
     ):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
-        if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
-            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
+        config = self.train_config(preset, loss, iterations, size, isotropic, objects, practise_healing, time_limit)
         data = self.texture_bytes(texture)
-        config = TrainConfig(
-            preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS), size=whole("Training size", size, 16, 512),
-            perception="isotropic" if isotropic else "sobel", match_weight=OBJECT_STRENGTHS[objects],
-            damage_every=HEALING_DAMAGE_EVERY if practise_healing else 0,
-        )
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
         workspace.clear_stop()
@@ -503,6 +526,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     train_limit = train_concurrency or int(os.environ.get("NCA_TRAIN_CONCURRENCY", "1"))
     workspace = gr.State(studio.Workspace(), delete_callback=lambda ws: ws.close())
     bundled = list(studio.bundled_models(models_dir))
+    recipe = device_recipe(pick_device("auto"))  # the Train tab's defaults follow this machine's device
+    start_iters, start_objects = recipe.get("iters", STUDIO_CPU_ITERS), STRENGTH_NAMES.get(recipe.get("match_weight", 0.0), "off")
+    start_limit = recipe.get("time_budget", 0)
     first = bundled[0] if bundled else None
 
     with gr.Tabs(overflow_behavior="wrap", elem_id="nca-tabs") as tabs:  # on a phone the tabs wrap onto a second line, never hide in a menu
@@ -518,7 +544,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     target = gr.Image(label="What the model learns from", interactive=False, height=200, format="png", elem_id="nca-target", buttons=[])
                 with gr.Column(scale=4):
                     preset = gr.Radio(
-                        preset_choices(), value="fast", label="Model size", info="how many numbers the rule learns: more look better but train slower",
+                        preset_choices(), value=STUDIO_PRESET, label="Model size", info="how many numbers the rule learns: more look better but train slower",
                         elem_id="nca-preset",
                     )
                     loss = gr.Dropdown(LOSS_CHOICES, value="auto", label="Loss (how looks are compared)", elem_id="nca-loss")
@@ -527,7 +553,8 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
                     objects = gr.Radio(
-                        list(OBJECT_STRENGTHS), value="off", label="Whole objects (patch loss, about 40% slower)",
+                        list(OBJECT_STRENGTHS), value=start_objects,
+                        label="Whole objects (patch loss, about 40% slower)",
                         info="copies patches of the image, so shapes keep their edges; stronger fades colours (bundled: pebbles light, "
                         "coffee beans medium, brick and leaves strong; fruit slices stay out of reach)", elem_id="nca-objects",
                     )
@@ -537,8 +564,13 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         "(the bundled brick trained so); it can change the texture", elem_id="nca-healing",
                     )
                     with gr.Row():
-                        iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=300, step=1, precision=0, label="Iterations", info="more = better, slower", elem_id="nca-iterations")
+                        iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=start_iters, step=1, precision=0, label="Iterations",
+                                               info="more = better, slower", elem_id="nca-iterations")
                         size = gr.Slider(16, 128, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
+                        time_limit = gr.Number(start_limit, minimum=0, maximum=MAX_TIME_LIMIT, precision=0, label="Time limit (s)",
+                                               info="0: none; with a limit the run fits its iterations to it", elem_id="nca-time-limit")
+                    expected = gr.Markdown(handlers.expected_time(STUDIO_PRESET, "auto", start_iters, 64, False, start_objects, False, start_limit),
+                                           elem_id="nca-train-expected")
                     with gr.Row():
                         train_button = gr.Button("Start training", variant="primary", elem_id="nca-start")
                         stop_button = gr.Button("Stop", variant="stop", elem_id="nca-stop")
@@ -630,8 +662,11 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
+    train_settings = [preset, loss, iterations, size, isotropic, objects, healing, time_limit]
+    for setting in train_settings:
+        setting.change(handlers.expected_time, train_settings, expected, api_visibility="private", queue=False, show_progress="hidden")
     train_button.click(
-        handlers.train, [texture, preset, loss, iterations, size, isotropic, objects, healing, workspace], [preview, plot, status, download],
+        handlers.train, [texture, *train_settings, workspace], [preview, plot, status, download],
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)

@@ -8,6 +8,7 @@ module takes seconds; torch runs on one thread so two trainings share 2 cores we
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -38,8 +39,10 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
 
 
-def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off", healing: bool = False) -> tuple:
-    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, healing, api_name="/train")
+def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off", healing: bool = False,
+          time_limit: int = 0) -> tuple:
+    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, healing, time_limit,
+                           api_name="/train")
 
 
 def models(session: Client) -> tuple[list[str], str]:
@@ -245,3 +248,11 @@ def test_the_tabs_mount_inside_another_app():
     names = {fn.api_name for fn in host.fns.values()}
     assert {"train", "models", "grow", "regenerate", "random_damage", "pull", "push"} <= names
     assert isinstance(tabs.workspace, gr.State) and tabs.grow_model in host.blocks.values()
+
+
+def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbles_path):
+    session = client(app_url)
+    _, _, status, archive = train(session, pebbles_path, iterations=5000, time_limit=2)
+    assert "Finished" in status and archive is not None
+    done, planned = map(int, re.search(r"iteration (\d+) of (\d+)", status).groups())
+    assert 0 < done == planned < 5000  # the plan fitted to two seconds, and the run did all of it

@@ -1,6 +1,7 @@
 """Recipes that follow the device, and a time budget that fits iterations and the lr schedule to the measured speed."""
 
 import json
+import time
 from collections import Counter
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from nca_gradio.cli import duration
-from nca_gradio.train import BUDGET_WARMUP, GPU_RECIPE, TrainConfig, Trainer, device_recipe, fitted_milestones
+from nca_gradio.train import BUDGET_WARMUP, GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds, fitted_milestones
 
 
 def test_a_cpu_keeps_the_defaults_and_a_gpu_gets_the_longer_wider_recipe():
@@ -37,15 +38,28 @@ def _tiny(**changes) -> TrainConfig:
     return TrainConfig(preset="fast", size=16, target_size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, device="cpu", **changes)
 
 
-def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_64):
-    target = pebbles_64[..., :32, :32]
-    probe = Trainer(target, _tiny(iters=BUDGET_WARMUP + 3), log=lambda _: None).train()
-    budget = 30 * probe.seconds / probe.iterations  # about 30 iterations on this machine, however busy it is
-    trainer = Trainer(target, _tiny(iters=100_000, time_budget=budget), log=lambda _: None)
+class SteadyClock:
+    """time.perf_counter for a machine where every reading is `tick` seconds after the last: each iteration takes one tick."""
+
+    def __init__(self, tick: float) -> None:
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_64, monkeypatch):
+    """On a steady clock (a shared machine's own speed varies tenfold from one iteration to the next)."""
+    monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
+    budget = 3.0
+    trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=100_000, time_budget=budget), log=lambda _: None)
     result = trainer.train()
-    assert BUDGET_WARMUP + 2 < result.iterations < 100_000
-    assert result.iterations == trainer.planned_iters or result.seconds >= budget
-    assert result.seconds < 1.5 * budget  # the plan leaves no more than one iteration past the budget
+    assert result.iterations == trainer.planned_iters and trainer.finished
+    assert budget / 0.05 - 2 <= result.iterations <= budget / 0.05
+    assert result.seconds <= budget + 0.05  # the plan leaves no iteration past the budget
+    milestones = sorted(trainer.scheduler.milestones.elements())
+    assert milestones == pytest.approx([0.5 * result.iterations, 0.8 * result.iterations], abs=1)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr * 0.3**2)  # both decays happened
 
 
@@ -77,3 +91,23 @@ def test_nca_train_time_stops_on_its_budget_and_bad_durations_are_one_line(tmp_p
     assert "recipe for cpu" in done.stderr
     bad = subprocess.run([*args, "--time", "soon"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "'soon' is not a duration" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_expected_time_follows_the_work_and_a_time_budget_caps_it():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    default = estimated_seconds(TrainConfig(), cpu)
+    assert 600 <= default <= 1200  # the CPU recipe: about 15 minutes on 2 idle cores
+    assert estimated_seconds(TrainConfig(size=128), cpu) == pytest.approx(4 * default)
+    assert estimated_seconds(TrainConfig(preset="fast"), cpu) < default
+    assert estimated_seconds(TrainConfig(size=128), gpu) == estimated_seconds(TrainConfig(), gpu)  # launch-bound: size is free
+    assert estimated_seconds(TrainConfig(time_budget=60.0), cpu) == 60.0
+
+
+def test_the_studio_stream_ends_when_the_time_budget_is_spent(pebbles_64, tmp_path, monkeypatch):
+    from nca_gradio import studio
+
+    monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
+    config = _tiny(iters=100_000, time_budget=1.0)
+    updates = list(studio.train_stream(tmp_path / "model", pebbles_64[..., :32, :32], config, tmp_path / "stop"))
+    assert updates[-1].finished and not updates[-1].stopped and updates[-1].iteration == updates[-1].total < 100_000
+    assert (tmp_path / "model" / "model.safetensors").exists()
