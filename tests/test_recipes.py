@@ -1,16 +1,16 @@
 """Recipes that follow the device, and a time budget that fits iterations and the lr schedule to the measured speed."""
 
 import json
-import time
-from collections import Counter
 import subprocess
 import sys
+import time
+from collections import Counter
 
 import pytest
 import torch
 
 from nca_gradio.cli import duration
-from nca_gradio.train import BUDGET_WARMUP, GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds, fitted_milestones
+from nca_gradio.train import GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds, fitted_milestones
 
 
 def test_a_cpu_keeps_the_defaults_and_a_gpu_gets_the_longer_wider_recipe():
