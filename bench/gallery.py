@@ -25,14 +25,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import torch  # noqa: E402
-from conftest import running_demo  # noqa: E402
-from hub_server import LoopbackHub  # noqa: E402
-from test_app_browser import ARGS, CHROMIUM  # noqa: E402
+import torch
+from conftest import running_demo
+from hub_server import LoopbackHub
+from test_app_browser import ARGS, CHROMIUM
 
-from nca_gradio import gallery  # noqa: E402
-from nca_gradio.hub import push  # noqa: E402
-from nca_gradio.model import NCA  # noqa: E402
+from nca_gradio import gallery
+from nca_gradio.hub import push
+from nca_gradio.model import NCA
 
 TOKEN = "hf_BenchToken0123456789"
 BAR_SECONDS = 2.0
