@@ -28,7 +28,7 @@ from .hub import shared_files
 from .images import image_to_tensor
 from .loading import CONFIG_FILE, WEIGHTS_FILE, load_folder
 from .losses import PatchLoss
-from .render import Damage, RenderError, Rollout, apply_damage, run
+from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, apply_damage, run
 from .train import TRAINING_STATE, TrainConfig, Trainer, pick_device
 
 MAX_CANVAS = 1024
@@ -36,7 +36,6 @@ MAX_RENDER_STEPS = 4000
 CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
 GPU_CELL_STEPS = 1024 * 1024 * MAX_RENDER_STEPS
 MAX_FRAMES = 200
-MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before the video is written
 ZERO_GPU_CHUNK_SECONDS = 50  # training per ZeroGPU call; the call is granted a little more
 UPDATE_SECONDS = 2.0  # how often training reports to the page
 
