@@ -31,14 +31,20 @@ class SaveError(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    return getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+    """The last line of what went wrong ("Permission denied", "File too large (os error 27)")."""
+    if getattr(exc, "strerror", None):
+        return exc.strerror
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else exc.__class__.__name__
 
 
 @contextlib.contextmanager
-def replacing(path: str | Path, check: Callable[[Path], str | None] | None = None) -> Iterator[Path]:
+def replacing(
+    path: str | Path, check: Callable[[Path], str | None] | None = None, write_errors: tuple[type[Exception], ...] = ()
+) -> Iterator[Path]:
     """Yield a temporary path next to `path` (same suffix, so writers pick the same format); on success,
     `check` it (it returns what is wrong, or None), flush it and rename it onto `path`. On any failure the
-    temporary file is removed."""
+    temporary file is removed; an `OSError`, or one of `write_errors` (how a writer reports I/O errors), becomes `SaveError`."""
     path = Path(path)
     if path.is_dir():
         raise SaveError(f"cannot write {path}: it is a folder; choose a file name")
@@ -55,7 +61,7 @@ def replacing(path: str | Path, check: Callable[[Path], str | None] | None = Non
             raise SaveError(f"could not write {path}: {problem}; the previous {path.name}, if any, is unchanged")
         _flush(temp)
         os.replace(temp, path)
-    except OSError as exc:
+    except (OSError, *write_errors) as exc:
         raise SaveError(f"could not write {path}: {_reason(exc)}; the previous {path.name}, if any, is unchanged") from None
     finally:
         temp.unlink(missing_ok=True)
@@ -84,7 +90,7 @@ def replace_files(source: Path, folder: Path, names: list[str] | None = None) ->
 
 
 @contextlib.contextmanager
-def scratch_folder(folder: Path) -> Iterator[Path]:
+def scratch_folder(folder: Path, write_errors: tuple[type[Exception], ...] = ()) -> Iterator[Path]:
     """A temporary folder inside `folder` (same file system: its files can be renamed into place), removed afterwards."""
     try:
         scratch = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
@@ -92,7 +98,7 @@ def scratch_folder(folder: Path) -> Iterator[Path]:
         raise SaveError(f"cannot write in {folder}: {_reason(exc)}") from None
     try:
         yield scratch
-    except OSError as exc:
+    except (OSError, *write_errors) as exc:
         raise SaveError(f"could not write in {folder}: {_reason(exc)}; the files already there are unchanged") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

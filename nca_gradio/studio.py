@@ -13,7 +13,9 @@ import os
 import random
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -215,6 +217,7 @@ def train_chunk(
     """
     trainer = _open_trainer(folder, target, config)
     started, saved = time.perf_counter(), False
+    _trainings.started(stop_file)
     try:
         while True:
             left = None if seconds is None else seconds - (time.perf_counter() - started)
@@ -225,12 +228,64 @@ def train_chunk(
             if last:
                 trainer.save(folder, target)
                 saved = True
+                _trainings.ended(stop_file)
             yield update
             if last:
                 return
     finally:
         if not saved:
             trainer.save(folder, target)
+        _trainings.ended(stop_file)
+
+
+class _Trainings:
+    """The stop files of the trainings running in this process, so that SIGTERM can stop and save them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop_files: set[Path] = set()
+
+    def started(self, stop_file: Path) -> None:
+        with self._lock:
+            self._stop_files.add(stop_file)
+
+    def ended(self, stop_file: Path) -> None:
+        with self._lock:
+            self._stop_files.discard(stop_file)
+
+    def running(self) -> list[Path]:
+        with self._lock:
+            return list(self._stop_files)
+
+
+_trainings = _Trainings()
+SIGTERM_GRACE_SECONDS = 20.0  # a Space waits about 30 s after SIGTERM before it kills
+
+
+def stop_trainings_on_sigterm(grace_seconds: float = SIGTERM_GRACE_SECONDS) -> None:
+    """From now on, SIGTERM (a Space restarting, a scheduler) first stops every training in this process as the Stop
+    button does, so each saves its model, waits up to `grace_seconds` for them, then ends the process as SIGTERM would.
+
+    Call it from the main thread (Python runs signal handlers there), before `launch`. Trainings run in worker threads.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle(signum: int, frame) -> None:
+        for stop_file in _trainings.running():
+            try:
+                stop_file.touch()
+            except OSError:  # the session's folder is gone: nothing left to save
+                _trainings.ended(stop_file)
+        deadline = time.monotonic() + grace_seconds
+        while _trainings.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # the default action ends the process; an ignored signal stays ignored
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 _zero_gpu_chunk = gpu(duration=ZERO_GPU_CHUNK_SECONDS + 25)(train_chunk)
@@ -434,6 +489,7 @@ __all__ = [
     "model_choices",
     "on_zero_gpu",
     "random_damage",
+    "stop_trainings_on_sigterm",
     "train_stream",
     "zip_model",
 ]

@@ -450,9 +450,9 @@ class Trainer:
         for index, state in opt_state.items():
             for key, value in state.items():
                 tensors[f"adam.{index}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
-        with atomic.replacing(folder / TRAINING_STATE) as temp:
+        with atomic.replacing(folder / TRAINING_STATE, write_errors=(SafetensorError,)) as temp:
             save_file(tensors, str(temp))
-        with atomic.scratch_folder(folder) as scratch:
+        with atomic.scratch_folder(folder, write_errors=(SafetensorError,)) as scratch:
             model.save_pretrained(scratch)  # config.json, model.safetensors, and a placeholder card
             names = [CONFIG_FILE, WEIGHTS_FILE] + ([] if (folder / CARD_FILE).exists() else [CARD_FILE])
             atomic.replace_files(scratch, folder, names)
