@@ -246,7 +246,7 @@ def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20
 
     The file is checked to be complete before it replaces an older one; a failure raises `atomic.SaveError`.
     """
-    import imageio.v3 as iio
+    from PIL import Image
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -254,10 +254,13 @@ def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20
         raise RenderError(f"{path.name}: an animation must end in .gif or .mp4")
     if not 1 <= fps <= 60:
         raise RenderError(f"fps must be from 1 to 60, got {fps}")
+    if len({frame.shape for frame in frames}) != 1:  # before the encoder starts: it cannot be stopped cleanly mid-way
+        raise RenderError(f"an animation needs frames of one size, got {sorted({frame.shape for frame in frames})}")
     _make_parent(path)
     with replacing(path, check=_check_complete) as temp:
-        if suffix == ".gif":
-            iio.imwrite(temp, np.stack(frames), extension=".gif", duration=int(1000 / fps), loop=0)
+        if suffix == ".gif":  # PIL, as imageio would call it, but without imageio retrying a failed write at exit
+            images = [Image.fromarray(np.ascontiguousarray(frame), "RGB") for frame in frames]
+            images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
         else:
             even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420p needs even sides
             _write_mp4(even, temp, fps)

@@ -22,7 +22,7 @@ from nca_gradio.loading import ModelLoadError, load_folder
 from nca_gradio.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_ARGS = ["--preset", "fast", "--size", "32", "--target-size", "64", "--batch", "2", "--pool-size", "4", "--seed", "1"]
+TINY_ARGS = ["--preset", "fast", "--loss", "patch", "--size", "32", "--target-size", "64", "--batch", "2", "--pool-size", "4", "--seed", "1"]
 TINY = dict(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4, steps_min=8, steps_max=16, device="cpu")
 
 
@@ -88,6 +88,14 @@ def _can_create(folder: Path) -> bool:
     return True
 
 
+def small_files_only() -> None:
+    """In a child process: every write past 100 kB fails, as on a full disk (EFBIG instead of ENOSPC)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write instead of a killed process (ffmpeg inherits it)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
@@ -101,9 +109,9 @@ def test_train_refuses_an_output_it_cannot_write_before_training(case, unwritabl
     afile.write_text("mine")
     output = {"read-only": unwritable / "model", "a file": afile, "under a file": afile / "sub"}[case]
     started = time.perf_counter()
-    code, stderr = run_main(capsys, "train", pebbles_path, "-o", output, "--iters", "100000", *TINY_ARGS)
+    code, stderr = run_main(capsys, "train", pebbles_path, "-o", output, "--iters", "30", *TINY_ARGS)
     line = one_line_error((code, stderr), str(output if case != "under a file" else afile))
-    assert "training" not in stderr.replace(line, "") and time.perf_counter() - started < 30  # refused up front
+    assert "training" not in stderr.replace(line, "") and time.perf_counter() - started < 20  # refused before training
     assert afile.read_text() == "mine"
 
 
@@ -113,13 +121,7 @@ def test_a_full_disk_at_save_says_what_failed_and_keeps_the_last_good_checkpoint
     shutil.copytree(model, folder)
     before = snapshot(folder)
 
-    def small_files() -> None:
-        import resource
-
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write instead of a killed process
-        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
-
-    result = nca("train", pebbles_path, "-o", folder, "--resume", "--iters", "5", *TINY_ARGS, preexec_fn=small_files)
+    result = nca("train", pebbles_path, "-o", folder, "--resume", "--iters", "5", *TINY_ARGS, preexec_fn=small_files_only)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "could not write" in result.stderr and "training_state.safetensors" in result.stderr
     assert snapshot(folder) == before  # nothing half-written, no temporary file left behind
@@ -224,6 +226,18 @@ def test_a_failed_video_write_is_an_error_not_wrote(command, suffix, model, unwr
     assert not out.exists() and "wrote" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["grow", "regenerate"])
+@pytest.mark.parametrize("suffix", ["mp4", "gif"])
+def test_a_video_cut_short_by_a_full_disk_is_an_error_and_the_old_one_stays(command, suffix, model, tmp_path):
+    out = tmp_path / f"y.{suffix}"
+    out.write_bytes(b"the video made yesterday")
+    at = ["--at", "48"] if command == "regenerate" else []
+    result = nca(command, model, "-o", out, "--size", "128", "--steps", "96", "--every", "1", *at, preexec_fn=small_files_only)
+    one_line_error(result, str(out))
+    assert "wrote" not in result.stdout and out.read_bytes() == b"the video made yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
+
+
 def test_a_video_written_over_an_old_one_replaces_it_whole(model, tmp_path, capsys):
     out = tmp_path / "y.mp4"
     out.write_bytes(b"an older video")
@@ -322,7 +336,7 @@ def test_kill_9_at_any_moment_leaves_a_resumable_checkpoint_and_no_empty_preview
     script.write_text(KILLED_SAVER)
     target = load_target(pebbles_path, 64)
     rng = random.Random(0)
-    for _ in range(3):
+    for _ in range(2):
         with open(log, "w") as stdout:
             process = subprocess.Popen([sys.executable, script, folder, pebbles_path], stdout=stdout, env=env())
             _wait_for(log, "saved", process)
