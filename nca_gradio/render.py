@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -212,10 +213,10 @@ def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: in
 def grows_finite(model: NCA, size: int = PROBE_SIZE, steps: int = PROBE_STEPS) -> bool:
     """Whether the model's cells stay finite as it grows: finite weights can still blow up to NaN or inf within steps.
 
-    Runs on a twin of the model (its training mode and gradients are left alone), in float32.
+    Runs on a copy of the model (its training mode is left alone; building a new one would draw from the global
+    random generator, which a resumed training replays), in float32.
     """
-    twin = NCA(**model.architecture).to(model.w1.weight.device)
-    twin.load_state_dict(model.state_dict())
+    twin = copy.deepcopy(model)
     state = grow(twin, size=size, steps=steps, every=steps, precision="float32", keep_frames=False).state
     return bool(torch.isfinite(state).all())
 
