@@ -11,8 +11,8 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 TEMP_PREFIX = ".nca-tmp-"  # what is left behind only by a process killed mid-write; ignored by readers
 

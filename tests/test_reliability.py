@@ -23,7 +23,8 @@ from nca_gradio.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--preset", "fast", "--loss", "patch", "--size", "32", "--target-size", "64", "--batch", "2", "--pool-size", "4", "--seed", "1"]
-TINY = dict(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4, steps_min=8, steps_max=16, device="cpu")
+TINY = {"preset": "fast", "loss": "patch", "size": 32, "target_size": 64, "batch": 2, "pool_size": 4, "steps_min": 8, "steps_max": 16,
+        "device": "cpu"}
 
 
 def env() -> dict:
@@ -33,7 +34,7 @@ def env() -> dict:
 
 def nca(*args, timeout: float = 120, **options) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nca_gradio.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env(), **options)
+                          timeout=timeout, env=env(), check=False, **options)
 
 
 def one_line_error(result: subprocess.CompletedProcess | tuple[int, str], *words: str) -> str:
