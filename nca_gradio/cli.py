@@ -187,12 +187,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision,
     )
     target = load_target(args.image, config.target_size)
-    prepare_folder(out)  # now, not after hours of training
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
     if args.resume:
         trainer = Trainer.resume(out, target, {"iters": args.iters, "device": args.device}, log=log)  # keeps its precision
     else:
         trainer = Trainer(target, config, log=log)
+    prepare_folder(out)  # now, not after hours of training
     needed, free = trainer.checkpoint_bytes, free_bytes(out)
     if free < needed:
         raise UsageError(f"{out} has {free / 1e6:,.1f} MB free, but this run's checkpoint needs about {needed / 1e6:,.1f} MB: "
