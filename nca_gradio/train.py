@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from huggingface_hub.constants import REPOCARD_NAME
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.checkpoint import checkpoint
@@ -29,7 +30,6 @@ from .render import Damage, apply_damage, grows_finite
 
 TRAINING_STATE = "training_state.safetensors"
 TRAINING_LOG = "training.json"
-CARD_FILE = "README.md"
 
 
 class ConfigError(ValueError):
@@ -454,7 +454,7 @@ class Trainer:
             save_file(tensors, str(temp))
         with atomic.scratch_folder(folder, write_errors=(SafetensorError,)) as scratch:
             model.save_pretrained(scratch)  # config.json, model.safetensors, and a placeholder card
-            names = [CONFIG_FILE, WEIGHTS_FILE] + ([] if (folder / CARD_FILE).exists() else [CARD_FILE])
+            names = [CONFIG_FILE, WEIGHTS_FILE] + ([] if (folder / REPOCARD_NAME).exists() else [REPOCARD_NAME])
             atomic.replace_files(scratch, folder, names)
         info = {
             "config": self.config.to_dict(),
