@@ -11,10 +11,12 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 TEMP_PREFIX = ".nca-tmp-"  # what is left behind only by a process killed mid-write; ignored by readers
+LEFTOVER_SECONDS = 600  # a temporary file this old belongs to no write still running: `prepare_folder` removes it
 
 
 def _umask() -> int:
@@ -105,7 +107,10 @@ def scratch_folder(folder: Path, write_errors: tuple[type[Exception], ...] = ())
 
 
 def prepare_folder(folder: str | Path) -> Path:
-    """Make `folder` and prove a file can be written in it, so that long work is not lost at the end."""
+    """Make `folder` and prove a file can be written in it, so that long work is not lost at the end.
+
+    Temporary files that a killed process left there (a checkpoint's can be large) are removed.
+    """
     folder = Path(folder)
     for place in (folder, *folder.parents):
         if place.exists():
@@ -119,7 +124,22 @@ def prepare_folder(folder: str | Path) -> Path:
             probe.flush()
     except OSError as exc:
         raise SaveError(f"cannot write in {folder} ({_reason(exc)}): choose another output folder") from None
+    _remove_leftovers(folder)
     return folder
+
+
+def _remove_leftovers(folder: Path) -> None:
+    now = time.time()
+    for path in folder.glob(f"{TEMP_PREFIX}*"):
+        try:
+            if now - path.lstat().st_mtime <= LEFTOVER_SECONDS:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            pass  # another process's, or already gone
 
 
 def free_bytes(folder: Path) -> int:
