@@ -6,14 +6,18 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Sequence
 
 from . import __version__
 
 USAGE_ERROR = 2
+TERMINATED = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
 
 
 class UsageError(Exception):
@@ -28,11 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     try:
         if args.threads is not None:
-            if args.threads < 1:
-                raise UsageError(f"--threads must be at least 1, got {args.threads}")
             import torch
 
-            torch.set_num_threads(args.threads)
+            torch.set_num_threads(_threads(args.threads))
         return args.handler(args) or 0
     except KeyboardInterrupt:
         print("nca: interrupted", file=sys.stderr)
@@ -44,7 +46,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
 
 
+def _threads(asked: int) -> int:
+    """--threads, at most the cores this process may use: far more threads than cores crash torch (a segfault)."""
+    if asked < 1:
+        raise UsageError(f"--threads must be at least 1, got {asked}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if asked > cores:
+        print(f"nca: --threads {asked} is more than the {cores} CPU cores here; using {cores}", file=sys.stderr)
+    return min(asked, cores)
+
+
 def _is_user_error(exc: Exception) -> bool:
+    from .atomic import SaveError
     from .hub import HubError
     from .images import ImageError
     from .losses import LossUnavailable
@@ -52,7 +65,7 @@ def _is_user_error(exc: Exception) -> bool:
     from .render import RenderError
     from .train import ConfigError
 
-    known = (UsageError, ImageError, LossUnavailable, ModelLoadError, RenderError, ConfigError, HubError, FileNotFoundError)
+    known = (UsageError, ImageError, LossUnavailable, ModelLoadError, RenderError, ConfigError, HubError, FileNotFoundError, SaveError)
     return isinstance(exc, known)
 
 
@@ -106,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CUDA only: compile the rollout and replay it as CUDA graphs (about half a minute first, "
                             "then iterations up to 4x faster: worth it for runs of several hundred iterations)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --output")
+    train.add_argument("--force", action="store_true", help="replace the model already in --output (without it, that is refused)")
     train.set_defaults(handler=cmd_train)
 
     grow = commands.add_parser("grow", help="grow a texture from an empty grid")
@@ -200,10 +214,17 @@ def duration(text: str) -> float:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .atomic import SaveError, free_bytes, prepare_folder
     from .hub import write_card
     from .images import load_target
+    from .loading import CONFIG_FILE, WEIGHTS_FILE
     from .train import TrainConfig, Trainer
 
+    out = Path(args.output)
+    if args.resume and args.force:
+        raise UsageError("--resume continues the model in --output and --force replaces it: use one of them")
+    if not args.resume and not args.force and ((out / CONFIG_FILE).exists() or (out / WEIGHTS_FILE).exists()):
+        raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
     chosen = {"iters": args.iters, "batch": args.batch, "pool_size": args.pool_size, "match_weight": args.match,
               "time_budget": args.time_budget, "lr": args.lr}  # unset ones come from the device's recipe
     config = TrainConfig.for_device(
@@ -215,9 +236,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
     if args.resume:
         more = {k: v for k, v in (("iters", args.iters), ("time_budget", args.time_budget)) if v is not None}
-        trainer = Trainer.resume(args.output, target, {**more, "device": args.device}, log=log)  # keeps its precision
+        trainer = Trainer.resume(out, target, {**more, "device": args.device}, log=log)  # keeps its precision
     else:
         trainer = Trainer(target, config, log=log)
+    prepare_folder(out)  # now, not after hours of training
+    needed, free = trainer.checkpoint_bytes, free_bytes(out)
+    if free < needed:
+        raise UsageError(f"{out} has {free / 1e6:,.1f} MB free, but this run's checkpoint needs about {needed / 1e6:,.1f} MB: "
+                         f"free some space or choose another folder")
     if args.compile and trainer.device.type != "cuda":
         log(f"--compile speeds up CUDA GPUs only; training on {trainer.device} without it")
     trainer.compile = args.compile
@@ -234,21 +260,43 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def save() -> None:
         bar.close()
-        trainer.save(args.output, target)
-        write_card(args.output)  # README.md and preview.gif: the folder is ready to share
+        trainer.save(out, target)
+        try:
+            write_card(out)  # README.md and preview.gif: the folder is ready to share
+        except SaveError as exc:
+            raise UsageError(f"{exc}; the model itself is saved in {out}") from None
 
-    try:
-        result = trainer.train(show, preview_every=10**9)
-    except FloatingPointError as exc:
+    with _sigterm_stops() as terminated:
+        try:
+            result = trainer.train(show, should_stop=terminated.is_set, preview_every=10**9)
+        except FloatingPointError as exc:
+            save()
+            raise UsageError(f"{exc}; the last good model is saved in {out}") from None
+        except KeyboardInterrupt:
+            save()
+            log(f"interrupted at iteration {trainer.iteration}: the model so far is saved in {out}; --resume continues")
+            return 130
         save()
-        raise UsageError(f"{exc}; the last good model is saved in {args.output}") from None
-    except KeyboardInterrupt:
-        save()
-        log(f"interrupted at iteration {trainer.iteration}: the model so far is saved in {args.output}; --resume continues")
-        return 130
-    save()
-    log(f"saved {args.output} with its card after {result.iterations} iterations in {result.seconds:.0f} s")
+    if result.stopped:
+        log(f"stopped by SIGTERM at iteration {trainer.iteration}: the model so far is saved in {out}; --resume continues")
+        return TERMINATED
+    log(f"saved {out} with its card after {result.iterations} iterations in {result.seconds:.0f} s")
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """While training, SIGTERM (what a scheduler or a Space sends) asks for a stop at the next iteration, then a save,
+    as Ctrl-C does; yields the event it sets. Off the main thread (signals cannot be caught there) it is never set."""
+    terminated = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield terminated
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.set())
+    try:
+        yield terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load(model_ref: str):
@@ -258,31 +306,39 @@ def _load(model_ref: str):
 
 
 def cmd_grow(args: argparse.Namespace) -> int:
-    from .render import grow, save_animation, save_png
+    from .render import check_frame_memory, check_request, grow, save_animation, save_png
 
     out = _check_output(args.output, (".gif", ".mp4", ".png"))
+    png = out.suffix.lower() == ".png"
+    check_request(args.size, args.steps, args.every, args.seed)
+    if not png:  # a PNG keeps only the last frame
+        check_frame_memory(args.size, args.size, args.steps, args.every)
     model = _load(args.model)
     rollout = grow(model, size=args.size, steps=args.steps, every=args.every, seed=args.seed,
-                   precision=args.precision)
-    if out.suffix.lower() == ".png":
+                   precision=args.precision, keep_frames=not png)
+    if png:
         save_png(rollout.final, out)
     else:
         save_animation(rollout.frames, out, fps=args.fps)
+    _check_written(out)
     print(f"nca: wrote {out} ({args.size}x{args.size}, {args.steps} steps)")
     return 0
 
 
 def cmd_regenerate(args: argparse.Namespace) -> int:
-    from .render import Damage, regenerate, save_animation
+    from .render import Damage, check_frame_memory, check_request, regenerate, save_animation
 
     out = _check_output(args.output, (".gif", ".mp4"))
     if not 0 <= args.at < args.steps:
         raise UsageError(f"--at ({args.at}) must be a step before --steps ({args.steps})")
     damage = Damage(args.damage, args.x, args.y, args.radius)
+    check_request(args.size, args.steps, args.every, args.seed)
+    check_frame_memory(args.size, args.size, args.steps, args.every)
     model = _load(args.model)
     rollout = regenerate(model, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed,
                          precision=args.precision)
     save_animation(rollout.frames, out, fps=args.fps)
+    _check_written(out)
     print(f"nca: wrote {out} ({args.damage} damage at step {args.at}, {args.steps} steps)")
     return 0
 
@@ -357,12 +413,22 @@ def cmd_train_many(args: argparse.Namespace) -> int:
 
 
 def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
+    """The output file, refused before any work if it is a folder or its folder cannot be made or written."""
+    from .atomic import prepare_folder
+
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise UsageError(f"{path}: the output must end in {', '.join(suffixes)}")
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise UsageError(f"{path} is a folder: give a file name, such as {out / ('out' + out.suffix.lower())}")
+    prepare_folder(out.parent)
     return out
+
+
+def _check_written(out: Path) -> None:
+    """Say "wrote" only of a file that is there (the writers check that it is complete before it replaces anything)."""
+    if not out.is_file() or out.stat().st_size == 0:
+        raise UsageError(f"{out} was not written; check the folder's free space and permissions")
 
 
 if __name__ == "__main__":  # pragma: no cover

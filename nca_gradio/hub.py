@@ -580,10 +580,12 @@ def push(
 
 def write_card(model_folder: str | Path) -> None:
     """Give a freshly trained folder its card and preview, replacing older ones and `save_pretrained`'s generic card."""
+    from .atomic import write_bytes
+
     folder = Path(model_folder)
     (folder / PREVIEW_FILE).unlink(missing_ok=True)  # stale after more training: `shared_files` then grows it anew
     card = shared_files(folder, scratch=folder, log=lambda message: None)[CARD_FILE]  # scratch=folder: the preview lands here
-    (folder / CARD_FILE).write_bytes(card)
+    write_bytes(folder / CARD_FILE, card)  # atomically, like every file of a model folder
 
 
 def shared_files(

@@ -54,6 +54,8 @@ def _open(source: str | os.PathLike | bytes) -> Image.Image:
             raise ImageError(f"{name}: no such file")
         if path.is_dir():
             raise ImageError(f"{name} is a folder, not an image file")
+        if not path.is_file():  # a pipe or a device could block the read forever
+            raise ImageError(f"{name} is not a regular file (a pipe or a device?): save the image to a file first")
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():

@@ -15,6 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .model import NCA, validate_architecture
+from .render import PROBE_STEPS, grows_finite
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -34,6 +35,8 @@ def read_config(path: Path) -> dict:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelLoadError(f"{path.name} is not valid JSON ({exc.__class__.__name__}); the model is damaged") from None
+    except (ValueError, RecursionError):  # an integer of thousands of digits, arrays nested thousands deep
+        raise ModelLoadError(f"{path.name} holds numbers or nesting far beyond any model's; it is not an nca-gradio config") from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path.name} must hold a JSON object")
     unknown = sorted(set(data) - set(CONFIG_KEYS))
@@ -62,6 +65,9 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
         raise ModelLoadError(f"{folder} has no {WEIGHTS_FILE}; is it a model folder?")
     if not config_path.exists():
         raise ModelLoadError(f"{folder} has no {CONFIG_FILE}; is it a model folder?")
+    for path in (config_path, weights_path):
+        if not path.is_file():  # a pipe would block the read forever
+            raise ModelLoadError(f"{path} is not a regular file; is {folder} a model folder?")
     model = NCA(**read_config(config_path))
     try:
         weights = load_file(str(weights_path))
@@ -78,6 +84,11 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
         if not torch.isfinite(tensor).all():
             raise ModelLoadError(f"{weights_path.name}: {name} holds NaN or inf values")
     model.load_state_dict(weights)
+    if not grows_finite(model):
+        raise ModelLoadError(
+            f"{folder}: the model's cells blow up to NaN or inf within {PROBE_STEPS} steps, so it grows only a black texture; "
+            f"train it again (with a lower --lr)"
+        )
     return model.to(device).eval()
 
 

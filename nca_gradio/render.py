@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -9,12 +10,16 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .atomic import SaveError, replacing
 from .model import NCA, Grower, cell_mask, inference_dtype, to_rgb
 
 DAMAGE_SHAPES = ("circle", "square", "stripe")
 ANIMATION_FORMATS = (".gif", ".mp4")
 MAX_SIZE = 2048
 MAX_STEPS = 100_000
+MAX_SEED = 2**63 - 1  # what a torch generator takes
+MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before a video is written (the studio's cap as well)
+PROBE_SIZE, PROBE_STEPS = 32, 200  # `grows_finite`: about 0.1 s on one CPU core
 
 
 class RenderError(ValueError):
@@ -66,13 +71,33 @@ def apply_damage(x: torch.Tensor, damage: Damage) -> torch.Tensor:
     return x * (1.0 - mask)
 
 
-def check_request(size: int, steps: int, every: int) -> None:
+def check_request(size: int, steps: int, every: int, seed: int = 0) -> None:
     if not isinstance(size, int) or not 16 <= size <= MAX_SIZE:
         raise RenderError(f"size must be an integer from 16 to {MAX_SIZE}, got {size!r}")
     if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
         raise RenderError(f"steps must be an integer from 1 to {MAX_STEPS}, got {steps!r}")
     if not isinstance(every, int) or every < 1:
         raise RenderError(f"every must be a positive integer, got {every!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise RenderError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
+
+
+def frames_kept(steps: int, every: int) -> int:
+    """How many frames `run` keeps: the start, every `every`-th step, and the last."""
+    return 1 + steps // every + (1 if steps % every else 0)
+
+
+def check_frame_memory(height: int, width: int, steps: int, every: int, max_bytes: int = MAX_FRAME_BYTES) -> None:
+    """Refuse, before any work, a rollout whose kept frames would not fit in `max_bytes` of memory."""
+    frame = 3 * height * width
+    needed = frames_kept(steps, every) * frame
+    if needed > max_bytes:
+        fits = max(1, max_bytes // frame - 2)  # frames that fit, less the start and a last odd one
+        least = -(-steps // fits)
+        raise RenderError(
+            f"{frames_kept(steps, every):,} frames of {width}x{height} need {needed / 1e6:,.0f} MB of memory, more than the "
+            f"{max_bytes / 1e6:,.0f} MB cap: keep one frame every {least} steps or more, or use fewer steps or a smaller canvas"
+        )
 
 
 def frame_of(x: torch.Tensor) -> np.ndarray:
@@ -108,8 +133,9 @@ def run(
     events: dict[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
     on_frame: Callable[[int, torch.Tensor], None] | None = None,
     precision: str = "auto",
+    keep_frames: bool = True,
 ) -> Rollout:
-    """Apply the model `steps` times from `state`, keeping every `every`-th frame.
+    """Apply the model `steps` times from `state`, keeping every `every`-th frame (none but the start without `keep_frames`).
 
     `events` maps a step number to a function applied to the grid before that
     step (damage). The rollout is reproducible for a given seed, precision and
@@ -119,7 +145,9 @@ def run(
     between frames (`Grower`: same distribution of cell updates, other random
     draws); "float32" gives exactly `model(x, generator)` step after step.
     """
-    check_request(state.shape[-1], steps, every)
+    check_request(state.shape[-1], steps, every, seed)
+    if keep_frames:
+        check_frame_memory(state.shape[-2], state.shape[-1], steps, every)
     model = model.eval()
     generator = torch.Generator(state.device).manual_seed(seed)
     advance, path = _stepper(model, state.device, every, generator, precision)
@@ -133,8 +161,9 @@ def run(
         x = advance(x, end - done)
         done = end
         if done % every == 0 or done == steps:
-            frames.append(frame_of(x))
-            kept.append(done)
+            if keep_frames:
+                frames.append(frame_of(x))
+                kept.append(done)
             if on_frame is not None:
                 on_frame(done, x)
     return Rollout(frames, kept, x, path())
@@ -175,10 +204,21 @@ def _stepper(
 
 
 def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: int = 0, height: int | None = None,
-         precision: str = "auto") -> Rollout:
+         precision: str = "auto", keep_frames: bool = True) -> Rollout:
     """Grow a texture from an empty grid of size x size (any size: tiles on a torus)."""
-    check_request(size, steps, every)
-    return run(model, model.empty_grid(1, height or size, size), steps, every, seed, precision=precision)
+    check_request(size, steps, every, seed)
+    return run(model, model.empty_grid(1, height or size, size), steps, every, seed, precision=precision, keep_frames=keep_frames)
+
+
+def grows_finite(model: NCA, size: int = PROBE_SIZE, steps: int = PROBE_STEPS) -> bool:
+    """Whether the model's cells stay finite as it grows: finite weights can still blow up to NaN or inf within steps.
+
+    Runs on a copy of the model (its training mode is left alone; building a new one would draw from the global
+    random generator, which a resumed training replays), in float32.
+    """
+    twin = copy.deepcopy(model)
+    state = grow(twin, size=size, steps=steps, every=steps, precision="float32", keep_frames=False).state
+    return bool(torch.isfinite(state).all())
 
 
 def regenerate(
@@ -203,8 +243,11 @@ def regenerate(
 
 
 def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20) -> Path:
-    """Write frames as an animated GIF or an MP4 (H.264), chosen by the file's suffix."""
-    import imageio.v3 as iio
+    """Write frames as an animated GIF or an MP4 (H.264), chosen by the file's suffix, atomically.
+
+    The file is checked to be complete before it replaces an older one; a failure raises `atomic.SaveError`.
+    """
+    from PIL import Image
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -212,12 +255,16 @@ def save_animation(frames: Sequence[np.ndarray], path: str | Path, fps: int = 20
         raise RenderError(f"{path.name}: an animation must end in .gif or .mp4")
     if not 1 <= fps <= 60:
         raise RenderError(f"fps must be from 1 to 60, got {fps}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".gif":
-        iio.imwrite(path, np.stack(frames), extension=".gif", duration=int(1000 / fps), loop=0)
-    else:
-        even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420p needs even sides
-        _write_mp4(even, path, fps)
+    if len({frame.shape for frame in frames}) != 1:  # before the encoder starts: it cannot be stopped cleanly mid-way
+        raise RenderError(f"an animation needs frames of one size, got {sorted({frame.shape for frame in frames})}")
+    _make_parent(path)
+    with replacing(path, check=_check_complete) as temp:
+        if suffix == ".gif":  # PIL, as imageio would call it, but without imageio retrying a failed write at exit
+            images = [Image.fromarray(np.ascontiguousarray(frame), "RGB") for frame in frames]
+            images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        else:
+            even = [f[: f.shape[0] // 2 * 2, : f.shape[1] // 2 * 2] for f in frames]  # yuv420p needs even sides
+            _write_mp4(even, temp, fps)
     return path
 
 
@@ -230,10 +277,30 @@ def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: int) -> None:
 
 
 def save_png(frame: np.ndarray, path: str | Path) -> Path:
-    """The final texture as a PNG. The NCA lives on a torus, so it tiles seamlessly."""
+    """The final texture as a PNG, atomically. The NCA lives on a torus, so it tiles seamlessly."""
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(frame, "RGB").save(path)
+    _make_parent(path)
+    with replacing(path, check=_check_complete) as temp:
+        Image.fromarray(frame, "RGB").save(temp, format="PNG")
     return path
+
+
+def _make_parent(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SaveError(f"cannot write {path}: its folder {path.parent} cannot be made ({exc.strerror or exc})") from None
+
+
+# How each format's file ends (or, for MP4, what its encoder writes last): a file without it was cut short.
+_COMPLETE = {".gif": lambda data: data.endswith(b"\x3b"), ".png": lambda data: data.endswith(b"IEND\xaeB`\x82"),
+             ".mp4": lambda data: b"moov" in data}
+
+
+def _check_complete(path: Path) -> str | None:
+    data = path.read_bytes()
+    if not data or not _COMPLETE[path.suffix.lower()](data):
+        return f"the encoder left {len(data)} bytes of {path.suffix} data, empty or cut short"
+    return None

@@ -13,7 +13,9 @@ import os
 import random
 import re
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -28,7 +30,7 @@ from .hub import shared_files
 from .images import image_to_tensor
 from .loading import CONFIG_FILE, WEIGHTS_FILE, load_folder
 from .losses import PatchLoss
-from .render import Damage, RenderError, Rollout, apply_damage, frame_of, run
+from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, apply_damage, frame_of, run
 from .train import TRAINING_STATE, TrainConfig, Trainer, pick_device
 
 MAX_CANVAS = 1024
@@ -36,7 +38,6 @@ MAX_RENDER_STEPS = 4000
 CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
 GPU_CELL_STEPS = 1024 * 1024 * MAX_RENDER_STEPS
 MAX_FRAMES = 200
-MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before the video is written
 ZERO_GPU_CHUNK_SECONDS = 50  # training per ZeroGPU call; the call is granted a little more
 UPDATE_SECONDS = 2.0  # how often training reports to the page
 
@@ -242,6 +243,7 @@ def train_chunk(
     """
     trainer = _open_trainer(folder, target, config)
     started, saved = time.perf_counter(), False
+    _trainings.started(stop_file)
     try:
         while True:
             left = None if seconds is None else seconds - (time.perf_counter() - started)
@@ -252,12 +254,64 @@ def train_chunk(
             if last:
                 trainer.save(folder, target)
                 saved = True
+                _trainings.ended(stop_file)
             yield update
             if last:
                 return
     finally:
         if not saved:
             trainer.save(folder, target)
+        _trainings.ended(stop_file)
+
+
+class _Trainings:
+    """The stop files of the trainings running in this process, so that SIGTERM can stop and save them all."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop_files: set[Path] = set()
+
+    def started(self, stop_file: Path) -> None:
+        with self._lock:
+            self._stop_files.add(stop_file)
+
+    def ended(self, stop_file: Path) -> None:
+        with self._lock:
+            self._stop_files.discard(stop_file)
+
+    def running(self) -> list[Path]:
+        with self._lock:
+            return list(self._stop_files)
+
+
+_trainings = _Trainings()
+SIGTERM_GRACE_SECONDS = 20.0  # a Space waits about 30 s after SIGTERM before it kills
+
+
+def stop_trainings_on_sigterm(grace_seconds: float = SIGTERM_GRACE_SECONDS) -> None:
+    """From now on, SIGTERM (a Space restarting, a scheduler) first stops every training in this process as the Stop
+    button does, so each saves its model, waits up to `grace_seconds` for them, then ends the process as SIGTERM would.
+
+    Call it from the main thread (Python runs signal handlers there), before `launch`. Trainings run in worker threads.
+    """
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handle(signum: int, frame) -> None:
+        for stop_file in _trainings.running():
+            try:
+                stop_file.touch()
+            except OSError:  # the session's folder is gone: nothing left to save
+                _trainings.ended(stop_file)
+        deadline = time.monotonic() + grace_seconds
+        while _trainings.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        os.kill(os.getpid(), signum)  # the default action ends the process; an ignored signal stays ignored
+
+    signal.signal(signal.SIGTERM, handle)
 
 
 _zero_gpu_chunk = gpu(duration=ZERO_GPU_CHUNK_SECONDS + 25)(train_chunk)
@@ -577,6 +631,7 @@ __all__ = [
     "on_zero_gpu",
     "random_damage",
     "readable",
+    "stop_trainings_on_sigterm",
     "train_stream",
     "zip_model",
 ]

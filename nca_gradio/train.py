@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from huggingface_hub.constants import REPOCARD_NAME
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.checkpoint import checkpoint
 
+from . import atomic
+from .atomic import prepare_folder
 from .images import tensor_to_image
-from .loading import load_folder
+from .loading import CONFIG_FILE, WEIGHTS_FILE, ModelLoadError, load_folder
 from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
 from .model import NCA, PERCEPTIONS, PRECISIONS, PRESETS, apply_steps, compile_steps, draw_masks, dtype_name, to_rgb, training_dtype
-from .render import Damage, apply_damage
+from .render import Damage, apply_damage, grows_finite
 
 TRAINING_STATE = "training_state.safetensors"
 TRAINING_LOG = "training.json"
@@ -385,7 +389,7 @@ class Trainer:
         with torch.no_grad():
             self.pool[idx] = reset_runaways(x.detach())
         self.iteration += 1
-        if self.iteration % 10 == 0 and self._params_finite():
+        if self.iteration % 10 == 0 and self._usable():
             self._last_good = self._snapshot()
         return {"loss": values[0], "texture": values[1], "overflow": values[2], "rolled_back": False}
 
@@ -433,7 +437,7 @@ class Trainer:
                         preview=self.preview() if show else None,
                     )
                 )
-        if self._params_finite():
+        if self._usable():
             self._last_good = self._snapshot()
         else:
             self._restore(self._last_good)
@@ -484,6 +488,10 @@ class Trainer:
     def _params_finite(self) -> bool:
         return bool(torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all())  # one sync
 
+    def _usable(self) -> bool:
+        """Finite weights that also grow a finite texture: the only kind kept as "last good" or saved."""
+        return self._params_finite() and grows_finite(self.model)
+
     def _snapshot(self) -> dict:
         return {
             "model": copy.deepcopy(self.model.state_dict()),
@@ -504,15 +512,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
 
+    @property
+    def checkpoint_bytes(self) -> int:
+        """About what `save` writes: the pool, the weights and Adam's two moments, plus a megabyte for the rest."""
+        return self.pool.numel() * 4 + 3 * self.model.num_parameters * 4 + 1_000_000
+
     def save(self, folder: str | Path, target: torch.Tensor | None = None) -> Path:
-        """Write the last good model plus what `resume` needs. Never pickles."""
+        """Write the last good model plus what `resume` needs. Never pickles.
+
+        Every file is replaced atomically (`atomic`), the resume state first and training.json last, so a
+        process killed at any moment leaves a checkpoint that resumes; a failed write raises `SaveError`
+        and leaves the files already there as they were.
+        """
         global_rng = torch.get_rng_state()  # before building a model below draws from it
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        good = self._last_good if not self._params_finite() else self._snapshot()
+        folder = prepare_folder(folder)
+        good = self._snapshot() if self._usable() else self._last_good
         model = NCA(**self.model.architecture)
         model.load_state_dict(good["model"])
-        model.save_pretrained(folder)
         tensors = {"pool": self.pool.detach().float().cpu().contiguous(),
                    "generator": self.generator.get_state(),
                    "mask_generator": self.mask_generator.get_state().cpu(),
@@ -521,7 +537,12 @@ class Trainer:
         for index, state in opt_state.items():
             for key, value in state.items():
                 tensors[f"adam.{index}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
-        save_file(tensors, str(folder / TRAINING_STATE))
+        with atomic.replacing(folder / TRAINING_STATE, write_errors=(SafetensorError,)) as temp:
+            save_file(tensors, str(temp))
+        with atomic.scratch_folder(folder, write_errors=(SafetensorError,)) as scratch:
+            model.save_pretrained(scratch)  # config.json, model.safetensors, and a placeholder card
+            names = [CONFIG_FILE, WEIGHTS_FILE] + ([] if (folder / REPOCARD_NAME).exists() else [REPOCARD_NAME])
+            atomic.replace_files(scratch, folder, names)
         info = {
             "config": self.config.to_dict(),
             "loss": self.loss_name,
@@ -533,9 +554,10 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "history": self.history,
         }
-        (folder / TRAINING_LOG).write_text(json.dumps(info, indent=1))
+        atomic.write_text(folder / TRAINING_LOG, json.dumps(info, indent=1))
         if target is not None:
-            tensor_to_image(target).save(folder / "target.png")
+            with atomic.replacing(folder / "target.png") as temp:
+                tensor_to_image(target).save(temp, format="PNG")
         return folder
 
     @classmethod
@@ -547,31 +569,46 @@ class Trainer:
         vgg_features: torch.nn.Module | None = None,
         log: Callable[[str], None] = print,
     ) -> "Trainer":
-        """Continue a run saved by `save`; `overrides` may raise `iters` or change the device."""
+        """Continue a run saved by `save`; `overrides` may raise `iters` or change the device.
+
+        A damaged checkpoint (truncated, emptied, keys missing) is a one-line `ConfigError` naming the file.
+        """
         folder = Path(folder)
         state_path, log_path = folder / TRAINING_STATE, folder / TRAINING_LOG
         if not state_path.exists() or not log_path.exists():
             raise ConfigError(f"{folder} holds no checkpoint to resume ({TRAINING_STATE} is missing)")
-        info = json.loads(log_path.read_text())
-        config = TrainConfig.from_dict({**info["config"], **(overrides or {})})
+        info = _read_training_log(log_path)
+        try:
+            config = TrainConfig.from_dict({**info["config"], **(overrides or {})})
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise _damaged(log_path, f"its settings: {exc}") from None
         trainer = cls(target, config, vgg_features, log)
-        trainer.model.load_state_dict(load_folder(folder).state_dict())
-        tensors = load_file(str(state_path))
+        try:
+            trainer.model.load_state_dict(load_folder(folder).state_dict())
+        except ModelLoadError as exc:
+            raise ConfigError(f"the model in {folder} does not load ({exc}); {RESUME_ADVICE}") from None
+        tensors = _read_training_state(state_path)
         if tensors["pool"].shape != trainer.pool.shape:
             raise ConfigError("the checkpoint's pool does not match size/pool_size; resume with the same settings")
-        trainer.pool.copy_(tensors["pool"].to(trainer.device))
-        trainer.generator.set_state(tensors["generator"])
-        if trainer.device.type == "cpu":
-            trainer.mask_generator.set_state(tensors["mask_generator"])
-        torch.set_rng_state(tensors["global_generator"])
-        opt_state = trainer.optimizer.state_dict()
-        iteration = int(info["iterations"])
-        for index, param in enumerate(trainer.model.parameters()):
-            keys = [k for k in tensors if k.startswith(f"adam.{index}.")]
-            if keys:
-                opt_state["state"][index] = {k.split(".", 2)[2]: tensors[k].to(trainer.device) for k in keys}
-                opt_state["state"][index]["step"] = opt_state["state"][index]["step"].cpu()
-        trainer.optimizer.load_state_dict(opt_state)
+        try:
+            trainer.pool.copy_(tensors["pool"].to(trainer.device))
+            trainer.generator.set_state(tensors["generator"])
+            if trainer.device.type == "cpu":
+                trainer.mask_generator.set_state(tensors["mask_generator"])
+            torch.set_rng_state(tensors["global_generator"])
+            opt_state = trainer.optimizer.state_dict()
+            for index, param in enumerate(trainer.model.parameters()):
+                keys = [k for k in tensors if k.startswith(f"adam.{index}.")]
+                if keys:
+                    state = {k.split(".", 2)[2]: tensors[k].to(trainer.device) for k in keys}
+                    if set(state) != ADAM_KEYS or any(state[k].shape != param.shape for k in ("exp_avg", "exp_avg_sq")):
+                        raise ValueError(f"the optimizer state of parameter {index} is incomplete or of the wrong shape")
+                    state["step"] = state["step"].cpu()
+                    opt_state["state"][index] = state
+            trainer.optimizer.load_state_dict(opt_state)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise _damaged(state_path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__) from None
+        iteration = info["iterations"]
         passed = sum(1 for m in trainer.scheduler.milestones if m <= iteration)
         for group in trainer.optimizer.param_groups:
             group["lr"] = config.lr * trainer.scheduler.gamma**passed
@@ -582,6 +619,45 @@ class Trainer:
         trainer.rollbacks = int(info.get("rollbacks", 0))
         trainer._last_good = trainer._snapshot()
         return trainer
+
+
+ADAM_KEYS = {"step", "exp_avg", "exp_avg_sq"}
+STATE_KEYS = ("pool", "generator", "mask_generator", "global_generator")
+RESUME_ADVICE = "this run cannot be resumed: start the training again, or restore the folder from a backup"
+
+
+def _damaged(path: Path, why: object) -> ConfigError:
+    return ConfigError(f"{path} is damaged ({why}); {RESUME_ADVICE}")
+
+
+def _read_training_log(path: Path) -> dict:
+    """training.json, checked for what `resume` reads from it."""
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _damaged(path, f"not valid JSON: {exc.__class__.__name__}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise _damaged(path, "no training settings in it")
+    iterations = info.get("iterations")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise _damaged(path, f"iterations is {iterations!r}, not a count")
+    for key, kind in (("seconds", (int, float)), ("history", list), ("rollbacks", int)):
+        if key in info and (isinstance(info[key], bool) or not isinstance(info[key], kind)):
+            raise _damaged(path, f"{key} has the wrong type")
+    return info
+
+
+def _read_training_state(path: Path) -> dict[str, torch.Tensor]:
+    """training_state.safetensors, checked to hold every tensor `resume` needs."""
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _damaged(path, str(exc).splitlines()[0] if str(exc) else "unreadable") from None
+    missing = [key for key in STATE_KEYS if key not in tensors]
+    if missing:
+        raise _damaged(path, f"{', '.join(missing)} missing")
+    return tensors
+
 
 
 def train(

@@ -111,3 +111,13 @@ def _png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.random.randint(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_a_pipe_is_refused_without_reading_it(tmp_path):
+    """Reading a FIFO blocks until someone writes to it: only regular files are opened."""
+    import os
+
+    fifo = tmp_path / "texture.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image(fifo)

@@ -123,3 +123,34 @@ def _has_pyav() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_frames_beyond_the_memory_cap_are_refused_before_any_step(model):
+    from nca_gradio.render import MAX_FRAME_BYTES, check_frame_memory, frames_kept
+
+    assert frames_kept(12, 4) == 4 and frames_kept(13, 4) == 5 and len(grow(model, size=32, steps=13, every=4).frames) == 5
+    check_frame_memory(256, 256, 100, 1)  # 101 frames of 196 kB
+    with pytest.raises(RenderError, match=r"100,001 frames of 512x512 need 78,644 MB of memory, more than the 300 MB cap"):
+        grow(model, size=512, steps=100_000, every=1)
+    steps = 2000
+    with pytest.raises(RenderError, match="keep one frame every") as refused:
+        check_frame_memory(256, 256, steps, 1)
+    every = int(str(refused.value).split("every ")[1].split()[0])
+    check_frame_memory(256, 256, steps, every)  # the advice fits
+    assert frames_kept(steps, every) * 3 * 256 * 256 <= MAX_FRAME_BYTES
+
+
+def test_bad_outputs_are_refused_before_anything_is_written(model, tmp_path):
+    from nca_gradio.atomic import SaveError
+
+    rollout = grow(model, size=32, steps=8, every=4)
+    video = save_animation(rollout.frames, tmp_path / "grow.mp4", fps=10)
+    before = video.read_bytes()
+    with pytest.raises(RenderError, match="frames of one size"):  # ffmpeg would have started on the old file
+        save_animation([rollout.frames[0], np.zeros((48, 48, 3), np.uint8)], video, fps=10)
+    assert video.read_bytes() == before
+    with pytest.raises(SaveError, match="it is a folder"):
+        save_png(rollout.final, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grow.mp4"]
+    with pytest.raises(RenderError, match="seed must be"):
+        grow(model, size=32, steps=4, seed=10**23)

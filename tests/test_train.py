@@ -200,3 +200,15 @@ def test_reset_runaways_keeps_samples_within_bounds():
     kept = reset_runaways(x)
     assert torch.equal(kept[0], x[0]) and torch.equal(kept[2], x[2])
     assert kept[1].abs().sum() == 0
+
+
+def test_a_run_that_blows_up_keeps_and_saves_only_a_model_that_grows(pebbles_64, tmp_path):
+    """At lr 1.0 the weights stay finite for a while but the rollout already blows up: such weights are never "last good"."""
+    trainer = Trainer(pebbles_64, tiny(iters=40, lr=1.0, pool_size=16), log=lambda m: None)
+    try:
+        trainer.train()
+    except FloatingPointError:
+        pass
+    trainer.save(tmp_path, pebbles_64)
+    state = grow(load_folder(tmp_path), size=64, steps=200, every=200, precision="float32").state
+    assert torch.isfinite(state).all()
