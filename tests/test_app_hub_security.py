@@ -97,7 +97,8 @@ def test_a_private_model_pulled_by_one_session_never_serves_another(app_url, hub
     message = refusal(bob.predict, "owner/private", "", "", api_name="/pull")
     assert f"answered {status}" in message and "not in the local cache" in message
     assert own_models(bob) == []
-    assert "not in the list of choices" in str(pytest.raises(AppError, bob.predict, "owner/private (Hub)", 64, 10, 10, 0, api_name="/grow").value)
+    refused = str(pytest.raises(AppError, bob.predict, "owner/private (Hub)", 64, 10, 10, 0, api_name="/grow").value)
+    assert "Model must be one of" in refused and "got 'owner/private (Hub)'" in refused
     alice.predict("owner/private", "", TOKEN, api_name="/pull")  # the session that pulled it keeps its own copy
     assert own_models(alice) == ["owner/private (Hub)"]
 

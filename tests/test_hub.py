@@ -581,9 +581,9 @@ def test_a_local_card_names_the_model_and_its_usage_line_grows_it(tmp_path, monk
 
     archive = zip_model(model_folder(tmp_path / "m"), tmp_path / "my-pebbles.zip")
     with zipfile.ZipFile(archive) as zipped:
-        card = zipped.read("README.md").decode()
+        card = zipped.read("my-pebbles/README.md").decode()  # the zip holds one folder, named like the zip
         unpacked = tmp_path / "unpacked" / "my-pebbles"
-        zipped.extractall(unpacked)
+        zipped.extractall(unpacked.parent)
     assert "OWNER/NAME" not in card and "# NAME" not in card
     assert "\n# my-pebbles\n" in card
     command = re.search(r"`nca grow (\S+) -o texture.gif`", card).group(1)
