@@ -1,0 +1,145 @@
+"""The live canvas: a model as JSON, and the self-contained page that steps it on the visitor's GPU (WebGL2).
+
+The rule itself runs in `static/step.frag` (see `static/nca-live.js`); this module only packs what the page
+needs: the weights (`model_json`), the runtime and shaders inlined into one HTML file (`page_html`), the
+exports of `nca export`, and the studio's Live view (`live_tab`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import torch
+
+from .model import NCA, PERCEPTIONS
+
+STATIC = Path(__file__).resolve().parent / "static"
+SHADER_FILES = ("quad.vert", "step.frag", "erase.frag", "display.frag")
+RUNTIME_FILE = "nca-live.js"
+SCHEMA = "nca-gradio/live-model"
+SCHEMA_VERSION = 1
+EXPORT_FORMATS = ("html", "json", "glsl")
+SIZES = (64, 128, 256, 512, 768, 1024)
+MAX_OUTPUTS = 8  # render targets one pass writes (nca-live.js: MAX_OUTPUTS)
+
+
+def _floats(tensor: torch.Tensor) -> list:
+    """Nested lists of float32 values written with 9 significant digits: enough to round-trip float32 exactly."""
+    values = tensor.detach().to("cpu", torch.float32)
+    if values.ndim == 1:
+        return [float(f"{v:.9g}") for v in values.tolist()]
+    return [_floats(row) for row in values]
+
+
+def model_json(model: NCA, name: str = "") -> dict:
+    """The model as the page (and any other runtime) needs it: architecture, kernels and weights as plain lists.
+
+    Schema (README, "Live in the browser"): w1[h][c * K + k] weighs kernel k of channel c for hidden unit h
+    (K = len(kernels)); b1[h]; w2[c][h]. One step: perceive every channel with the kernels on a torus,
+    hidden = relu(w1 @ perception + b1), update = w2 @ hidden, each cell adds its update with probability fire_rate.
+    The visible image is channels 0..2 + 0.5, clamped to [0, 1].
+    """
+    return {
+        "format": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "name": name,
+        "channels": model.channels,
+        "hidden": model.hidden,
+        "fire_rate": model.fire_rate,
+        "perception": model.perception,
+        "kernels": [[list(row) for row in kernel] for kernel in PERCEPTIONS[model.perception]],
+        "w1": _floats(model.w1.weight.flatten(1)),
+        "b1": _floats(model.w1.bias),
+        "w2": _floats(model.w2.weight.flatten(1)),
+    }
+
+
+def shader_sources() -> dict[str, str]:
+    """The four shaders, by file name, as the runtime takes them (defines are prepended at compile time)."""
+    return {name: (STATIC / name).read_text() for name in SHADER_FILES}
+
+
+def runtime_js() -> str:
+    return (STATIC / RUNTIME_FILE).read_text()
+
+
+def shader_defines(model: NCA, base: int = 0, count: int | None = None) -> str:
+    """The #define lines nca-live.js prepends to step.frag and erase.frag for this model (one pass: layers base..base+count-1)."""
+    layers = -(-model.channels // 4)
+    count = min(MAX_OUTPUTS, layers - base) if count is None else count
+    return (
+        f"#define STATE_LAYERS {layers}\n#define KERNELS {len(PERCEPTIONS[model.perception])}\n"
+        f"#define HIDDEN_GROUPS {-(-model.hidden // 4)}\n#define OUT_BASE {base}\n#define OUT_COUNT {count}\n"
+    )
+
+
+def _script_json(value: object) -> str:
+    """JSON that is safe inside a <script> element (no closing tag can appear in it)."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+def page_html(model: NCA, name: str = "", size: int = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
+    """One self-contained HTML page (runtime, shaders and weights inlined) that grows the texture at once.
+
+    It needs no network: save it and open it with a double click. `fallback` is HTML shown after the
+    no-WebGL2 notice (the studio points to its server-rendered Grow video there). The page's player is
+    `window.ncaPlayer` (`.nca` is the runtime: step, readState, writeState, erase), for scripts and tests.
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(map(str, SIZES))}, got {size}")
+    title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
+    options = {"size": size, "zoom": zoom, "fallback": fallback, "autoplay": autoplay}
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body {{ margin: 8px; background: #fafafa; }}</style>
+</head>
+<body>
+<div id="nca-live"></div>
+<script>{runtime_js()}</script>
+<script>
+window.ncaPlayer = NCALive.mount(document.getElementById("nca-live"), {_script_json(model_json(model, name))},
+  {_script_json(shader_sources())}, {_script_json(options)});
+</script>
+</body>
+</html>
+"""
+
+
+def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
+    """`nca export --format glsl`: the shaders with this model's defines, the runtime and the weights, by file name."""
+    files = {}
+    for shader, source in shader_sources().items():
+        header = "#version 300 es\n"
+        if shader in ("step.frag", "erase.frag"):
+            passes = [(base, None) for base in range(0, -(-model.channels // 4), MAX_OUTPUTS)]
+            header += shader_defines(model, *passes[0]) if len(passes) == 1 else (
+                "// more than 8 state layers: compile once per pass with OUT_BASE / OUT_COUNT as nca-live.js does\n"
+                + shader_defines(model)
+            )
+        files[shader] = header + (source if shader != "quad.vert" else source.split("\n", 1)[1])
+    files["model.json"] = json.dumps(model_json(model, name))
+    files[RUNTIME_FILE] = runtime_js()
+    return files
+
+
+def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int = 256) -> list[Path]:
+    """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders. Returns the files written."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    out = Path(out)
+    if fmt == "glsl":
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for file, text in glsl_bundle(model, name).items():
+            (out / file).write_text(text)
+            written.append(out / file)
+        return written
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))
+    return [out]

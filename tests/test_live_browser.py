@@ -1,0 +1,149 @@
+"""The live canvas in headless Chromium (SwiftShader WebGL2): the page's rule is the model's rule, and it grows and heals.
+
+Fidelity: with fire rate 1 (every cell fires, so no coin flips to share), 64 steps from the same grid in the page
+and in PyTorch must give the same picture (mean absolute RGB difference <= 0.01), for every preset and both
+perceptions, for bundled models, and with the Sobel kernels turned.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nca_gradio import live
+from nca_gradio.loading import load_folder
+from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, to_rgb
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]  # fmt: skip
+STEPS = 64
+SIZE = 64  # cells a side: the smallest canvas the page offers
+TOLERANCE = 0.01
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, model: NCA, folder: Path, autoplay: bool = False, size: int = SIZE):
+    """The exported page for `model`, opened from disk; fails the test on any page error."""
+    path = folder / "live.html"
+    path.write_text(live.page_html(model, "test", size=size, autoplay=autoplay))
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(path.as_uri())
+    page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
+    assert not errors, errors
+    assert page.evaluate("window.ncaPlayer !== null"), page.inner_text("body")
+    return page
+
+
+def canvas_rgb(page) -> np.ndarray:
+    """What the canvas shows, as an (H, W, 3) array in [0, 1]."""
+    url = page.evaluate("(() => { ncaPlayer.nca.render(); return ncaPlayer.nca.canvas.toDataURL('image/png'); })()")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def torch_steps(model: NCA, x: torch.Tensor, steps: int) -> torch.Tensor:
+    every_cell = torch.ones(1, 1, *x.shape[2:])
+    with torch.no_grad():
+        for _ in range(steps):
+            x = model.step(x, every_cell)
+    return x
+
+
+def page_steps(page, x: torch.Tensor, steps: int, angle: float = 0.0) -> np.ndarray:
+    """Load grid `x` into the page, step it with fire rate 1, and return the canvas."""
+    state = x[0].permute(1, 2, 0).flatten().tolist()  # [row][column][channel]
+    page.evaluate(
+        "([state, steps, angle]) => { const nca = ncaPlayer.nca; nca.fireRate = 1; nca.angle = angle;"
+        " nca.writeState(new Float32Array(state)); nca.step(steps); }",
+        [state, steps, angle],
+    )
+    return canvas_rgb(page)
+
+
+def picture(x: torch.Tensor) -> np.ndarray:
+    return to_rgb(x.detach())[0].permute(1, 2, 0).numpy()
+
+
+def random_model(preset: str, perception: str) -> NCA:
+    """A random model whose update is small enough to stay in range for 64 steps yet changes the picture."""
+    torch.manual_seed(0)
+    model = NCA.from_preset(preset, perception=perception)
+    with torch.no_grad():
+        model.w2.weight.normal_(0, 0.002 if preset == "seed" else 0.0005)
+    return model.eval()
+
+
+def assert_same_rule(page, model: NCA, start: torch.Tensor, angle: float = 0.0) -> None:
+    expected = torch_steps(model, start, STEPS)
+    got = page_steps(page, start, STEPS, angle)
+    difference = np.abs(got - picture(expected)).mean()
+    moved = np.abs(picture(expected) - picture(start)).mean()
+    assert moved > 5 * TOLERANCE, f"the rule hardly changes this grid ({moved:.4f}): the comparison would prove nothing"
+    assert difference <= TOLERANCE, f"page and PyTorch differ by {difference:.4f} after {STEPS} steps"
+
+
+@pytest.mark.parametrize("perception", list(PERCEPTIONS))
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_page_steps_like_pytorch(browser, tmp_path, preset, perception):
+    model = random_model(preset, perception)
+    start = torch.randn(1, model.channels, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 0.3
+    page = open_page(browser, model, tmp_path)
+    try:
+        assert_same_rule(page, model, start)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", ["pebbles", "hubble_dots"])  # sobel and isotropic, texture preset
+def test_bundled_model_steps_like_pytorch(browser, tmp_path, name):
+    model = load_folder(ROOT / "models" / name)
+    start = model.rollout(model.empty_grid(1, SIZE), 32, torch.Generator().manual_seed(0))  # half grown
+    page = open_page(browser, model, tmp_path)
+    try:
+        assert_same_rule(page, model, start)
+    finally:
+        page.close()
+
+
+def test_rotation_turns_the_sobel_kernels(browser, tmp_path):
+    """The page's rotation angle is the model with Sobel x / y turned (Self-Organising Textures' perception(x, angle))."""
+    model = random_model("fast", "sobel")
+    angle = math.radians(30)
+    turned = NCA(**model.architecture)
+    turned.load_state_dict(model.state_dict())
+    identity, sobel_x, sobel_y, laplacian = (torch.tensor(k) for k in PERCEPTIONS["sobel"])
+    c, s = math.cos(angle), math.sin(angle)
+    kernels = torch.stack([identity, c * sobel_x - s * sobel_y, s * sobel_x + c * sobel_y, laplacian])
+    turned.filters = kernels.repeat(model.channels, 1, 1).unsqueeze(1)
+    start = torch.randn(1, model.channels, SIZE, SIZE, generator=torch.Generator().manual_seed(2)) * 0.3
+    page = open_page(browser, model, tmp_path)
+    try:
+        assert_same_rule(page, turned, start, angle)
+        unturned = picture(torch_steps(model, start, STEPS))
+        assert np.abs(page_steps(page, start, STEPS, angle) - unturned).mean() > 2 * TOLERANCE  # the angle matters
+    finally:
+        page.close()
