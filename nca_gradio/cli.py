@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--token", help="a read token for private repos; default HF_TOKEN, then `hf auth login`")
     pull.set_defaults(handler=cmd_pull)
+
+    export = commands.add_parser("export", help="the model for the browser: a live HTML page, JSON weights or GLSL shaders")
+    export.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
+    export.add_argument("-o", "--output", required=True, help="OUT.html (opens offline), OUT.json, or a folder for --format glsl")
+    export.add_argument("--format", choices=["html", "json", "glsl"], help="default: from the output: .json is json, a name without suffix glsl, else html")
+    export.add_argument("--size", type=int, default=256, help="the page's starting canvas side in cells (64, 128, 256, 512, 768 or 1024)")
+    export.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -269,6 +276,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"  patches  {result.patches:.3f}  " + "  ".join(f"1/{s}: {v:.3f}" for s, v in zip(PATCH_SCALES, result.per_scale)))
         print(f"  colour   {result.colour:.3f}")
         print(f"  spectrum {result.spectrum:.3f}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .live import export_model
+
+    for path in export_model(args.model, args.output, args.format, args.size, _load):
+        print(f"nca: wrote {path}")
     return 0
 
 

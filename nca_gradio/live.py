@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 import json
 from pathlib import Path
+from collections.abc import Callable
 
 import torch
 
 from .model import NCA, PERCEPTIONS
+from .render import RenderError
 
 STATIC = Path(__file__).resolve().parent / "static"
 SHADER_FILES = ("quad.vert", "step.frag", "erase.frag", "display.frag")
@@ -75,6 +77,11 @@ def shader_defines(model: NCA, base: int = 0, count: int | None = None) -> str:
     )
 
 
+def check_size(size: int) -> None:
+    if size not in SIZES:
+        raise RenderError(f"the live canvas size must be one of {', '.join(map(str, SIZES))} cells, got {size}")
+
+
 def _script_json(value: object) -> str:
     """JSON that is safe inside a <script> element (no closing tag can appear in it)."""
     return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
@@ -87,8 +94,7 @@ def page_html(model: NCA, name: str = "", size: int = 256, zoom: int = 2, fallba
     no-WebGL2 notice (the studio points to its server-rendered Grow video there). The page's player is
     `window.ncaPlayer` (`.nca` is the runtime: step, readState, writeState, erase), for scripts and tests.
     """
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {', '.join(map(str, SIZES))}, got {size}")
+    check_size(size)
     title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
     options = {"size": size, "zoom": zoom, "fallback": fallback, "autoplay": autoplay}
     return f"""<!DOCTYPE html>
@@ -131,15 +137,35 @@ def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
 def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int = 256) -> list[Path]:
     """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders. Returns the files written."""
     if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+        raise RenderError(f"the export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    check_size(size)
     out = Path(out)
     if fmt == "glsl":
+        if out.exists() and not out.is_dir():
+            raise RenderError(f"{out} is a file: --format glsl writes a folder of shaders, give a folder name")
         out.mkdir(parents=True, exist_ok=True)
         written = []
         for file, text in glsl_bundle(model, name).items():
             (out / file).write_text(text)
             written.append(out / file)
         return written
+    if out.is_dir():
+        raise RenderError(f"{out} is a folder: give a file name such as texture.{fmt}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))
     return [out]
+
+
+def export_format(out: str | Path, fmt: str | None) -> str:
+    """The format asked for, else the one the output's name implies: .json is json, a name without a suffix glsl, else html."""
+    if fmt:
+        return fmt
+    suffix = Path(out).suffix.lower()
+    return "json" if suffix == ".json" else "glsl" if not suffix else "html"
+
+
+def export_model(ref: str, out: str | Path, fmt: str | None, size: int, load: Callable[[str], NCA]) -> list[Path]:
+    """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part."""
+    fmt = export_format(out, fmt)
+    check_size(size)  # before loading: a pull may take a while
+    return export(load(ref), out, fmt, name=Path(str(ref).rstrip("/")).name, size=size)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -145,5 +148,88 @@ def test_rotation_turns_the_sobel_kernels(browser, tmp_path):
         assert_same_rule(page, turned, start, angle)
         unturned = picture(torch_steps(model, start, STEPS))
         assert np.abs(page_steps(page, start, STEPS, angle) - unturned).mean() > 2 * TOLERANCE  # the angle matters
+    finally:
+        page.close()
+
+
+# ------------------------------------------------------------------ the exported page as a user meets it
+
+
+@pytest.fixture
+def exported_pebbles(tmp_path) -> Path:
+    """`nca export` of a bundled model, through the real command."""
+    out = tmp_path / "pebbles.html"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "nca_gradio.cli", "export", str(ROOT / "models" / "pebbles"), "-o", str(out), "--size", "64"],
+        check=False, capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def wait_for_steps(page, steps: int, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(f"ncaPlayer.nca.stepCount >= {steps}", timeout=timeout_ms)
+
+
+def test_exported_page_grows_offline(browser, exported_pebbles):
+    """Opened from disk with every network request refused, the page still grows the texture: nothing is fetched."""
+    context = browser.new_context()
+    fetched: list[str] = []
+
+    def refuse(route) -> None:
+        if not route.request.url.startswith("file://"):
+            fetched.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", refuse)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(exported_pebbles.as_uri())
+        blank = canvas_rgb(page)
+        wait_for_steps(page, 48)
+        grown = canvas_rgb(page)
+        assert not errors and not fetched, (errors, fetched)
+        assert blank.std() < 0.05, "the page should start from the empty (uniform) grid"
+        assert grown.std() > 0.1, f"the canvas stayed nearly uniform (std {grown.std():.3f}): nothing grew"
+        assert "steps/s" in page.inner_text("[data-testid=nca-readout]")
+    finally:
+        context.close()
+
+
+def erased_fraction(rgb: np.ndarray) -> float:
+    """Share of pixels at the empty grid's mid-grey (all channels 0)."""
+    return float((np.abs(rgb - 0.5) < 0.01).all(axis=-1).mean())
+
+
+def test_drag_erases_and_the_texture_heals(browser, exported_pebbles):
+    page = browser.new_page()
+    try:
+        page.goto(exported_pebbles.as_uri())
+        page.fill("input[aria-label='steps per frame']", "4")
+        wait_for_steps(page, 128)
+        page.click("[data-testid=nca-play]")  # pause, so the damage is seen before it regrows
+        page.eval_on_selector("input[aria-label='brush size']", "el => { el.value = 8; el.dispatchEvent(new Event('input')); }")
+        before = canvas_rgb(page)
+        box = page.locator("[data-testid=nca-canvas]").bounding_box()  # 64 cells at zoom 2
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + box["width"] * 0.25, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=8)
+        page.mouse.up()
+        band = (slice(28, 36), slice(18, 46))  # rows, columns (cells) well inside the stroke
+        damaged = canvas_rgb(page)
+        assert erased_fraction(before[band]) < 0.05
+        assert erased_fraction(damaged[band]) > 0.95, "the drag did not erase the cells under it"
+        page.click("[data-testid=nca-play]")
+        start = page.evaluate("ncaPlayer.nca.stepCount")
+        wait_for_steps(page, start + 192)
+        healed = canvas_rgb(page)
+        assert erased_fraction(healed[band]) < 0.05, "the erased band did not grow back"
+        assert healed[band].std() > 0.5 * before[band].std(), "the band grew back flat, not as texture"
     finally:
         page.close()

@@ -49,6 +49,10 @@
       this.vao = gl.createVertexArray();
       const groups = Math.ceil(model.hidden / 4);
       const outputs = Math.min(MAX_OUTPUTS, gl.getParameter(gl.MAX_DRAW_BUFFERS));
+      // Shaders from `nca export --format glsl` carry a #version line and this model's defines: drop them, the runtime sets its own.
+      const clean = (source) =>
+        source.replace(/^#version[^\n]*\n/, "").replace(/^#define (STATE_LAYERS|KERNELS|HIDDEN_GROUPS|OUT_BASE|OUT_COUNT) .*\n/gm, "");
+      shaders = Object.fromEntries(Object.entries(shaders).map(([name, source]) => [name, name.endsWith(".frag") ? clean(source) : source]));
       const defines = (base, count) =>
         `#define STATE_LAYERS ${this.layers}\n#define KERNELS ${this.kernelCount}\n#define HIDDEN_GROUPS ${groups}\n` +
         `#define OUT_BASE ${base}\n#define OUT_COUNT ${count}\n`;
