@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
