@@ -77,8 +77,8 @@ def shader_defines(model: NCA, base: int = 0, count: int | None = None) -> str:
     )
 
 
-def check_size(size: int) -> None:
-    if size not in SIZES:
+def check_size(size: int | str) -> None:
+    if size != "auto" and size not in SIZES:
         raise RenderError(f"the live canvas size must be one of {', '.join(map(str, SIZES))} cells, got {size}")
 
 
@@ -87,12 +87,13 @@ def _script_json(value: object) -> str:
     return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
 
 
-def page_html(model: NCA, name: str = "", size: int = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
+def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
     """One self-contained HTML page (runtime, shaders and weights inlined) that grows the texture at once.
 
     It needs no network: save it and open it with a double click. `fallback` is HTML shown after the
     no-WebGL2 notice (the studio points to its server-rendered Grow video there). The page's player is
     `window.ncaPlayer` (`.nca` is the runtime: step, readState, writeState, erase), for scripts and tests.
+    `size` "auto" starts at 256 cells on a GPU and at 64 (zoom 4) where WebGL runs on the CPU (SwiftShader).
     """
     check_size(size)
     title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
@@ -169,3 +170,73 @@ def export_model(ref: str, out: str | Path, fmt: str | None, size: int, load: Ca
     fmt = export_format(out, fmt)
     check_size(size)  # before loading: a pull may take a while
     return export(load(ref), out, fmt, name=Path(str(ref).rstrip("/")).name, size=size)
+
+
+# ------------------------------------------------------------------ the studio's Live view
+
+LIVE_HELP = """\
+The rule runs **in your browser, on your own GPU**: pick a model (here or in the Grow tab) and it starts growing at once.
+**Drag on the texture to erase it** and watch it heal; turn the **rotation** of a Sobel model and the texture turns
+with it. The page tiles like the Grow tab's PNG; download it as one HTML file that runs offline, anywhere.
+"""
+STUDIO_FALLBACK = "Use the studio's <b>Grow</b> tab instead: it renders the same texture as a video on the server."
+LIVE_SIZE = "auto"  # 256 cells on a GPU; 64 where WebGL runs on the CPU (SwiftShader), so that it still grows at once
+LIVE_HEIGHT = 580  # px: the frame fits the controls and a 256-cell canvas at zoom 2
+
+
+def live_frame(model: NCA, name: str, size: int | str = LIVE_SIZE) -> str:
+    """The exported page in an iframe (srcdoc): its scripts run wherever the tabs are mounted, with no file route."""
+    page = page_html(model, name, size=size, zoom=2, fallback=STUDIO_FALLBACK)
+    return (
+        f'<iframe class="nca-live-frame" title="{html.escape(name)}: live texture" srcdoc="{html.escape(page, quote=True)}" '
+        f'style="width:100%;height:{LIVE_HEIGHT}px;border:0" allow="fullscreen"></iframe>'
+    )
+
+
+def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
+    """Render the Live tab inside the current `gr.Tabs` and follow `model_list` (the Grow tab's model dropdown).
+
+    `choices(workspace)` lists the session's model labels and `folder_of(workspace, label)` gives a label's folder
+    (raising gr.Error for an unknown one): the studio's own handlers, so the Live view sees exactly its models.
+    """
+    import gradio as gr
+
+    from .loading import ModelLoadError, load_folder
+    from .studio import slug
+
+    def load(label: str, ws) -> NCA:
+        try:
+            return load_folder(folder_of(ws, label))
+        except ModelLoadError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def download_file(model: NCA, label: str, ws) -> str:
+        path = ws.path(f"{slug(label)}-live.html")
+        path.write_text(page_html(model, label, size=256))
+        return str(path)
+
+    def show(label: str | None, ws):
+        if not label:
+            return "<p><i>Choose a model to watch it grow.</i></p>", None
+        model = load(label, ws)
+        return live_frame(model, label), download_file(model, label, ws)
+
+    def prepare_download(label: str | None, ws):
+        return download_file(load(label, ws), label, ws) if label else None
+
+    first = model_list.value
+    initial = live_frame(load_folder(folder_of(workspace.value, first)), first) if first else None
+    with gr.Tab("Live", id="live") as tab:
+        gr.Markdown(LIVE_HELP)
+        with gr.Row():
+            picker = gr.Dropdown(model_list.choices, value=first, label="Model", scale=3, elem_id="nca-live-model")
+            download = gr.DownloadButton("Download the live page (.html)", value=None, scale=1, elem_id="nca-live-download")
+        frame = gr.HTML(initial, elem_id="nca-live-view", js_on_load=None, min_height=LIVE_HEIGHT)
+    picker.change(show, [picker, workspace], [frame, download], api_visibility="private", show_progress="hidden")
+    tab.select(prepare_download, [picker, workspace], download, api_visibility="private", show_progress="hidden")
+    # The Grow tab's list gains trained and pulled models: follow it, and its pick.
+    model_list.change(
+        lambda label, ws: gr.Dropdown(choices=list(choices(ws)), value=label), [model_list, workspace], picker,
+        api_visibility="private", show_progress="hidden", queue=False,
+    )
+    return picker, frame

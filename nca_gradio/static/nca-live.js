@@ -284,8 +284,20 @@
    * stepsPerFrame (default 1), autoplay (default true), fallback (HTML shown when WebGL2 is missing).
    * Returns the player ({nca, play(), pause(), ...}) or null when the browser cannot run it.
    */
+  /** "SwiftShader" or "llvmpipe" when WebGL runs on the CPU (no GPU, or a blocked one): the player then starts small. */
+  NCALive.softwareRenderer = function () {
+    try {
+      const gl = document.createElement("canvas").getContext("webgl2"), info = gl.getExtension("WEBGL_debug_renderer_info");
+      const name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+      return (name.match(/SwiftShader|llvmpipe|softpipe|Software/i) || [null])[0];
+    } catch (e) {
+      return null;
+    }
+  };
+
   NCALive.mount = function (root, model, shaders, options) {
     const opts = Object.assign({ size: 256, zoom: 2, stepsPerFrame: 1, autoplay: true, fallback: "" }, options || {});
+    if (opts.size === "auto") [opts.size, opts.zoom] = NCALive.softwareRenderer() ? [64, 4] : [256, 2];
     root.classList.add("nca-live");
     if (!document.getElementById("nca-live-style")) document.head.appendChild(element("style", { id: "nca-live-style", text: STYLE }));
     const canvas = element("canvas", { "data-testid": "nca-canvas" });
@@ -358,8 +370,18 @@
     canvas.addEventListener("pointercancel", () => (erasing = false));
 
     // The loop: steps per frame while playing; the readout counts frames and steps over the last second.
+    // Off screen (a hidden tab, scrolled away) it neither steps nor draws: the visitor's GPU rests.
+    player.visible = true;
+    if (typeof IntersectionObserver !== "undefined")
+      new IntersectionObserver((entries) => (player.visible = entries[entries.length - 1].isIntersecting)).observe(canvas);
     let frames = 0, stepsDone = 0, since = performance.now();
     const frame = (now) => {
+      if (!player.visible) {
+        frames = stepsDone = 0;
+        since = now;
+        requestAnimationFrame(frame);
+        return;
+      }
       if (player.playing) {
         const n = Math.max(1, Math.min(64, Math.round(Number(speed.value)) || 1));
         nca.step(n);

@@ -1,0 +1,102 @@
+"""The studio's Live tab in headless Chromium: a bundled model grows at once, in the studio and mounted in another app."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import free_port, running_demo
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]  # fmt: skip
+SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def host_app():
+    """Another app that mounts the studio's tabs through render_tabs(), below its own heading."""
+    import gradio as gr
+
+    from nca_gradio.ui import launch_options, render_tabs
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    with gr.Blocks() as demo:
+        gr.Markdown("# A toolkit that hosts the studio")
+        render_tabs()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True,
+                            **launch_options())
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+CANVAS_SPREAD = """() => {
+  const frame = document.querySelector('#nca-live-view iframe');
+  const player = frame && frame.contentWindow && frame.contentWindow.ncaPlayer;
+  if (!player) return -1;
+  player.nca.render();
+  const c = player.nca.canvas, ctx = document.createElement('canvas').getContext('2d');
+  ctx.canvas.width = c.width; ctx.canvas.height = c.height; ctx.drawImage(c, 0, 0);
+  const d = ctx.getImageData(0, 0, c.width, c.height).data;
+  let lo = 255, hi = 0;
+  for (let i = 0; i < d.length; i += 4) { lo = Math.min(lo, d[i + 1]); hi = Math.max(hi, d[i + 1]); }
+  return hi - lo;
+}"""
+
+
+def open_live_tab(browser, url: str):
+    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.get_by_role("tab", name="Live").wait_for(timeout=60_000)
+    opened = time.monotonic()
+    page.get_by_role("tab", name="Live").click()
+    return page, opened, errors
+
+
+def test_live_tab_grows_a_bundled_model_within_two_seconds(browser):
+    with running_demo() as url:
+        page, opened, errors = open_live_tab(browser, url)
+        page.wait_for_function(f"({CANVAS_SPREAD})() > 2", timeout=10_000, polling=50)  # the first steps show
+        seconds = time.monotonic() - opened
+        assert not errors, errors
+        assert seconds <= 2.0, f"the Live view took {seconds:.1f} s to start growing"
+        page.wait_for_function(f"({CANVAS_SPREAD})() > 60", timeout=60_000, polling=500)  # and it keeps growing
+        frame = page.frame_locator("#nca-live-view iframe")
+        assert "steps/s" in frame.locator("[data-testid=nca-readout]").inner_text(timeout=5_000)
+        # Another pick restarts it with that model.
+        page.locator("#nca-live-model input").click()
+        page.get_by_role("option", name="pebbles").click()
+        page.wait_for_function("document.querySelector('#nca-live-view iframe').title.startsWith('pebbles')", timeout=30_000)
+        page.wait_for_function(f"({CANVAS_SPREAD})() > 60", timeout=60_000, polling=500)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
+        page.close()
+
+
+def test_live_tab_works_mounted_in_another_app(browser):
+    with host_app() as url:
+        page, _, errors = open_live_tab(browser, url)
+        page.wait_for_function(f"({CANVAS_SPREAD})() > 60", timeout=60_000, polling=500)
+        assert not errors, errors
+        page.close()
