@@ -233,3 +233,26 @@ def test_drag_erases_and_the_texture_heals(browser, exported_pebbles):
         assert healed[band].std() > 0.5 * before[band].std(), "the band grew back flat, not as texture"
     finally:
         page.close()
+
+
+def test_grown_canvas_scores_like_nca_grow(browser, tmp_path):
+    """The page's own stochastic growth (fire rate 0.5, its coin flips) makes the texture `nca grow` makes: same score."""
+    from nca_gradio.images import image_to_tensor, load_image
+    from nca_gradio.quality import score
+    from nca_gradio.render import grow
+
+    model = load_folder(ROOT / "models" / "pebbles")
+    target = image_to_tensor(load_image(ROOT / "models" / "pebbles" / "target.png"))
+    steps = 128
+    torch_scores = [
+        score(image_to_tensor(Image.fromarray(grow(model, size=SIZE, steps=steps, every=steps, seed=seed, precision="float32").final)), target).combined
+        for seed in range(3)
+    ]
+    page = open_page(browser, model, tmp_path)
+    try:
+        page.evaluate(f"ncaPlayer.nca.step({steps})")
+        canvas = Image.fromarray((canvas_rgb(page) * 255).round().astype(np.uint8))
+    finally:
+        page.close()
+    page_score = score(image_to_tensor(canvas), target).combined
+    assert abs(page_score - np.mean(torch_scores)) <= 0.15, f"page {page_score:.3f}, nca grow {torch_scores}"
