@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import os
 import subprocess
@@ -256,3 +257,27 @@ def test_grown_canvas_scores_like_nca_grow(browser, tmp_path):
         page.close()
     page_score = score(image_to_tensor(canvas), target).combined
     assert abs(page_score - np.mean(torch_scores)) <= 0.15, f"page {page_score:.3f}, nca grow {torch_scores}"
+
+
+def test_glsl_export_runs_in_the_runtime(browser, tmp_path):
+    """The README's recipe for other sketches: nca-live.js with the exported shaders and model.json, on a canvas of one's own."""
+    out = tmp_path / "glsl"
+    live.export(load_folder(ROOT / "models" / "hubble_dots"), out, "glsl")
+    sources = {name: (out / name).read_text() for name in live.SHADER_FILES}
+    page = browser.new_page()
+    try:
+        page.set_content("<html><body></body></html>")
+        page.add_script_tag(content=(out / live.RUNTIME_FILE).read_text())
+        spread = page.evaluate(
+            """([model, shaders]) => {
+              const canvas = document.createElement('canvas');
+              const nca = new NCALive(canvas, model, shaders, 64);
+              nca.step(32);
+              const green = nca.readState().filter((_, i) => i % model.channels === 1);
+              return Math.max(...green) - Math.min(...green);
+            }""",
+            [json.loads((out / "model.json").read_text()), sources],
+        )
+    finally:
+        page.close()
+    assert spread > 0.1, f"the exported shaders grew nothing (spread {spread:.3f})"
