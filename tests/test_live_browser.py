@@ -281,3 +281,22 @@ def test_glsl_export_runs_in_the_runtime(browser, tmp_path):
     finally:
         page.close()
     assert spread > 0.1, f"the exported shaders grew nothing (spread {spread:.3f})"
+
+
+def test_without_webgl2_the_page_says_so(browser, tmp_path):
+    """An old browser (no WebGL2 here) gets a clear notice, with the studio's pointer to the server-rendered video."""
+    path = tmp_path / "live.html"
+    path.write_text(live.page_html(load_folder(ROOT / "models" / "pebbles"), "pebbles", fallback=live.STUDIO_FALLBACK))
+    context = browser.new_context()
+    context.add_init_script("""{
+      const getContext = HTMLCanvasElement.prototype.getContext;
+      HTMLCanvasElement.prototype.getContext = function (kind, ...rest) { return kind === 'webgl2' ? null : getContext.call(this, kind, ...rest); };
+    }""")
+    page = context.new_page()
+    try:
+        page.goto(path.as_uri())
+        notice = page.locator("[data-testid=nca-unsupported]").inner_text(timeout=10_000)
+        assert "cannot run the live texture" in notice and "WebGL2" in notice and "Grow" in notice
+        assert page.evaluate("window.ncaPlayer") is None and page.locator("canvas").count() == 0
+    finally:
+        context.close()
