@@ -225,7 +225,10 @@ def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
         return download_file(load(label, ws), label, ws) if label else None
 
     first = model_list.value
-    initial = live_frame(load_folder(folder_of(workspace.value, first)), first) if first else None
+    try:  # the first bundled model, in the page itself: it grows as soon as the tab opens, with no round trip
+        initial = live_frame(load_folder(folder_of(workspace.value, first)), first) if first else None
+    except (ModelLoadError, gr.Error):
+        initial = None
     with gr.Tab("Live", id="live") as tab:
         gr.Markdown(LIVE_HELP)
         with gr.Row():

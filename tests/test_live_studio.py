@@ -91,6 +91,11 @@ def test_live_tab_grows_a_bundled_model_within_two_seconds(browser):
         page.wait_for_function(f"({CANVAS_SPREAD})() > 60", timeout=60_000, polling=500)
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "live.png"), full_page=True)
+        # The button downloads the same page as one self-contained file.
+        with page.expect_download(timeout=30_000) as download:
+            page.locator("#nca-live-download").click()
+        saved = Path(download.value.path()).read_text()
+        assert "NCALive.mount" in saved and '"name":"pebbles (bundled)"' in saved and "<script src" not in saved
         page.close()
 
 
