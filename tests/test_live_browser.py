@@ -300,3 +300,21 @@ def test_without_webgl2_the_page_says_so(browser, tmp_path):
         assert page.evaluate("window.ncaPlayer") is None and page.locator("canvas").count() == 0
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("channels, hidden, perception", [(5, 10, "sobel"), (40, 20, "isotropic")])
+def test_odd_sizes_step_like_pytorch(browser, tmp_path, channels, hidden, perception):
+    """Channels and hidden units that are no multiple of 4 (padded lanes), and more than 8 state layers (two passes a step)."""
+    torch.manual_seed(0)
+    model = NCA(channels=channels, hidden=hidden, perception=perception).eval()
+    with torch.no_grad():
+        model.w2.weight.normal_(0, 0.01 if channels < 8 else 0.003)
+    start = torch.randn(1, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(3)) * 0.3
+    page = open_page(browser, model, tmp_path)
+    try:
+        assert_same_rule(page, model, start)
+        state = np.asarray(page.evaluate("Array.from(ncaPlayer.nca.readState())"), dtype=np.float32).reshape(SIZE, SIZE, channels)
+        expected = torch_steps(model, start, STEPS)[0].permute(1, 2, 0).numpy()
+        assert np.abs(state - expected).max() < 1e-3  # every channel, not only the visible three
+    finally:
+        page.close()
