@@ -105,3 +105,30 @@ def test_live_tab_works_mounted_in_another_app(browser):
         page.wait_for_function(f"({CANVAS_SPREAD})() > 60", timeout=60_000, polling=500)
         assert not errors, errors
         page.close()
+
+
+def test_a_model_trained_in_the_session_joins_the_live_tab(browser):
+    """Training adds the model to the Grow tab's list; the Live tab follows and runs that model."""
+    pebbles = Path(__file__).resolve().parent / "data" / "pebbles.png"
+    with running_demo() as url:
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(url)
+        page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles))
+        page.locator("#nca-target img").wait_for(timeout=60_000)
+        page.locator("#nca-preset").get_by_text("tiny").click()
+        for elem_id, value in (("nca-iterations", 2), ("nca-size", 16)):
+            box = page.locator(f"#{elem_id} input[type=number]")
+            box.fill(str(value))
+            box.press("Enter")
+        page.locator("#nca-start").click()
+        page.locator("#nca-train-status").get_by_text("Finished").wait_for(timeout=300_000)
+        page.get_by_role("tab", name="Live").click()
+        label = page.locator("#nca-live-model input").input_value()
+        assert label.startswith("pebbles · seed"), label
+        page.wait_for_function(
+            "(() => { const f = document.querySelector('#nca-live-view iframe');"
+            " const p = f && f.contentWindow && f.contentWindow.ncaPlayer; return p && p.nca.stepCount > 0 && p.nca.model.hidden === 8; })()",
+            timeout=30_000,
+        )
+        assert page.evaluate("document.querySelector('#nca-live-view iframe').contentWindow.ncaPlayer.nca.model.name") == label
+        page.close()
