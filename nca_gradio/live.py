@@ -77,9 +77,14 @@ def shader_defines(model: NCA, base: int = 0, count: int | None = None) -> str:
     )
 
 
-def check_size(size: int | str) -> None:
-    if size != "auto" and size not in SIZES:
-        raise RenderError(f"the live canvas size must be one of {', '.join(map(str, SIZES))} cells, got {size}")
+def check_size(size: int | str) -> int | str:
+    """A starting canvas side the page offers (or "auto"), from a number or its text, else a RenderError."""
+    if size == "auto":
+        return size
+    number = int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else None
+    if number not in SIZES:
+        raise RenderError(f"the live canvas size must be auto or one of {', '.join(map(str, SIZES))} cells, got {size}")
+    return number
 
 
 def _script_json(value: object) -> str:
@@ -95,7 +100,7 @@ def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, 
     `window.ncaPlayer` (`.nca` is the runtime: step, readState, writeState, erase), for scripts and tests.
     `size` "auto" starts at 256 cells on a GPU and at 64 (zoom 4) where WebGL runs on the CPU (SwiftShader).
     """
-    check_size(size)
+    size = check_size(size)
     title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
     options = {"size": size, "zoom": zoom, "fallback": fallback, "autoplay": autoplay}
     return f"""<!DOCTYPE html>
@@ -135,11 +140,11 @@ def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
     return files
 
 
-def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int = 256) -> list[Path]:
+def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto") -> list[Path]:
     """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders. Returns the files written."""
     if fmt not in EXPORT_FORMATS:
         raise RenderError(f"the export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    check_size(size)
+    size = check_size(size)
     out = Path(out)
     if fmt == "glsl":
         if out.exists() and not out.is_dir():
@@ -165,10 +170,10 @@ def export_format(out: str | Path, fmt: str | None) -> str:
     return "json" if suffix == ".json" else "glsl" if not suffix else "html"
 
 
-def export_model(ref: str, out: str | Path, fmt: str | None, size: int, load: Callable[[str], NCA]) -> list[Path]:
+def export_model(ref: str, out: str | Path, fmt: str | None, size: int | str, load: Callable[[str], NCA]) -> list[Path]:
     """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part."""
     fmt = export_format(out, fmt)
-    check_size(size)  # before loading: a pull may take a while
+    size = check_size(size)  # before loading: a pull may take a while
     return export(load(ref), out, fmt, name=Path(str(ref).rstrip("/")).name, size=size)
 
 

@@ -66,7 +66,7 @@ def test_glsl_export_writes_shaders_for_this_model(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--size", "100"], "the live canvas size must be one of 64, 128, 256, 512, 768, 1024 cells, got 100"),
+        (["--size", "100"], "the live canvas size must be auto or one of 64, 128, 256, 512, 768, 1024 cells, got 100"),
         (["--format", "glsl"], "is a file: --format glsl writes a folder"),
     ],
 )
