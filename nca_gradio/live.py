@@ -129,11 +129,9 @@ def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
     for shader, source in shader_sources().items():
         header = "#version 300 es\n"
         if shader in ("step.frag", "erase.frag"):
-            passes = [(base, None) for base in range(0, -(-model.channels // 4), MAX_OUTPUTS)]
-            header += shader_defines(model, *passes[0]) if len(passes) == 1 else (
-                "// more than 8 state layers: compile once per pass with OUT_BASE / OUT_COUNT as nca-live.js does\n"
-                + shader_defines(model)
-            )
+            if -(-model.channels // 4) > MAX_OUTPUTS:
+                header += "// more than 8 state layers: compile once per pass, OUT_BASE / OUT_COUNT set as nca-live.js does\n"
+            header += shader_defines(model)
         files[shader] = header + (source if shader != "quad.vert" else source.split("\n", 1)[1])
     files["model.json"] = json.dumps(model_json(model, name))
     files[RUNTIME_FILE] = runtime_js()
@@ -217,7 +215,7 @@ def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
 
     def download_file(model: NCA, label: str, ws) -> str:
         path = ws.path(f"{slug(label)}-live.html")
-        path.write_text(page_html(model, label, size=256))
+        path.write_text(page_html(model, label, size="auto"))
         return str(path)
 
     def show(label: str | None, ws):
