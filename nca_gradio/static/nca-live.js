@@ -48,7 +48,8 @@
       this.stepCount = 0;
       this.vao = gl.createVertexArray();
       const groups = Math.ceil(model.hidden / 4);
-      const outputs = Math.min(MAX_OUTPUTS, gl.getParameter(gl.MAX_DRAW_BUFFERS));
+      const outputs = Math.min(MAX_OUTPUTS, gl.getParameter(gl.MAX_DRAW_BUFFERS), gl.getParameter(gl.MAX_COLOR_ATTACHMENTS));
+      this.outputs = outputs;
       // Shaders from `nca export --format glsl` carry a #version line and this model's defines: drop them, the runtime sets its own.
       const clean = (source) =>
         source.replace(/^#version[^\n]*\n/, "").replace(/^#define (STATE_LAYERS|KERNELS|HIDDEN_GROUPS|OUT_BASE|OUT_COUNT) .*\n/gm, "");
@@ -158,7 +159,7 @@
       const gl = this.gl, next = this.states[1];
       gl.bindFramebuffer(gl.FRAMEBUFFER, this.framebuffer);
       const buffers = [];
-      for (let i = 0; i < MAX_OUTPUTS; i++) {
+      for (let i = 0; i < this.outputs; i++) {
         const attached = i < count ? next : null;
         gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + i, attached, 0, i < count ? base + i : 0);
         if (i < count) buffers.push(gl.COLOR_ATTACHMENT0 + i);
@@ -236,7 +237,7 @@
       const gl = this.gl, n = this.size * this.size, out = new Float32Array(n * this.channels);
       const layer = new Float32Array(n * 4);
       gl.bindFramebuffer(gl.FRAMEBUFFER, this.framebuffer);
-      for (let i = 1; i < MAX_OUTPUTS; i++) gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + i, null, 0, 0);
+      for (let i = 1; i < this.outputs; i++) gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0 + i, null, 0, 0);
       for (let t = 0; t < this.layers; t++) {
         gl.framebufferTextureLayer(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, this.states[0], 0, t);
         gl.readBuffer(gl.COLOR_ATTACHMENT0);
