@@ -197,7 +197,7 @@ def test_exported_page_grows_offline(browser, exported_pebbles):
         assert not errors and not fetched, (errors, fetched)
         assert blank.std() < 0.05, "the page should start from the empty (uniform) grid"
         assert grown.std() > 0.1, f"the canvas stayed nearly uniform (std {grown.std():.3f}): nothing grew"
-        assert "steps/s" in page.inner_text("[data-testid=nca-readout]")
+        page.locator("[data-testid=nca-readout]", has_text="steps/s").wait_for(timeout=10_000)
     finally:
         context.close()
 
