@@ -142,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="the model for the browser: a live HTML page, JSON weights or GLSL shaders")
     export.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
     export.add_argument("-o", "--output", required=True, help="OUT.html (opens offline), OUT.json, or a folder for --format glsl")
-    export.add_argument("--format", choices=["html", "json", "glsl"], help="default: from the output: .json is json, a name without suffix glsl, else html")
-    export.add_argument("--size", default="auto", help="the page's starting canvas side in cells: 64, 128, 256, 512, 768 or 1024; "
-                        "auto (default): 256 on a GPU, 64 where WebGL runs on the CPU")
+    export.add_argument("--format", choices=["html", "json", "glsl"],
+                        help="default: from the output: .json is json, a name without suffix glsl, else html")
+    export.add_argument("--size", default="auto", help="the page's starting canvas side in cells: 64, 128, 256, 512, "
+                        "768 or 1024; auto (default): 256 on a GPU, 64 where WebGL runs on the CPU")
     export.set_defaults(handler=cmd_export)
     return parser
 
