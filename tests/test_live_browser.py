@@ -318,3 +318,26 @@ def test_odd_sizes_step_like_pytorch(browser, tmp_path, channels, hidden, percep
         assert np.abs(state - expected).max() < 1e-3  # every channel, not only the visible three
     finally:
         page.close()
+
+
+def test_half_float_state_where_float_targets_are_missing(browser, tmp_path):
+    """A GPU that renders only to half floats (some phones) still runs the rule, in float16, close to PyTorch's."""
+    model = load_folder(ROOT / "models" / "pebbles")
+    path = tmp_path / "live.html"
+    path.write_text(live.page_html(model, "pebbles", size=SIZE, autoplay=False))
+    context = browser.new_context()
+    context.add_init_script("""{
+      const getExtension = WebGL2RenderingContext.prototype.getExtension;
+      WebGL2RenderingContext.prototype.getExtension = function (name) { return name === 'EXT_color_buffer_float' ? null : getExtension.call(this, name); };
+    }""")
+    page = context.new_page()
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
+        assert page.evaluate("ncaPlayer.nca.precision") == "float16"
+        start = model.rollout(model.empty_grid(1, SIZE), 32, torch.Generator().manual_seed(0)).detach()
+        expected = picture(torch_steps(model, start, STEPS))
+        difference = np.abs(page_steps(page, start, STEPS) - expected).mean()
+        assert difference <= TOLERANCE, f"half floats drift {difference:.4f} from PyTorch in {STEPS} steps"
+    finally:
+        context.close()

@@ -23,11 +23,11 @@
   }
 
   class NCALive {
-    /** True when this browser can run the rule: WebGL2 with float render targets. */
+    /** True when this browser can run the rule: WebGL2 with float (or half-float) render targets. */
     static supported() {
       try {
         const gl = document.createElement("canvas").getContext("webgl2");
-        return !!(gl && gl.getExtension("EXT_color_buffer_float"));
+        return !!(gl && (gl.getExtension("EXT_color_buffer_float") || gl.getExtension("EXT_color_buffer_half_float")));
       } catch (e) {
         return false;
       }
@@ -36,7 +36,11 @@
     constructor(canvas, model, shaders, size) {
       const gl = canvas.getContext("webgl2", { preserveDrawingBuffer: true, antialias: false });
       if (!gl) throw new Error("WebGL2 is not available in this browser");
-      if (!gl.getExtension("EXT_color_buffer_float")) throw new Error("this browser's WebGL2 cannot render to float textures");
+      // float32 state where the GPU can render to it; else half floats (some phones), coarser but the same rule.
+      if (gl.getExtension("EXT_color_buffer_float")) this.stateFormat = gl.RGBA32F;
+      else if (gl.getExtension("EXT_color_buffer_half_float")) this.stateFormat = gl.RGBA16F;
+      else throw new Error("this browser's WebGL2 cannot render to float textures");
+      this.precision = this.stateFormat === gl.RGBA32F ? "float32" : "float16";
       this.gl = gl;
       this.canvas = canvas;
       this.model = model;
@@ -123,7 +127,7 @@
     _stateArray() {
       const gl = this.gl, texture = gl.createTexture();
       gl.bindTexture(gl.TEXTURE_2D_ARRAY, texture);
-      gl.texStorage3D(gl.TEXTURE_2D_ARRAY, 1, gl.RGBA32F, this.size, this.size, this.layers);
+      gl.texStorage3D(gl.TEXTURE_2D_ARRAY, 1, this.stateFormat, this.size, this.size, this.layers);
       for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D_ARRAY, p, gl.NEAREST);
       return texture;
     }
@@ -393,7 +397,8 @@
       if (now - since >= 1000) {
         player.fps = (frames * 1000) / (now - since);
         player.stepsPerSecond = (stepsDone * 1000) / (now - since);
-        readout.textContent = `${player.fps.toFixed(0)} fps · ${player.stepsPerSecond.toFixed(0)} steps/s · step ${nca.stepCount}`;
+        readout.textContent = `${player.fps.toFixed(0)} fps · ${player.stepsPerSecond.toFixed(0)} steps/s · step ${nca.stepCount}` +
+          (nca.precision === "float32" ? "" : " · half floats");
         frames = stepsDone = 0;
         since = now;
       }
