@@ -341,3 +341,15 @@ def test_half_float_state_where_float_targets_are_missing(browser, tmp_path):
         assert difference <= TOLERANCE, f"half floats drift {difference:.4f} from PyTorch in {STEPS} steps"
     finally:
         context.close()
+
+
+def test_a_lost_gpu_context_is_reported(browser, exported_pebbles):
+    page = browser.new_page()
+    try:
+        page.goto(exported_pebbles.as_uri())
+        wait_for_steps(page, 2)
+        page.evaluate("ncaPlayer.nca.gl.getExtension('WEBGL_lose_context').loseContext()")
+        page.locator("[data-testid=nca-readout]", has_text="reload the page").wait_for(timeout=10_000)
+        assert page.evaluate("ncaPlayer.playing") is False
+    finally:
+        page.close()

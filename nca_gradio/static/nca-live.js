@@ -361,6 +361,13 @@
     zoom.onchange = applyZoom;
     angle.oninput = () => { nca.angle = (Number(angle.value) * Math.PI) / 180; angleText.textContent = angle.value + "°"; };
 
+    // A GPU reset (driver update, too many contexts) loses the state and the programs: say so rather than freeze.
+    canvas.addEventListener("webglcontextlost", (event) => {
+      event.preventDefault();
+      player.pause();
+      readout.textContent = "the GPU reset this canvas: reload the page to start again";
+    });
+
     // Drag to erase: pointer position -> cell (column, row).
     let erasing = false;
     const eraseAt = (event) => {
@@ -381,6 +388,7 @@
       new IntersectionObserver((entries) => (player.visible = entries[entries.length - 1].isIntersecting)).observe(canvas);
     let frames = 0, stepsDone = 0, since = performance.now();
     const frame = (now) => {
+      if (nca.gl.isContextLost()) return;
       if (!player.visible) {
         frames = stepsDone = 0;
         since = now;
