@@ -236,8 +236,16 @@ def test_drag_erases_and_the_texture_heals(browser, exported_pebbles):
         page.close()
 
 
+# Math.random replaced by mulberry32 from a seed: the page draws each step's coin-flip seed from it.
+SEEDED_RANDOM = """(seed) => { let a = seed >>> 0; Math.random = () => { a = (a + 0x6D2B79F5) >>> 0; let t = a;
+  t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; }; }"""
+
+
 def test_grown_canvas_scores_like_nca_grow(browser, tmp_path):
-    """The page's own stochastic growth (fire rate 0.5, its coin flips) makes the texture `nca grow` makes: same score."""
+    """The page's own stochastic growth (fire rate 0.5, its coin flips) makes the texture `nca grow` makes: same score.
+
+    Over 8 seeds nca grow scored 1.25-1.40 (mean 1.31); over 6, the page 1.27-1.38 (mean 1.31).
+    """
     from nca_gradio.images import image_to_tensor, load_image
     from nca_gradio.quality import score
     from nca_gradio.render import grow
@@ -245,12 +253,13 @@ def test_grown_canvas_scores_like_nca_grow(browser, tmp_path):
     model = load_folder(ROOT / "models" / "pebbles")
     target = image_to_tensor(load_image(ROOT / "models" / "pebbles" / "target.png"))
     steps = 128
-    torch_scores = [
+    torch_scores = [  # 1.25-1.40 at 64 px: a spread the page's score must fall into, not one seed's number
         score(image_to_tensor(Image.fromarray(grow(model, size=SIZE, steps=steps, every=steps, seed=seed, precision="float32").final)), target).combined
-        for seed in range(3)
+        for seed in range(8)
     ]
     page = open_page(browser, model, tmp_path)
     try:
+        page.evaluate(SEEDED_RANDOM, 0)  # the page's coin flips, repeatable
         page.evaluate(f"ncaPlayer.nca.step({steps})")
         canvas = Image.fromarray((canvas_rgb(page) * 255).round().astype(np.uint8))
     finally:
