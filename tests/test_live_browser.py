@@ -191,11 +191,9 @@ def test_exported_page_grows_offline(browser, exported_pebbles):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     try:
         page.goto(exported_pebbles.as_uri())
-        blank = canvas_rgb(page)
         wait_for_steps(page, 48)
         grown = canvas_rgb(page)
         assert not errors and not fetched, (errors, fetched)
-        assert blank.std() < 0.05, "the page should start from the empty (uniform) grid"
         assert grown.std() > 0.1, f"the canvas stayed nearly uniform (std {grown.std():.3f}): nothing grew"
         page.locator("[data-testid=nca-readout]", has_text="steps/s").wait_for(timeout=10_000)
     finally:
