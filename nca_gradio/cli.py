@@ -179,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--cpus-per-task", type=float, default=1, help="CPU cores per texture (default 1)")
     many.add_argument("--push-to", metavar="OWNER", help="push each finished model to the Hub as OWNER/NAME, with its card")
     many.set_defaults(handler=cmd_train_many)
+
+    export = commands.add_parser("export", help="the model for the browser: a live HTML page, JSON weights or GLSL shaders")
+    export.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
+    export.add_argument("-o", "--output", required=True, help="OUT.html (opens offline), OUT.json, or a folder for --format glsl")
+    export.add_argument("--format", choices=["html", "json", "glsl"],
+                        help="default: from the output: .json is json, a name without suffix glsl, else html")
+    export.add_argument("--size", default="auto", help="the page's starting canvas side in cells: 64, 128, 256, 512, "
+                        "768 or 1024; auto (default): 256 on a GPU, 64 where WebGL runs on the CPU")
+    export.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -410,6 +419,14 @@ def cmd_train_many(args: argparse.Namespace) -> int:
     print(f"nca: {counts['done']} trained, {counts['skipped']} already done, {counts['failed']} failed; "
           f"summary in {Path(args.output) / SUMMARY_MD}")
     return 1 if counts["failed"] else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .live import export_model
+
+    for path in export_model(args.model, args.output, args.format, args.size, _load):
+        print(f"nca: wrote {path}")
+    return 0
 
 
 def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:

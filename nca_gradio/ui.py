@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from . import gallery, studio
+from . import gallery, live, studio
 from .hub import APP_WORDING, HubError, pull, push
 from .images import ImageError, crop_and_resize, load_image, load_target
 from .loading import ModelLoadError, load_folder
@@ -599,6 +599,8 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                 with gr.Column(scale=3):
                     final = gr.Image(label="Final texture (tiles seamlessly)", type="filepath", interactive=False, height=360, buttons=["download", "fullscreen"], elem_id="nca-final")
                     png = gr.DownloadButton("Download PNG", value=None, elem_id="nca-png")
+
+        live.live_tab(grow_model, workspace, handlers.choices, handlers.model_folder)
 
         with gr.Tab("3 · Heal", id="damage"):
             help_text(DAMAGE_LEAD, DAMAGE_HELP)

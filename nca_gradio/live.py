@@ -1,0 +1,248 @@
+"""The live canvas: a model as JSON, and the self-contained page that steps it on the visitor's GPU (WebGL2).
+
+The rule itself runs in `static/step.frag` (see `static/nca-live.js`); this module only packs what the page
+needs: the weights (`model_json`), the runtime and shaders inlined into one HTML file (`page_html`), the
+exports of `nca export`, and the studio's Live view (`live_tab`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .model import NCA, PERCEPTIONS
+from .render import RenderError
+
+STATIC = Path(__file__).resolve().parent / "static"
+SHADER_FILES = ("quad.vert", "step.frag", "erase.frag", "display.frag")
+RUNTIME_FILE = "nca-live.js"
+SCHEMA = "nca-gradio/live-model"
+SCHEMA_VERSION = 1
+EXPORT_FORMATS = ("html", "json", "glsl")
+SIZES = (64, 128, 256, 512, 768, 1024)
+MAX_OUTPUTS = 8  # render targets one pass writes (nca-live.js: MAX_OUTPUTS)
+
+
+def _floats(tensor: torch.Tensor) -> list:
+    """Nested lists of float32 values written with 9 significant digits: enough to round-trip float32 exactly."""
+    values = tensor.detach().to("cpu", torch.float32)
+    if values.ndim == 1:
+        return [float(f"{v:.9g}") for v in values.tolist()]
+    return [_floats(row) for row in values]
+
+
+def model_json(model: NCA, name: str = "") -> dict:
+    """The model as the page (and any other runtime) needs it: architecture, kernels and weights as plain lists.
+
+    Schema (README, "Live in the browser"): w1[h][c * K + k] weighs kernel k of channel c for hidden unit h
+    (K = len(kernels)); b1[h]; w2[c][h]. One step: perceive every channel with the kernels on a torus,
+    hidden = relu(w1 @ perception + b1), update = w2 @ hidden, each cell adds its update with probability fire_rate.
+    The visible image is channels 0..2 + 0.5, clamped to [0, 1].
+    """
+    return {
+        "format": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "name": name,
+        "channels": model.channels,
+        "hidden": model.hidden,
+        "fire_rate": model.fire_rate,
+        "perception": model.perception,
+        "kernels": [[list(row) for row in kernel] for kernel in PERCEPTIONS[model.perception]],
+        "w1": _floats(model.w1.weight.flatten(1)),
+        "b1": _floats(model.w1.bias),
+        "w2": _floats(model.w2.weight.flatten(1)),
+    }
+
+
+def shader_sources() -> dict[str, str]:
+    """The four shaders, by file name, as the runtime takes them (defines are prepended at compile time)."""
+    return {name: (STATIC / name).read_text() for name in SHADER_FILES}
+
+
+def runtime_js() -> str:
+    return (STATIC / RUNTIME_FILE).read_text()
+
+
+def shader_defines(model: NCA, base: int = 0, count: int | None = None) -> str:
+    """The #define lines nca-live.js prepends to step.frag and erase.frag for this model (one pass: layers base..base+count-1)."""
+    layers = -(-model.channels // 4)
+    count = min(MAX_OUTPUTS, layers - base) if count is None else count
+    return (
+        f"#define STATE_LAYERS {layers}\n#define KERNELS {len(PERCEPTIONS[model.perception])}\n"
+        f"#define HIDDEN_GROUPS {-(-model.hidden // 4)}\n#define OUT_BASE {base}\n#define OUT_COUNT {count}\n"
+    )
+
+
+def check_size(size: int | str) -> int | str:
+    """A starting canvas side the page offers (or "auto"), from a number or its text, else a RenderError."""
+    if size == "auto":
+        return size
+    number = int(size) if isinstance(size, int) or (isinstance(size, str) and size.isdigit()) else None
+    if number not in SIZES:
+        raise RenderError(f"the live canvas size must be auto or one of {', '.join(map(str, SIZES))} cells, got {size}")
+    return number
+
+
+def _script_json(value: object) -> str:
+    """JSON that is safe inside a <script> element (no closing tag can appear in it)."""
+    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+
+
+def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
+    """One self-contained HTML page (runtime, shaders and weights inlined) that grows the texture at once.
+
+    It needs no network: save it and open it with a double click. `fallback` is HTML shown after the
+    no-WebGL2 notice (the studio points to its server-rendered Grow video there). The page's player is
+    `window.ncaPlayer` (`.nca` is the runtime: step, readState, writeState, erase), for scripts and tests.
+    `size` "auto" starts at 256 cells on a GPU and at 64 (zoom 4) where WebGL runs on the CPU (SwiftShader).
+    """
+    size = check_size(size)
+    title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
+    options = {"size": size, "zoom": zoom, "fallback": fallback, "autoplay": autoplay}
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>body {{ margin: 8px; background: #fafafa; }}</style>
+</head>
+<body>
+<div id="nca-live"></div>
+<script>{runtime_js()}</script>
+<script>
+window.ncaPlayer = NCALive.mount(document.getElementById("nca-live"), {_script_json(model_json(model, name))},
+  {_script_json(shader_sources())}, {_script_json(options)});
+</script>
+</body>
+</html>
+"""
+
+
+def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
+    """`nca export --format glsl`: the shaders with this model's defines, the runtime and the weights, by file name."""
+    files = {}
+    for shader, source in shader_sources().items():
+        header = "#version 300 es\n"
+        if shader in ("step.frag", "erase.frag"):
+            if -(-model.channels // 4) > MAX_OUTPUTS:
+                header += "// more than 8 state layers: compile once per pass, OUT_BASE / OUT_COUNT set as nca-live.js does\n"
+            header += shader_defines(model)
+        files[shader] = header + (source if shader != "quad.vert" else source.split("\n", 1)[1])
+    files["model.json"] = json.dumps(model_json(model, name))
+    files[RUNTIME_FILE] = runtime_js()
+    return files
+
+
+def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto") -> list[Path]:
+    """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders. Returns the files written."""
+    if fmt not in EXPORT_FORMATS:
+        raise RenderError(f"the export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    size = check_size(size)
+    out = Path(out)
+    if fmt == "glsl":
+        if out.exists() and not out.is_dir():
+            raise RenderError(f"{out} is a file: --format glsl writes a folder of shaders, give a folder name")
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for file, text in glsl_bundle(model, name).items():
+            (out / file).write_text(text)
+            written.append(out / file)
+        return written
+    if out.is_dir():
+        raise RenderError(f"{out} is a folder: give a file name such as texture.{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))
+    return [out]
+
+
+def export_format(out: str | Path, fmt: str | None) -> str:
+    """The format asked for, else the one the output's name implies: .json is json, a name without a suffix glsl, else html."""
+    if fmt:
+        return fmt
+    suffix = Path(out).suffix.lower()
+    return "json" if suffix == ".json" else "glsl" if not suffix else "html"
+
+
+def export_model(ref: str, out: str | Path, fmt: str | None, size: int | str, load: Callable[[str], NCA]) -> list[Path]:
+    """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part."""
+    fmt = export_format(out, fmt)
+    size = check_size(size)  # before loading: a pull may take a while
+    return export(load(ref), out, fmt, name=Path(str(ref).rstrip("/")).name, size=size)
+
+
+# ------------------------------------------------------------------ the studio's Live view
+
+LIVE_HELP = """\
+The rule runs **in your browser, on your own GPU**: pick a model (here or in the Grow tab) and it starts growing at once.
+**Drag on the texture to erase it** and watch it heal; turn the **rotation** of a Sobel model and the texture turns
+with it. The page tiles like the Grow tab's PNG; download it as one HTML file that runs offline, anywhere.
+"""
+STUDIO_FALLBACK = "Use the studio's <b>Grow</b> tab instead: it renders the same texture as a video on the server."
+LIVE_SIZE = "auto"  # 256 cells on a GPU; 64 where WebGL runs on the CPU (SwiftShader), so that it still grows at once
+LIVE_HEIGHT = 580  # px: the frame fits the controls and a 256-cell canvas at zoom 2
+
+
+def live_frame(model: NCA, name: str, size: int | str = LIVE_SIZE) -> str:
+    """The exported page in an iframe (srcdoc): its scripts run wherever the tabs are mounted, with no file route."""
+    page = page_html(model, name, size=size, zoom=2, fallback=STUDIO_FALLBACK)
+    return (
+        f'<iframe class="nca-live-frame" title="{html.escape(name)}: live texture" srcdoc="{html.escape(page, quote=True)}" '
+        f'style="width:100%;height:{LIVE_HEIGHT}px;border:0" allow="fullscreen"></iframe>'
+    )
+
+
+def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
+    """Render the Live tab inside the current `gr.Tabs` and follow `model_list` (the Grow tab's model dropdown).
+
+    `choices(workspace)` lists the session's model labels and `folder_of(workspace, label)` gives a label's folder
+    (raising gr.Error for an unknown one): the studio's own handlers, so the Live view sees exactly its models.
+    """
+    import gradio as gr
+
+    from .loading import ModelLoadError, load_folder
+    from .studio import slug
+
+    def load(label: str, ws) -> NCA:
+        try:
+            return load_folder(folder_of(ws, label))
+        except ModelLoadError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def download_file(model: NCA, label: str, ws) -> str:
+        path = ws.path(f"{slug(label)}-live.html")
+        path.write_text(page_html(model, label, size="auto"))
+        return str(path)
+
+    def show(label: str | None, ws):
+        if not label:
+            return "<p><i>Choose a model to watch it grow.</i></p>", None
+        model = load(label, ws)
+        return live_frame(model, label), download_file(model, label, ws)
+
+    def prepare_download(label: str | None, ws):
+        return download_file(load(label, ws), label, ws) if label else None
+
+    first = model_list.value
+    try:  # the first bundled model, in the page itself: it grows as soon as the tab opens, with no round trip
+        initial = live_frame(load_folder(folder_of(workspace.value, first)), first) if first else None
+    except (ModelLoadError, gr.Error):
+        initial = None
+    with gr.Tab("Live", id="live") as tab:
+        gr.Markdown(LIVE_HELP)
+        with gr.Row():
+            picker = gr.Dropdown(model_list.choices, value=first, label="Model", scale=3, elem_id="nca-live-model")
+            download = gr.DownloadButton("Download the live page (.html)", value=None, scale=1, elem_id="nca-live-download")
+        frame = gr.HTML(initial, elem_id="nca-live-view", js_on_load=None, min_height=LIVE_HEIGHT)
+    picker.change(show, [picker, workspace], [frame, download], api_visibility="private", show_progress="hidden")
+    tab.select(prepare_download, [picker, workspace], download, api_visibility="private", show_progress="hidden")
+    # The Grow tab's list gains trained and pulled models: follow it, and its pick.
+    model_list.change(
+        lambda label, ws: gr.Dropdown(choices=list(choices(ws)), value=label), [model_list, workspace], picker,
+        api_visibility="private", show_progress="hidden", queue=False,
+    )
+    return picker, frame
