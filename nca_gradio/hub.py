@@ -44,12 +44,14 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
+from .live import page_html
 from .loading import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, load_folder
 from .model import NCA, PERCEPTION_ABOUT, to_rgb
 from .quality import HEAL_TRIALS, QUALITY_FILE, Score, score
 from .train import TRAINING_LOG
 
 CARD_FILE = "README.md"
+LIVE_FILE = "live.html"  # the self-contained page that grows the model in a browser (`live.page_html`)
 PREVIEW_FILE = "preview.gif"
 TARGET_FILE = "target.png"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
@@ -546,7 +548,9 @@ def _usage_section(ref: str, where: str = "") -> str:
         "from nca_gradio.loading import load_model\n"
         "from nca_gradio.render import grow, save_animation\n"
         f'save_animation(grow(load_model("{ref}"), size=256).frames, "texture.gif")\n'
-        f"```\n\nor from the command line: `nca grow {ref} -o texture.gif`"
+        f"```\n\nor from the command line: `nca grow {ref} -o texture.gif`.\n\n"
+        f"[`{LIVE_FILE}`]({LIVE_FILE}) runs it live in a browser, on the viewer's own GPU: download it and open it "
+        "(it works offline), then drag across the texture to erase it and watch it heal."
     )
 
 
@@ -579,20 +583,21 @@ def push(
 
 
 def write_card(model_folder: str | Path) -> None:
-    """Give a freshly trained folder its card and preview, replacing older ones and `save_pretrained`'s generic card."""
+    """Give a freshly trained folder its card, preview and live page, replacing older ones and `save_pretrained`'s generic card."""
     from .atomic import write_bytes
 
     folder = Path(model_folder)
     (folder / PREVIEW_FILE).unlink(missing_ok=True)  # stale after more training: `shared_files` then grows it anew
-    card = shared_files(folder, scratch=folder, log=lambda message: None)[CARD_FILE]  # scratch=folder: the preview lands here
-    write_bytes(folder / CARD_FILE, card)  # atomically, like every file of a model folder
+    files = shared_files(folder, scratch=folder, log=lambda message: None)  # scratch=folder: the preview lands here
+    for name in (LIVE_FILE, CARD_FILE):  # atomically, like every file of a model folder; the card, which links the page, last
+        write_bytes(folder / name, files[name])
 
 
 def shared_files(
     model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = _notice,
     card_name: str | None = None,
 ) -> dict[str, Path | bytes]:
-    """What sharing a model folder consists of, by name: its own files, a generated card, a preview.
+    """What sharing a model folder consists of, by name: its own files, a generated card, a preview, the live page.
 
     The card always replaces the folder's own README.md (a stale one, or the generic one
     `save_pretrained` writes); a missing preview.gif is made in `scratch`. The model is loaded
@@ -607,6 +612,7 @@ def shared_files(
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES if (folder / name).is_file()}
     files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name).encode()
+    files[LIVE_FILE] = page_html(model, repo_id or card_name or folder.name, size="auto").encode()
     if needs_preview:
         log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
         files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)

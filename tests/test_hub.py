@@ -146,6 +146,24 @@ def test_push_uploads_the_model_files_a_card_and_a_generated_preview_but_not_the
     assert pushed["url"] == f"{shared_server.url}/{pushed['repo']}"
 
 
+def test_push_shares_the_live_page_with_the_models_own_weights_and_the_card_links_it(pushed, shared_server):
+    from nca_gradio.live import _script_json, model_json
+
+    files = shared_server.files(pushed["repo"])
+    page = files["live.html"].decode()
+    assert page.startswith("<!DOCTYPE html>") and "NCALive.mount" in page
+    assert _script_json(model_json(load_folder(pushed["folder"]), pushed["repo"])) in page  # these weights, not another model's
+    assert "[`live.html`](live.html)" in files["README.md"].decode()
+
+
+def test_a_trained_folders_card_links_the_live_page_written_beside_it(tmp_path):
+    from nca_gradio.hub import write_card
+
+    folder = model_folder(tmp_path / "m", preview=False)
+    write_card(folder)
+    assert "(live.html)" in (folder / "README.md").read_text() and (folder / "live.html").read_text().startswith("<!DOCTYPE html>")
+
+
 def test_card_front_matter_is_valid_and_links_files_that_exist_in_the_repo(pushed, shared_server, tmp_path):
     text = shared_server.files(pushed["repo"])["README.md"].decode()
     card_path = tmp_path / "README.md"
