@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import torch
-from conftest import running_demo
+from conftest import chromium, running_demo
 from hub_server import LoopbackHub
-from test_app_browser import ARGS, CHROMIUM
 
 from nca_gradio import gallery
 from nca_gradio.hub import push
@@ -56,16 +55,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
     with tempfile.TemporaryDirectory() as scratch, LoopbackHub(token=TOKEN) as hub:
         os.environ["HF_HOME"] = str(Path(scratch) / "hf_home")
         os.environ["HF_ENDPOINT"] = hub.url
         os.environ.pop("HF_TOKEN", None)
         push_models(hub, Path(scratch))
         listed, pictured, baseline = [], [], []
-        with running_demo() as url, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        with running_demo() as url, chromium() as browser:
             for _ in range(args.rounds):
                 gallery._previews.clear()  # every round cold, both sides: a visitor who opens the tab first
                 started = time.perf_counter()
@@ -84,7 +80,6 @@ def main() -> int:
                     timeout=30_000)
                 pictured.append(time.perf_counter() - started)
                 page.close()
-            browser.close()
     first, full, base = statistics.median(listed), statistics.median(pictured), statistics.median(baseline)
     print(f"30 models on a loopback Hub, {args.rounds} rounds (medians; min-max)")
     print(f"| {'what':<44} | {'seconds':>7} | {'range':>11} | {'/ baseline':>10} |")

@@ -4,12 +4,7 @@
 # texture canvas, training 5x the lesson). Usage: bench/gpu_check.sh [extra speed.py flags, e.g. --quick]
 # The outputs are also written to $OUT (or /tmp): gpu_tests.txt and speed_cuda.md (each row also on stderr as soon as
 # it is measured). TEST_TIMEOUT and SPEED_TIMEOUT (seconds) bound the two parts.
-set -uo pipefail
-cd "$(dirname "$0")/.."
-out="${OUT:-/tmp}"
-mkdir -p "$out"
-export PYTHONUNBUFFERED=1
-py="$(command -v python3 || command -v python)"  # GPU images often have python3 only
+source "$(dirname "$0")/gpu_env.sh"
 "$py" - <<'PY' || exit 1
 import torch
 assert torch.cuda.is_available(), "no CUDA GPU visible"

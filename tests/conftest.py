@@ -10,6 +10,43 @@ import pytest
 import torch
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+]  # fmt: skip
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator:
+    """Debian's headless chromium driven by Playwright (which cannot download browsers of its own here)."""
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def set_number(page, elem_id: str, value: float) -> None:
+    """Type into the number box of a slider or number field, as a user would."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+    box.blur()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One browser for a test module; each test opens its own pages in it."""
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

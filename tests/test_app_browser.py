@@ -11,18 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import running_demo
+from conftest import SHOTS, chromium, needs_chromium, running_demo, set_number
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-]  # fmt: skip
 SLOW = 180_000  # ms: training and growing on a busy 2-core CPU
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -35,24 +29,11 @@ def app_url():
 
 @pytest.fixture(scope="module")
 def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app_url)
         page.wait_for_selector("#nca-start", timeout=60_000)
         yield page
-        browser.close()
-
-
-def set_number(page, elem_id: str, value: float) -> None:
-    """Type into the number box of a slider or number field, as a user would."""
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
 
 
 def point_on_image(image, fx: float, fy: float) -> tuple[float, float]:

@@ -21,19 +21,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import ROOT, SHOTS, chromium, free_port, needs_chromium
 from hub_server import LoopbackHub
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-]  # fmt: skip
 TOKEN = "hf_BrowserLoopbackSecret012345678"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +86,7 @@ def app(places, hub):
 
 
 def test_a_pulled_model_shows_its_card_and_joins_the_lists_with_the_cache_in_home(app, places):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(app["url"])
         page.get_by_role("tab", name=re.compile("Hub")).click()
@@ -109,6 +98,5 @@ def test_a_pulled_model_shows_its_card_and_joins_the_lists_with_the_cache_in_hom
         page.screenshot(path=str(SHOTS / "hub-pull-default-cache.png"), full_page=True)
         page.get_by_role("tab", name=re.compile("Grow")).click()
         assert page.locator("#nca-grow-model input").input_value() == "alice/browser-model (Hub)"
-        browser.close()
     log = app["log"].read_text(errors="replace")
     assert "InvalidPathError" not in log and "Traceback" not in log, log[-2000:]

@@ -11,21 +11,15 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import running_demo
+from conftest import SHOTS, needs_chromium, running_demo, set_number
 
 from nca_gradio import studio
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-]  # fmt: skip
 PHONE = {"width": 420, "height": 720}  # a phone's page area, below the browser's own bars
 SLOW = 180_000  # ms: growing on a busy 2-core CPU
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -36,30 +30,12 @@ def app_url():
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
 def open_page(browser, url: str, viewport: dict):
     page = browser.new_page(viewport=viewport)
     page.goto(url)
     page.wait_for_selector("#nca-start", timeout=60_000)
     page.wait_for_timeout(500)  # the tabs measure themselves once the page has laid out
     return page
-
-
-def set_number(page, elem_id: str, value: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
-    box.blur()
 
 
 def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, app_url):

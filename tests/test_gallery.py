@@ -15,6 +15,7 @@ from PIL import Image
 from nca_gradio import gallery
 from nca_gradio.hub import HubError, card_metadata, push
 
+from conftest import SHOTS, chromium, needs_chromium, running_demo
 from hub_server import LoopbackHub
 from test_hub import weights_bytes
 
@@ -160,8 +161,6 @@ def test_nca_search_prints_a_table_of_ids_that_pull_takes(hub, tmp_path):
 @pytest.fixture(scope="module")
 def studio_url(hub, tmp_path_factory):
     """The studio, reading the loopback Hub (HF_ENDPOINT is read when a request is made) with no token of its own."""
-    from conftest import running_demo
-
     with pytest.MonkeyPatch.context() as patch:
         home = tmp_path_factory.mktemp("studio_hf_home")
         patch.setenv("HF_HOME", str(home))
@@ -192,20 +191,13 @@ def test_the_studio_gallery_lists_pages_with_previews_and_says_when_the_hub_is_d
     assert Path(png).exists()
 
 
+@needs_chromium
 def test_one_click_in_the_gallery_pulls_the_model_and_opens_it_in_grow(hub, studio_url):
-    from test_app_browser import ARGS, CHROMIUM, SHOTS, open_tab
-
-    if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         page.goto(studio_url)
         page.wait_for_selector("#nca-start", timeout=60_000)
-        open_tab(page, "4 · Hub")
+        page.get_by_role("tab", name="4 · Hub").click()
         items = page.locator("#nca-gallery button img")
         items.nth(gallery.PAGE_SIZE - 1).wait_for(state="visible", timeout=30_000)
         page.wait_for_function(
@@ -218,4 +210,3 @@ def test_one_click_in_the_gallery_pulls_the_model_and_opens_it_in_grow(hub, stud
         items.first.click()
         page.get_by_role("tab", name="2 · Grow", selected=True).wait_for(timeout=60_000)
         assert page.locator("#nca-grow-model input").input_value() == "old/untagged-bricks (Hub)"
-        browser.close()

@@ -19,33 +19,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, needs_chromium
 from PIL import Image
 
 from nca_gradio import live
 from nca_gradio.loading import load_folder
 from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, to_rgb
 
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-]  # fmt: skip
 STEPS = 64
 SIZE = 64  # cells a side: the smallest canvas the page offers
 TOLERANCE = 0.01
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
+pytestmark = needs_chromium
 
 
 def open_page(browser, model: NCA, folder: Path, autoplay: bool = False, size: int = SIZE):

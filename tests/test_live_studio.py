@@ -7,27 +7,9 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-from conftest import free_port, running_demo
+from conftest import SHOTS, free_port, needs_chromium, running_demo
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
-]  # fmt: skip
-SHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
+pytestmark = needs_chromium
 
 
 @contextlib.contextmanager
