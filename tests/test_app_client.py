@@ -88,7 +88,7 @@ def test_training_streams_to_the_end_and_returns_a_downloadable_model(trained, t
     assert selected == label and choices[-1] == label  # after any bundled models
     assert Path(archive).name == "pebbles-seed-3-it.zip"  # the label, no counter prefix
     with zipfile.ZipFile(archive) as zipped:  # what a push shares, in one folder named like the zip; never the resume state
-        names = ["README.md", "config.json", "model.safetensors", "preview.gif", "target.png", "training.json"]
+        names = ["README.md", "config.json", "live.html", "model.safetensors", "preview.gif", "target.png", "training.json"]
         assert sorted(zipped.namelist()) == [f"pebbles-seed-3-it/{name}" for name in names]
         zipped.extractall(tmp_path)
     tmp_path = tmp_path / "pebbles-seed-3-it"

@@ -45,13 +45,13 @@ def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, app_url
         upload = page.locator("#nca-texture").bounding_box()
         assert upload["y"] + upload["height"] <= PHONE["height"], f"the upload box ends at {upload['y'] + upload['height']:.0f} px"
         tabs = page.get_by_role("tab")
-        assert tabs.count() == 4 and all(tabs.nth(i).is_visible() for i in range(4))  # none folded into a "…" menu
+        assert tabs.count() == 5 and all(tabs.nth(i).is_visible() for i in range(5))  # none folded into a "…" menu
         assert not page.locator(".overflow-menu").is_visible()
-        for i in range(4):
+        for i in range(5):
             box = tabs.nth(i).bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
         assert page.locator("#nca-about").is_visible()  # the long explanation is one closed line away
-        tabs.nth(2).click()
+        page.get_by_role("tab", name="3 · Heal").click()
         page.locator("#nca-random").wait_for()
         page.screenshot(path=str(SHOTS / "phone-420-heal.png"))
         assert page.locator("#nca-damage-canvas").bounding_box()["y"] < PHONE["height"]
