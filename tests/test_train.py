@@ -49,8 +49,9 @@ def test_config_round_trips_and_refuses_unknown_keys():
         TrainConfig.from_dict({**config.to_dict(), "colour": 1})
 
 
-def test_auto_device_on_this_machine_is_a_real_device():
-    assert pick_device("auto").type in {"cpu", "cuda", "mps"}
+def test_auto_device_prefers_a_gpu_and_a_missing_cuda_is_refused():
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             pick_device("cuda")
