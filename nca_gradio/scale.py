@@ -13,7 +13,6 @@ import csv
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .hub import PREVIEW_FILE, TARGET_FILE, grow_preview, push, write_card
+from .hub import PREVIEW_FILE, TARGET_FILE, grow_preview, push, read_training_log, write_card
 from .images import ImageError, image_to_tensor, load_image, load_target
 from .loading import CONFIG_FILE, WEIGHTS_FILE, ModelLoadError, load_folder
 from .losses import LossUnavailable
@@ -102,20 +101,18 @@ def find_textures(paths: Sequence[str | os.PathLike | Texture]) -> list[Texture]
     return list(textures.values())
 
 
+def _log_figure(folder: Path, key: str) -> float:
+    """A number from the folder's training.json (`iterations`, `seconds`); 0 when there is none or it cannot be read."""
+    info = read_training_log(folder) or {}
+    try:
+        return float(info.get(key, 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def trained_iterations(folder: Path) -> int:
     """Iterations in the folder's training.json; 0 when there is none or it cannot be read."""
-    try:
-        return int(json.loads((folder / TRAINING_LOG).read_text())["iterations"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def trained_seconds(folder: Path) -> float:
-    """Training seconds in the folder's training.json; 0 when there is none or it cannot be read."""
-    try:
-        return float(json.loads((folder / TRAINING_LOG).read_text())["seconds"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+    return int(_log_figure(folder, "iterations"))
 
 
 def is_finished(folder: str | Path, config: TrainConfig) -> bool:
@@ -124,21 +121,7 @@ def is_finished(folder: str | Path, config: TrainConfig) -> bool:
     files = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_LOG, PREVIEW_FILE)
     if not all((folder / name).is_file() for name in files):
         return False
-    return trained_iterations(folder) >= config.iters or bool(config.time_budget and trained_seconds(folder) >= config.time_budget)
-
-
-def save_checkpoint(trainer: Trainer, folder: Path, target: torch.Tensor) -> None:
-    """`Trainer.save` into a scratch folder, then each file moved into place, training.json last.
-
-    A worker killed mid-save then leaves the previous checkpoint readable, not half-written files.
-    """
-    scratch = folder / ".saving"
-    shutil.rmtree(scratch, ignore_errors=True)
-    trainer.save(scratch, target)
-    names = sorted((p.name for p in scratch.iterdir()), key=lambda name: name == TRAINING_LOG)
-    for name in names:
-        os.replace(scratch / name, folder / name)
-    scratch.rmdir()
+    return trained_iterations(folder) >= config.iters or bool(config.time_budget and _log_figure(folder, "seconds") >= config.time_budget)
 
 
 def texture_score(folder: str | Path) -> float | None:
@@ -184,7 +167,7 @@ def train_texture(
     def checkpoint(progress) -> None:
         nonlocal last_save
         if progress.iteration < progress.total and time.monotonic() - last_save >= checkpoint_seconds:
-            save_checkpoint(trainer, folder, target)
+            trainer.save(folder, target)  # every file replaced whole, training.json last: a killed worker leaves a checkpoint
             last_save = time.monotonic()
 
     note = ""
@@ -192,7 +175,7 @@ def train_texture(
         result = trainer.train(checkpoint, preview_every=10**9)
     except FloatingPointError as exc:
         note = f"{exc}; the last good model is kept"
-    save_checkpoint(trainer, folder, target)
+    trainer.save(folder, target)
     if note:
         return Outcome(folder.name, "failed", round(trainer.seconds, 1), trainer.iteration, error=note, resumed_from=resumed_from)
     write_card(folder)
@@ -208,8 +191,7 @@ def finished_outcome(folder: Path) -> Outcome:
         record = json.loads((folder / RECORD_FILE).read_text())
         return Outcome(folder.name, "skipped", record.get("seconds"), trained_iterations(folder), record.get("score"))
     except (OSError, ValueError, AttributeError):
-        seconds = json.loads((folder / TRAINING_LOG).read_text()).get("seconds")
-        return Outcome(folder.name, "skipped", seconds, trained_iterations(folder), texture_score(folder))
+        return Outcome(folder.name, "skipped", _log_figure(folder, "seconds"), trained_iterations(folder), texture_score(folder))
 
 
 def one_line(exc: BaseException) -> str:
