@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
                        "try 4 if your texture blows up where it is damaged (default 0: off)")
     train.add_argument("--iters", type=int, help=f"iterations, at most (default {defaults.iters} on a CPU, {GPU_RECIPE['iters']} on a GPU)")
-    train.add_argument("--time", type=duration, metavar="SECONDS", dest="time_budget",
+    train.add_argument("--time", type=parse_duration, metavar="SECONDS", dest="time_budget",
                        help="train for this long (90, 90s, 2m, 1h): iterations and lr schedule fit the measured speed, "
                        f"at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
     train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
@@ -206,7 +206,7 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
-def duration(text: str) -> float:
+def parse_duration(text: str) -> float:
     """Seconds from `90`, `90s`, `1.5m` or `1h` (argparse type for --time)."""
     number, unit = text.strip().lower()[:-1], text.strip().lower()[-1:]
     if unit.isdigit() or unit == ".":
@@ -220,6 +220,16 @@ def duration(text: str) -> float:
     return seconds
 
 
+def train_config(args: argparse.Namespace):
+    """The run `nca train`'s options describe (`train-many` shares them): the options given, the rest from the device's recipe."""
+    from .hub import CLI_TRAIN_FLAGS
+    from .train import TrainConfig
+
+    given = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in CLI_TRAIN_FLAGS.items()} | {"time_budget": args.time_budget}
+    chosen = {key: value for key, value in given.items() if value is not None}
+    return TrainConfig.for_device(args.device, **chosen, grad_checkpoint=args.grad_checkpoint)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -227,20 +237,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .hub import write_card
     from .images import load_target
     from .loading import CONFIG_FILE, WEIGHTS_FILE
-    from .train import TrainConfig, Trainer
+    from .train import Trainer
 
     out = Path(args.output)
     if args.resume and args.force:
         raise UsageError("--resume continues the model in --output and --force replaces it: use one of them")
     if not args.resume and not args.force and ((out / CONFIG_FILE).exists() or (out / WEIGHTS_FILE).exists()):
         raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
-    chosen = {"iters": args.iters, "batch": args.batch, "pool_size": args.pool_size, "match_weight": args.match,
-              "time_budget": args.time_budget, "lr": args.lr}  # unset ones come from the device's recipe
-    config = TrainConfig.for_device(
-        args.device, preset=args.preset, loss=args.loss, size=args.size, target_size=args.target_size,
-        perception=args.perception, damage_every=args.damage_every, seed=args.seed, grad_checkpoint=args.grad_checkpoint,
-        precision=args.precision, **{k: v for k, v in chosen.items() if v is not None},
-    )
+    config = train_config(args)
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
     if args.resume:
@@ -400,13 +404,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_train_many(args: argparse.Namespace) -> int:
-    from .hub import CLI_TRAIN_FLAGS
     from .scale import SUMMARY_MD, ScaleError, train_many
-    from .train import TrainConfig
 
-    settings = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in CLI_TRAIN_FLAGS.items()} | {"time_budget": args.time_budget}
-    chosen = {key: value for key, value in settings.items() if value is not None}  # unset ones come from the device's recipe
-    config = TrainConfig.for_device(args.device, **chosen, grad_checkpoint=args.grad_checkpoint)
+    config = train_config(args)
     try:
         outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
                               cpus_per_task=args.cpus_per_task, push_to=args.push_to, hub_endpoint=os.environ.get("HF_ENDPOINT"))

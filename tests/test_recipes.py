@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from nca_gradio.cli import duration
+from nca_gradio.cli import parse_duration
 from nca_gradio.train import GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds, fitted_milestones
 
 
@@ -77,7 +77,7 @@ def test_without_a_budget_the_run_is_exactly_its_iterations(pebbles_64):
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("1.5m", 90.0), ("1h", 3600.0), (" 2M ", 120.0)])
 def test_durations_read_as_a_user_writes_them(text, seconds):
-    assert duration(text) == seconds
+    assert parse_duration(text) == seconds
 
 
 def test_nca_train_time_stops_on_its_budget_and_bad_durations_are_one_line(tmp_path, pebbles_path):
