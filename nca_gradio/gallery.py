@@ -21,6 +21,7 @@ from huggingface_hub import ModelInfo, get_hf_file_metadata, get_session, hf_hub
 from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.utils import hf_raise_for_status
 
+from .atomic import SaveError, write_bytes
 from .hub import LIBRARY_NAME, NETWORK_ERRORS, PREVIEW_FILE, SCORE_KEY, TAGS, HubError, resolve_endpoint, resolve_timeout
 
 TAG = TAGS[0]
@@ -144,10 +145,8 @@ def preview(model: SharedModel, endpoint: str | None = None, timeout: float | No
             if len(response.content) <= max_bytes:
                 path = _preview_dir / model.repo_id.replace("/", "--") / f"{revision}.gif"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                scratch = path.with_suffix(f".{threading.get_ident()}.part")
-                scratch.write_bytes(response.content)
-                scratch.replace(path)  # whole or not at all, even with two sessions fetching it at once
-    except (HfHubHTTPError, EntryNotFoundError, OSError, *NETWORK_ERRORS):
+                write_bytes(path, response.content)  # whole or not at all, even with two sessions fetching it at once
+    except (HfHubHTTPError, EntryNotFoundError, OSError, SaveError, *NETWORK_ERRORS):
         return None  # a card without a picture: not worth an error, and not cached, so a later page can try again
     with _previews_lock:
         _previews[key] = path

@@ -83,15 +83,20 @@ class Workspace:
     root: Path | None = None
     count: int = 0
 
+    @property
+    def folder(self) -> Path:
+        """The session's own temporary folder, made on first use."""
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="nca-studio-"))
+        return self.root
+
     def path(self, name: str) -> Path:
-        """A fresh path called `name` in the session's own temporary folder (made on first use).
+        """A fresh path called `name` in the session's own folder.
 
         Each path gets a numbered folder of its own, so the file keeps its clean name: a download is called `name`.
         """
-        if self.root is None:
-            self.root = Path(tempfile.mkdtemp(prefix="nca-studio-"))
         self.count += 1
-        folder = self.root / f"{self.count:03d}"
+        folder = self.folder / f"{self.count:03d}"
         folder.mkdir()
         return folder / name
 
@@ -113,16 +118,12 @@ class Workspace:
     @property
     def stop_file(self) -> Path:
         """A file, not a flag in memory, so that a training chunk in another process (ZeroGPU) sees it too."""
-        if self.root is None:
-            self.path("init")
-        return self.root / "STOP"
+        return self.folder / "STOP"
 
     @property
     def hub_cache(self) -> Path:
         """This session's own Hub cache: a private model pulled with a token serves only the session that pulled it."""
-        if self.root is None:
-            self.path("init")
-        return self.root / "hub-cache"
+        return self.folder / "hub-cache"
 
     def request_stop(self) -> None:
         self.stop_file.touch()

@@ -309,9 +309,7 @@ class Handlers:
 
     def fit_steps(self, size: int, steps: int):
         """A new canvas size: lower the steps to what fits (on the slider's grid of 10) and say what fits."""
-        most = studio.most_steps(size)
-        if steps > most:
-            steps = max(10, most // 10 * 10)
+        steps = fitted_steps(steps, studio.most_steps(size))
         return gr.Slider(value=steps), self.steps_note(size, steps)
 
     def show_grown(self, workspace: studio.Workspace, heal_steps: int):
@@ -319,7 +317,7 @@ class Handlers:
         grown = self.grown(workspace)
         height, width = grown.frame.shape[:2]
         most = studio.most_heal_steps(width)
-        fitted = heal_steps if heal_steps <= most else max(10, most // 10 * 10)
+        fitted = fitted_steps(heal_steps, most)
         note = f"Grown with **{grown.model}**: {width}×{height} cells (heals up to {most} steps here). Click on it to place the damage."
         return studio.for_display(grown.frame), note, gr.Slider(value=fitted)
 
@@ -491,6 +489,11 @@ def preset_choices(round_shapes: bool = False) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------ layout
+
+
+def fitted_steps(steps: int, most: int) -> int:
+    """`steps`, lowered to what fits (`most`) on the step sliders' grid of 10 when it does not fit."""
+    return steps if steps <= most else max(10, most // 10 * 10)
 
 
 def help_text(lead: str, details: str) -> None:
@@ -694,11 +697,11 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     )
     browse_inputs, browse_outputs = [shared_search, shared_sort, shared_pages], [shared, shared_ids, shared_note, more_shared]
     hub_tab.select(handlers.browse, browse_inputs, browse_outputs, api_name="browse", concurrency_id="nca-gallery", show_progress="minimal")
-    for change in (shared_search.submit, shared_sort.change):
-        change(lambda: 1, None, shared_pages, api_visibility="private", queue=False).then(
+    page_turns = [(shared_search.submit, lambda: 1, None), (shared_sort.change, lambda: 1, None),
+                  (more_shared.click, lambda pages: pages + 1, shared_pages)]  # a new search starts at page 1; More adds one
+    for event, pages, current in page_turns:
+        event(pages, current, shared_pages, api_visibility="private", queue=False).then(
             handlers.browse, browse_inputs, browse_outputs, api_visibility="private", concurrency_id="nca-gallery", show_progress="minimal")
-    more_shared.click(lambda pages: pages + 1, shared_pages, shared_pages, api_visibility="private", queue=False).then(
-        handlers.browse, browse_inputs, browse_outputs, api_visibility="private", concurrency_id="nca-gallery", show_progress="minimal")
     shared.select(handlers.get_shared, [shared_ids, token, workspace], [repo, card, card_preview, pull_note], api_visibility="private",
                   concurrency_id="nca-hub").success(
         handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
