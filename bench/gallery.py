@@ -31,7 +31,8 @@ from hub_server import LoopbackHub
 
 from nca_gradio import gallery
 from nca_gradio.hub import push
-from nca_gradio.model import NCA
+from nca_gradio.model import NCA, NCAConfig
+from nca_gradio.model_folder import save_model
 
 TOKEN = "hf_BenchToken0123456789"
 BAR_SECONDS = 2.0
@@ -43,9 +44,9 @@ def push_models(hub: LoopbackHub, folder: Path, count: int = 30) -> None:
     for i in range(count):
         model_dir = folder / f"texture-{i:02d}"
         torch.manual_seed(i)
-        model = NCA(channels=4, hidden=8)
+        model = NCA(NCAConfig(channels=4, hidden=8))
         torch.nn.init.normal_(model.w2.weight, std=0.05)
-        model.save_pretrained(model_dir)
+        save_model(model, model_dir)
         (model_dir / "preview.gif").write_bytes(previews[i % len(previews)].read_bytes())
         push(model_dir, f"user{i % 3}/texture-{i:02d}", token=TOKEN, endpoint=hub.url, log=lambda message: None)
         hub.repos[f"user{i % 3}/texture-{i:02d}"].downloads = 1000 - i

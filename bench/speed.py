@@ -34,7 +34,9 @@ import torch  # noqa: E402
 
 from lesson_recipe import LessonNCA, LessonTrainer, inference_step  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.model import NCA, PRESETS, Grower, dtype_name, inference_dtype, training_dtype  # noqa: E402
+from nca_gradio.fast import Grower  # noqa: E402
+from nca_gradio.model import NCA, PRESETS  # noqa: E402
+from nca_gradio.precision import dtype_name, inference_dtype, training_dtype  # noqa: E402
 from nca_gradio.render import run  # noqa: E402
 from nca_gradio.train import TrainConfig, Trainer  # noqa: E402
 
@@ -223,7 +225,7 @@ def inference_rows(sizes: Sizes, device: torch.device, compile_too: bool, roof: 
     for name in ("seed", "texture"):
         preset = PRESETS[name]
         torch.manual_seed(0)
-        model = NCA.from_preset(name).to(device).eval()
+        model = NCA(PRESETS[name]).to(device).eval()
         mixed = inference_dtype(model, device) is not None
         if mixed and bf16_roof is None:
             bf16_roof = matmul_flops(sizes.matmul, device, dtype=torch.bfloat16)

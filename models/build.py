@@ -24,14 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca_gradio.hub import TARGET_FILE, model_card, read_training_log  # noqa: E402
+from nca_gradio.hub import model_card  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.loading import CONFIG_FILE, WEIGHTS_FILE, load_folder  # noqa: E402
-from nca_gradio.model import PERCEPTIONS, PRECISIONS  # noqa: E402
-from nca_gradio.quality import MIN_TARGET_SIDE, QUALITY_FILE, model_figures  # noqa: E402
+from nca_gradio.model import PERCEPTIONS  # noqa: E402
+from nca_gradio.model_folder import (  # noqa: E402
+    CARD_FILE, CONFIG_FILE, HEALING_FILE, PREVIEW_FILE, QUALITY_FILE, TARGET_FILE, TRAINING_LOG, WEIGHTS_FILE, load_folder,
+    read_training_log, write_json,
+)
+from nca_gradio.precision import PRECISIONS  # noqa: E402
+from nca_gradio.quality import MIN_TARGET_SIDE, model_figures  # noqa: E402
 from nca_gradio.render import Damage, grow, regenerate, save_animation  # noqa: E402
 from nca_gradio.scale import Texture, train_many  # noqa: E402
-from nca_gradio.train import TRAINING_LOG, TrainConfig  # noqa: E402
+from nca_gradio.train import TrainConfig  # noqa: E402
 
 MODELS = Path(__file__).resolve().parent
 WORK = MODELS.parent / "build" / "models"  # checkpoints of builds under way (git ignores build/)
@@ -40,7 +44,7 @@ MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_LOG, TARGET_FILE)  # what a b
 
 def existing_credit(folder: Path) -> str | None:
     """The attribution in a folder's current card, so that rebuilding a model keeps it."""
-    card = folder / "README.md"
+    card = folder / CARD_FILE
     if not card.exists():
         return None
     _, found, rest = card.read_text().partition("\n## Target image\n")
@@ -91,7 +95,7 @@ def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float
 def refresh(name: str) -> dict:
     """Rewrite a trained folder's GIFs, quality.json and card (after a change to them), without training."""
     folder = MODELS / name
-    target = load_target(folder / "target.png", TrainConfig.from_dict(read_training_log(folder)["config"]).target_size)
+    target = load_target(folder / TARGET_FILE, TrainConfig.from_dict(read_training_log(folder)["config"]).target_size)
     return {"model": name, **finish(folder, load_folder(folder), target, existing_credit(folder))}
 
 
@@ -99,11 +103,11 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     """Growth and healing GIFs, quality figures and the card with the image's credit."""
     # 512 steps: some textures settle late (brick's courses form between steps 500 and 1000)
     growth = grow(model, size=128, steps=512, every=8)
-    save_animation(growth.frames, folder / "preview.gif", fps=25)
+    save_animation(growth.frames, folder / PREVIEW_FILE, fps=25)
     healing = regenerate(model, Damage("circle", 0.5, 0.5, 0.25), size=128, grow_steps=256, heal_steps=256, every=4)
-    save_animation(healing.frames, folder / "regenerate.gif", fps=25)
+    save_animation(healing.frames, folder / HEALING_FILE, fps=25)
     figures = model_figures(model, target).as_dict()
-    (folder / QUALITY_FILE).write_text(json.dumps(figures, indent=1))
+    write_json(folder, QUALITY_FILE, figures)
     write_bundled_card(folder, credit)
     return figures
 
@@ -113,7 +117,7 @@ def write_bundled_card(folder: Path, credit: str | None) -> None:
     card = model_card(folder, f"nca-gradio/{folder.name}")
     if credit:
         card += f"\n## Target image\n\n{credit}\n"
-    (folder / "README.md").write_text(card)
+    (folder / CARD_FILE).write_text(card)
 
 
 def main() -> int:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .errors import UserError
+
 TEMP_PREFIX = ".nca-tmp-"  # what is left behind only by a process killed mid-write; ignored by readers
 LEFTOVER_SECONDS = 600  # a temporary file this old belongs to no write still running: `prepare_folder` removes it
 
@@ -35,7 +37,7 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()  # what open() would have given the file: mkstemp makes it private (0600)
 
 
-class SaveError(Exception):
+class SaveError(UserError):
     """A file that could not be written, with a one-line reason; the previous file is untouched."""
 
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Sequence
 
 from . import __version__
+from .errors import USER_ERRORS, UserError
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A problem the user can fix; printed as one line."""
 
 
@@ -39,9 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nca: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - every known failure becomes one line
-        if not _is_user_error(exc):
-            raise
+    except USER_ERRORS as exc:
         print(f"nca: error: {exc}", file=sys.stderr)
         return USAGE_ERROR
 
@@ -56,23 +55,11 @@ def _threads(asked: int) -> int:
     return min(asked, cores)
 
 
-def _is_user_error(exc: Exception) -> bool:
-    from .atomic import SaveError
-    from .hub import HubError
-    from .images import ImageError
-    from .losses import LossUnavailable
-    from .loading import ModelLoadError
-    from .render import RenderError
-    from .train import ConfigError
-
-    known = (UsageError, ImageError, LossUnavailable, ModelLoadError, RenderError, ConfigError, HubError, FileNotFoundError, SaveError)
-    return isinstance(exc, known)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .hub import CLI_TRAIN_FLAGS
     from .losses import LOSS_NAMES
-    from .model import PERCEPTIONS, PRECISIONS, PRESETS
+    from .model import PERCEPTIONS, PRESETS
+    from .precision import PRECISIONS
     from .render import DAMAGE_SHAPES
     from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
 
@@ -192,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
-    from .model import PRECISIONS
+    from .precision import PRECISIONS
 
     parser.add_argument("--size", type=int, default=256, help="canvas side in cells")
     parser.add_argument("--steps", type=int, default=steps)
@@ -236,13 +223,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .atomic import SaveError, free_bytes, prepare_folder
     from .hub import write_card
     from .images import load_target
-    from .loading import CONFIG_FILE, WEIGHTS_FILE
+    from .model_folder import REQUIRED_FILES
     from .train import Trainer
 
     out = Path(args.output)
     if args.resume and args.force:
         raise UsageError("--resume continues the model in --output and --force replaces it: use one of them")
-    if not args.resume and not args.force and ((out / CONFIG_FILE).exists() or (out / WEIGHTS_FILE).exists()):
+    if not args.resume and not args.force and any((out / name).exists() for name in REQUIRED_FILES):
         raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
     config = train_config(args)
     target = load_target(args.image, config.target_size)
@@ -366,7 +353,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from .hub import pull
-    from .loading import load_folder
+    from .model_folder import load_folder
 
     endpoint = os.environ.get("HF_ENDPOINT")  # read now: huggingface_hub read it at import
     folder = pull(args.repo_id, revision=args.revision, token=args.token, endpoint=endpoint, local_dir=args.output)

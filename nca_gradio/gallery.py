@@ -22,7 +22,8 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.utils import hf_raise_for_status
 
 from .atomic import SaveError, write_bytes
-from .hub import LIBRARY_NAME, NETWORK_ERRORS, PREVIEW_FILE, SCORE_KEY, TAGS, HubError, resolve_endpoint, resolve_timeout
+from .hub import LIBRARY_NAME, NETWORK_ERRORS, SCORE_KEY, TAGS, HubError, resolve_endpoint, resolve_timeout
+from .model_folder import PREVIEW_FILE
 
 TAG = TAGS[0]
 SORTS = {"downloads": "downloads", "likes": "likes", "recent": "created_at"}  # what a user asks for: the Hub's sort key

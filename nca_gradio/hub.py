@@ -44,18 +44,14 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
+from .errors import UserError
 from .live import page_html
-from .loading import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE, load_folder
 from .model import NCA, PERCEPTION_ABOUT, to_rgb
-from .quality import HEAL_TRIALS, QUALITY_FILE, Score, score
-from .train import TRAINING_LOG
-
-CARD_FILE = "README.md"
-LIVE_FILE = "live.html"  # the self-contained page that grows the model in a browser (`live.page_html`)
-PREVIEW_FILE = "preview.gif"
-TARGET_FILE = "target.png"
-REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
-OPTIONAL_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)
+from .model_folder import (
+    CARD_FILE, CONFIG_FILE, LIVE_FILE, PICKLE_SUFFIXES, PREVIEW_FILE, QUALITY_FILE, REQUIRED_FILES, SHARED_FILES, TARGET_FILE,
+    WEIGHTS_FILE, load_folder, read_json, read_training_log,
+)
+from .quality import HEAL_TRIALS, Score, score
 LIBRARY_NAME = "nca-gradio"
 LICENSE = "mit"
 TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]
@@ -68,7 +64,7 @@ _REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+/-]*")
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
-class HubError(Exception):
+class HubError(UserError):
     """A Hub operation that failed, with a one-line message that says what to do (never a token)."""
 
 
@@ -326,7 +322,7 @@ def files_to_pull(repo_id: str, files: list[str]) -> list[str]:
         raise HubError(f"{repo_id} has no {WEIGHTS_FILE}: is it an nca-gradio model?")
     if CONFIG_FILE not in present:
         raise HubError(f"{repo_id} has no {CONFIG_FILE}: is it an nca-gradio model?")
-    return [f for f in REQUIRED_FILES + OPTIONAL_FILES if f in present]
+    return [f for f in REQUIRED_FILES + SHARED_FILES if f in present]
 
 
 def _pull_from_cache(
@@ -416,15 +412,6 @@ def _model_section(model: NCA) -> str:
         f"## Model\n\n{model.num_parameters:,} parameters: {model.channels} channels, {model.hidden} hidden units, "
         f"cells fire with probability {model.fire_rate}; each cell sees its neighbourhood through {PERCEPTION_ABOUT[model.perception]}."
     )
-
-
-def read_training_log(folder: Path) -> dict | None:
-    """training.json as the trainer wrote it, or None when it is missing or unreadable (it is only shown)."""
-    try:
-        info = json.loads((folder / TRAINING_LOG).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return info if isinstance(info, dict) and isinstance(info.get("config", {}), dict) else None
 
 
 def _training_section(folder: Path) -> str:
@@ -526,11 +513,8 @@ STABILITY_ROWS = (("combined_1024", "combined after 1,024 steps"), ("combined_40
 
 def _stability_table(folder: Path) -> str:
     """The long-rollout figures of quality.json (`quality.model_figures`), when the folder has them."""
-    try:
-        figures = json.loads((folder / QUALITY_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return ""
-    if not isinstance(figures, dict):
+    figures = read_json(folder, QUALITY_FILE)
+    if figures is None:
         return ""
     rows = [f"| {label} | {figures[key]:.2f} |" for key, label in STABILITY_ROWS
             if isinstance(figures.get(key), (int, float)) and not isinstance(figures.get(key), bool)]
@@ -610,7 +594,7 @@ def shared_files(
     model = load_folder(folder)
     needs_preview = not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
-    files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + OPTIONAL_FILES if (folder / name).is_file()}
+    files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + SHARED_FILES if (folder / name).is_file()}
     files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name).encode()
     files[LIVE_FILE] = page_html(model, repo_id or card_name or folder.name, size="auto").encode()
     if needs_preview:

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import UserError
+
 MAX_PIXELS = 40_000_000  # a 6000x6000 photo passes; a decompression bomb does not
 MIN_SIDE = 32
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
@@ -19,7 +21,7 @@ FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A texture image that cannot be used, with a message that says what to do."""
 
 

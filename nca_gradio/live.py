@@ -204,8 +204,7 @@ def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
     """
     import gradio as gr
 
-    from .loading import ModelLoadError, load_folder
-    from .studio import slug
+    from .model_folder import ModelLoadError, load_folder, slug
 
     def load(label: str, ws) -> NCA:
         try:

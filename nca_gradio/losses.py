@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
+
 VGG_LOSSES = ("ot", "gram")  # need pretrained VGG16; they see objects already, so patch matching is not theirs
 LOSS_NAMES = ("auto", "patch", *VGG_LOSSES)
 VGG_LAYERS = (1, 6, 11, 18, 25)
@@ -26,7 +28,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class LossUnavailable(RuntimeError):
+class LossUnavailable(UserError, RuntimeError):
     """A loss cannot be built here (for example VGG16 weights cannot be downloaded)."""
 
 

@@ -119,7 +119,6 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     return Score(combined, patches, ratio["colour"], ratio["spectrum"], per_scale)
 
 
-QUALITY_FILE = "quality.json"  # a model folder's `ModelFigures.as_dict()`, written by models/build.py
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ import numpy as np
 import torch
 
 from .atomic import SaveError, replacing
-from .model import NCA, Grower, cell_mask, inference_dtype, to_rgb
+from .errors import UserError
+from .fast import Grower, apply_steps, step_weights
+from .model import NCA, draw_masks, to_rgb
+from .precision import inference_dtype
 
 DAMAGE_SHAPES = ("circle", "square", "stripe")
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -22,7 +25,7 @@ MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before a video is wri
 PROBE_SIZE, PROBE_STEPS = 32, 200  # `grows_finite`: about 0.1 s on one CPU core
 
 
-class RenderError(ValueError):
+class RenderError(UserError, ValueError):
     """A render request out of range, with a message that says what to change."""
 
 
@@ -193,11 +196,11 @@ def _stepper(
         chunk = max(d for d in range(1, min(every, MAX_GRAPH_CHUNK) + 1) if every % d == 0)
         grower = Grower(model, chunk=chunk)
         return (lambda x, n: grower.run(x, n, generator)), (lambda: grower.path)
-    weights = model.step_weights(dtype)
+    weights = step_weights(model, dtype)
 
     def plain(x: torch.Tensor, n: int) -> torch.Tensor:
-        for _ in range(n):
-            x = model.step(x, cell_mask(x, model.fire_rate, generator), weights)
+        for start in range(0, n, MAX_GRAPH_CHUNK):  # masks drawn a few steps at a time: the same numbers, little memory
+            x = apply_steps(model, x, draw_masks(x, min(MAX_GRAPH_CHUNK, n - start), model.fire_rate, generator), weights)
         return x
 
     return plain, (lambda: "eager" if dtype is None else "eager, bfloat16")

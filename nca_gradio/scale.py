@@ -21,23 +21,23 @@ from pathlib import Path
 
 import torch
 
-from .hub import PREVIEW_FILE, TARGET_FILE, grow_preview, push, read_training_log, write_card
+from .errors import USER_ERRORS
+from .hub import grow_preview, push, write_card
 from .images import ImageError, image_to_tensor, load_image, load_target
-from .loading import CONFIG_FILE, WEIGHTS_FILE, ModelLoadError, load_folder
-from .losses import LossUnavailable
 from .model import to_rgb
+from .model_folder import (
+    CONFIG_FILE, PREVIEW_FILE, RECORD_FILE, TARGET_FILE, TRAINING_LOG, WEIGHTS_FILE, has_checkpoint, load_folder, read_json,
+    read_training_log, slug, write_json,
+)
 from .quality import score
-from .studio import slug
-from .train import TRAINING_LOG, TRAINING_STATE, ConfigError, TrainConfig, Trainer
+from .train import TrainConfig, Trainer
 
 INSTALL_HINT = 'train-many needs Ray, an optional extra: pip install -e ".[scale]" (or pip install "ray>=2.40")'
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
-RECORD_FILE = "train_many.json"  # in each model folder: its summary row, so a rerun that skips it still reports it
 TASK_PREFIX = "nca-train:"  # Ray's task name; a worker's process title is then "ray::nca-train:NAME"
 GPU_SHARE = 1 / 8  # default GPU per task where the cluster has GPUs: a small NCA leaves most of one idle
 CHECKPOINT_SECONDS = 60.0
-USER_ERRORS = (ImageError, ConfigError, LossUnavailable, ModelLoadError, FileNotFoundError)  # retrying cannot help
 
 
 class ScaleError(Exception):
@@ -152,8 +152,7 @@ def train_texture(
         torch.set_num_threads(threads)
     try:
         target = load_target(image, config.target_size)
-        resumable = (folder / TRAINING_STATE).is_file() and (folder / TRAINING_LOG).is_file()
-        if resumable:
+        if has_checkpoint(folder):
             trainer = Trainer.resume(folder, target, {"iters": config.iters, "device": config.device}, log=log)
         else:
             trainer = Trainer(target, config, log=log)
@@ -181,17 +180,16 @@ def train_texture(
     write_card(folder)
     outcome = Outcome(folder.name, "done", round(result.seconds, 1), result.iterations, texture_score(folder),
                       resumed_from=resumed_from)
-    (folder / RECORD_FILE).write_text(json.dumps(asdict(outcome), indent=1))
+    write_json(folder, RECORD_FILE, asdict(outcome))
     return outcome
 
 
 def finished_outcome(folder: Path) -> Outcome:
     """The row of a model a previous run finished: its record, or (for a folder `nca train` made) figures read anew."""
-    try:
-        record = json.loads((folder / RECORD_FILE).read_text())
+    record = read_json(folder, RECORD_FILE)
+    if record is not None:
         return Outcome(folder.name, "skipped", record.get("seconds"), trained_iterations(folder), record.get("score"))
-    except (OSError, ValueError, AttributeError):
-        return Outcome(folder.name, "skipped", _log_figure(folder, "seconds"), trained_iterations(folder), texture_score(folder))
+    return Outcome(folder.name, "skipped", _log_figure(folder, "seconds"), trained_iterations(folder), texture_score(folder))
 
 
 def one_line(exc: BaseException) -> str:

@@ -28,10 +28,10 @@ import torch.nn.functional as F
 
 from .hub import shared_files
 from .images import image_to_tensor
-from .loading import CONFIG_FILE, WEIGHTS_FILE, load_folder
+from .model_folder import TRAINING_STATE, is_model_folder, load_folder
 from .losses import PatchLoss
 from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, apply_damage, frame_of, run
-from .train import TRAINING_STATE, TrainConfig, Trainer, pick_device
+from .train import TrainConfig, Trainer, pick_device
 
 MAX_CANVAS = 1024
 MAX_RENDER_STEPS = 4000
@@ -141,18 +141,13 @@ def bundled_models(folder: Path) -> dict[str, Path]:
     """The pretrained models shipped in `folder`: each subfolder that has a config and safetensors weights."""
     if not folder.is_dir():
         return {}
-    found = sorted(p for p in folder.iterdir() if (p / CONFIG_FILE).is_file() and (p / WEIGHTS_FILE).is_file())
+    found = sorted(p for p in folder.iterdir() if is_model_folder(p))
     return {f"{p.name} (bundled)": p for p in found}
 
 
 def model_choices(workspace: Workspace, bundled: Path) -> dict[str, Path]:
     """Every model a session may use: bundled ones, then its own trained and pulled ones."""
     return {**bundled_models(bundled), **workspace.models}
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a label."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
 
 
 def zip_model(folder: Path, destination: Path) -> Path:

@@ -7,33 +7,31 @@ from generators seeded by `TrainConfig.seed`, so a run can be repeated.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
-from huggingface_hub.constants import REPOCARD_NAME
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch.utils.checkpoint import checkpoint
 
-from . import atomic
 from .atomic import prepare_folder
+from .errors import UserError
+from .fast import apply_steps, compile_steps
 from .images import tensor_to_image
-from .loading import CONFIG_FILE, WEIGHTS_FILE, ModelLoadError, load_folder
 from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
-from .model import NCA, PERCEPTIONS, PRECISIONS, PRESETS, apply_steps, compile_steps, draw_masks, dtype_name, to_rgb, training_dtype
+from .model import NCA, PRESETS, NCAConfig, draw_masks, to_rgb
+from .model_folder import (
+    RESUME_ADVICE, TRAINING_LOG, TRAINING_STATE, ModelLoadError, damaged, load_folder, read_checkpoint, save_model, write_json,
+    write_target, write_training_state,
+)
+from .precision import PRECISIONS, dtype_name, training_dtype
 from .render import Damage, apply_damage, grows_finite
 
-TRAINING_STATE = "training_state.safetensors"
-TRAINING_LOG = "training.json"
 
-
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A training setting out of range; the message names the field and the allowed range."""
 
 
@@ -56,8 +54,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     grad_checkpoint: bool = False
-    fire_rate: float = 0.5
-    perception: str = "sobel"  # "isotropic": no sense of direction, for scattered round things (model.PERCEPTIONS)
+    fire_rate: float = NCAConfig.fire_rate
+    perception: str = NCAConfig.perception  # "isotropic": no sense of direction (model.PERCEPTIONS)
     match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss.match_weights)
     precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (model.training_dtype)
     damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
@@ -74,13 +72,11 @@ class TrainConfig:
         "lr": (1e-6, 1.0),
         "overflow_weight": (0.0, 1e6),
         "seed": (0, 2**63 - 1),
-        "fire_rate": (0.01, 1.0),
         "match_weight": (0.0, 10.0),
         "damage_every": (0, 100_000),
         "time_budget": (0.0, 7 * 86_400.0),
     }
-    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "perception": tuple(PERCEPTIONS),
-               "precision": PRECISIONS}
+    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "precision": PRECISIONS}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,6 +101,15 @@ class TrainConfig:
             raise ConfigError(f"match_weight is part of the patch loss: use loss patch (or auto offline), not {self.loss}")
         if not all(0.0 < f < 1.0 for f in self.lr_decay_at):
             raise ConfigError(f"lr_decay_at must hold fractions between 0 and 1, got {self.lr_decay_at!r}")
+        self.architecture  # noqa: B018 - a bad perception or fire rate is refused here, not when the model is built
+
+    @property
+    def architecture(self) -> NCAConfig:
+        """The model this run trains: its preset's size, with this run's fire rate and perception."""
+        try:
+            return replace(PRESETS[self.preset], fire_rate=self.fire_rate, perception=self.perception)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -170,7 +175,7 @@ def estimated_seconds(config: TrainConfig, device: torch.device) -> float:
     (bound by kernel launches at these sizes). Patch matching costs about 40% more.
     """
     steps = (config.steps_min + config.steps_max) / 128
-    cost = NCA.from_preset(config.preset, perception=config.perception).num_parameters / NCA.from_preset("texture").num_parameters
+    cost = NCA(config.architecture).num_parameters / NCA(PRESETS["texture"]).num_parameters
     work = steps if device.type == "cuda" else steps * (config.size / 64) ** 2 * config.batch / 4 * cost
     per_iteration = SECONDS_PER_ITERATION.get(device.type, SECONDS_PER_ITERATION["cpu"]) * work * (1.4 if config.match_weight else 1.0)
     total = per_iteration * config.iters
@@ -265,7 +270,7 @@ class Trainer:
         self.mask_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.target = target.to(self.device)
         self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
-        self.model = NCA.from_preset(cfg.preset, cfg.fire_rate, cfg.perception).to(self.device)
+        self.model = NCA(cfg.architecture).to(self.device)
         self.compute_dtype = training_dtype(self.device, cfg.precision)  # None: float32
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})
@@ -527,7 +532,7 @@ class Trainer:
         global_rng = torch.get_rng_state()  # before building a model below draws from it
         folder = prepare_folder(folder)
         good = self._snapshot() if self._usable() else self._last_good
-        model = NCA(**self.model.architecture)
+        model = NCA(self.model.config)
         model.load_state_dict(good["model"])
         tensors = {"pool": self.pool.detach().float().cpu().contiguous(),
                    "generator": self.generator.get_state(),
@@ -537,12 +542,8 @@ class Trainer:
         for index, state in opt_state.items():
             for key, value in state.items():
                 tensors[f"adam.{index}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
-        with atomic.replacing(folder / TRAINING_STATE, write_errors=(SafetensorError,)) as temp:
-            save_file(tensors, str(temp))
-        with atomic.scratch_folder(folder, write_errors=(SafetensorError,)) as scratch:
-            model.save_pretrained(scratch)  # config.json, model.safetensors, and a placeholder card
-            names = [CONFIG_FILE, WEIGHTS_FILE] + ([] if (folder / REPOCARD_NAME).exists() else [REPOCARD_NAME])
-            atomic.replace_files(scratch, folder, names)
+        write_training_state(folder, tensors)
+        save_model(model, folder)
         info = {
             "config": self.config.to_dict(),
             "loss": self.loss_name,
@@ -554,10 +555,9 @@ class Trainer:
             "rollbacks": self.rollbacks,
             "history": self.history,
         }
-        atomic.write_text(folder / TRAINING_LOG, json.dumps(info, indent=1))
+        write_json(folder, TRAINING_LOG, info)
         if target is not None:
-            with atomic.replacing(folder / "target.png") as temp:
-                tensor_to_image(target).save(temp, format="PNG")
+            write_target(folder, target)
         return folder
 
     @classmethod
@@ -574,20 +574,16 @@ class Trainer:
         A damaged checkpoint (truncated, emptied, keys missing) is a one-line `ConfigError` naming the file.
         """
         folder = Path(folder)
-        state_path, log_path = folder / TRAINING_STATE, folder / TRAINING_LOG
-        if not state_path.exists() or not log_path.exists():
-            raise ConfigError(f"{folder} holds no checkpoint to resume ({TRAINING_STATE} is missing)")
-        info = _read_training_log(log_path)
+        info, tensors = read_checkpoint(folder)
         try:
             config = TrainConfig.from_dict({**info["config"], **(overrides or {})})
         except (ConfigError, TypeError, ValueError) as exc:
-            raise _damaged(log_path, f"its settings: {exc}") from None
+            raise damaged(folder / TRAINING_LOG, f"its settings: {exc}") from None
         trainer = cls(target, config, vgg_features, log)
         try:
             trainer.model.load_state_dict(load_folder(folder).state_dict())
         except ModelLoadError as exc:
             raise ConfigError(f"the model in {folder} does not load ({exc}); {RESUME_ADVICE}") from None
-        tensors = _read_training_state(state_path)
         if tensors["pool"].shape != trainer.pool.shape:
             raise ConfigError("the checkpoint's pool does not match size/pool_size; resume with the same settings")
         try:
@@ -607,7 +603,7 @@ class Trainer:
                     opt_state["state"][index] = state
             trainer.optimizer.load_state_dict(opt_state)
         except (RuntimeError, ValueError, TypeError) as exc:
-            raise _damaged(state_path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__) from None
+            raise damaged(folder / TRAINING_STATE, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__) from None
         iteration = info["iterations"]
         passed = sum(1 for m in trainer.scheduler.milestones if m <= iteration)
         for group in trainer.optimizer.param_groups:
@@ -622,42 +618,6 @@ class Trainer:
 
 
 ADAM_KEYS = {"step", "exp_avg", "exp_avg_sq"}
-STATE_KEYS = ("pool", "generator", "mask_generator", "global_generator")
-RESUME_ADVICE = "this run cannot be resumed: start the training again, or restore the folder from a backup"
-
-
-def _damaged(path: Path, why: object) -> ConfigError:
-    return ConfigError(f"{path} is damaged ({why}); {RESUME_ADVICE}")
-
-
-def _read_training_log(path: Path) -> dict:
-    """training.json, checked for what `resume` reads from it."""
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _damaged(path, f"not valid JSON: {exc.__class__.__name__}") from None
-    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
-        raise _damaged(path, "no training settings in it")
-    iterations = info.get("iterations")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise _damaged(path, f"iterations is {iterations!r}, not a count")
-    for key, kind in (("seconds", (int, float)), ("history", list), ("rollbacks", int)):
-        if key in info and (isinstance(info[key], bool) or not isinstance(info[key], kind)):
-            raise _damaged(path, f"{key} has the wrong type")
-    return info
-
-
-def _read_training_state(path: Path) -> dict[str, torch.Tensor]:
-    """training_state.safetensors, checked to hold every tensor `resume` needs."""
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise _damaged(path, str(exc).splitlines()[0] if str(exc) else "unreadable") from None
-    missing = [key for key in STATE_KEYS if key not in tensors]
-    if missing:
-        raise _damaged(path, f"{', '.join(missing)} missing")
-    return tensors
-
 
 
 def train(

@@ -12,29 +12,28 @@ so sessions never see each other's models; there is no global model.
 import functools
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
 from . import gallery, live, studio
+from .errors import USER_ERRORS
 from .hub import APP_WORDING, HubError, pull, push
-from .images import ImageError, crop_and_resize, load_image, load_target
-from .loading import ModelLoadError, load_folder
-from .losses import VGG_LOSSES, LossUnavailable
+from .images import crop_and_resize, load_image, load_target
+from .losses import VGG_LOSSES
 from .model import NCA, PRESETS
-from .render import DAMAGE_SHAPES, RenderError, save_animation, save_png
+from .model_folder import CARD_FILE, PREVIEW_FILE, load_folder, slug
+from .render import DAMAGE_SHAPES, save_animation, save_png
 from .train import ConfigError, TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import StudioBlocks, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 EXAMPLES_DIR = ROOT / "examples"
-USER_ERRORS = (ImageError, ConfigError, RenderError, ModelLoadError, HubError, LossUnavailable, FloatingPointError)
 MAX_TRAIN_ITERS = 5000
 MAX_TIME_LIMIT = 3600  # seconds: longer runs belong to `nca train --time`
-CARD_FILE, PREVIEW_FILE = "README.md", "preview.gif"
 GALLERY_SORTS = {"most downloaded": "downloads", "most liked": "likes", "newest": "recent"}
 
 INTRO = """\
@@ -263,7 +262,7 @@ class Handlers:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
         shape = (" · round" if isotropic else "") + ("" if objects == "off" else f" · {objects} objects") + (" · heals" if practise_healing else "")
         label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
-        archive = studio.zip_model(folder, workspace.path(f"{studio.slug(label)}.zip"))
+        archive = studio.zip_model(folder, workspace.path(f"{slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
     def stop(self, workspace: studio.Workspace) -> None:
@@ -292,7 +291,7 @@ class Handlers:
         folder, size, steps, fps, seed = self.checked_grow(label, size, steps, fps, seed, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
         rollout = studio.grow_texture(folder, size, steps, studio.frame_every(steps, size), seed, on_frame=report)
-        name = f"{studio.slug(label)}-{size}px"
+        name = f"{slug(label)}-{size}px"
         video = save_animation(rollout.frames, workspace.path(f"{name}-growing.mp4"), fps=fps)
         png = save_png(rollout.final, workspace.path(f"{name}.png"))
         workspace.grown = studio.Grown(label, folder, rollout.state, rollout.final, seed)
@@ -373,7 +372,7 @@ class Handlers:
         grown, damage, steps, fps, every, lead = self.checked_heal(shape, size, x, y, steps, fps, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
         healing = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report)
-        video = save_animation(healing.rollout.frames, workspace.path(f"{studio.slug(grown.model)}-healing.mp4"), fps=fps)
+        video = save_animation(healing.rollout.frames, workspace.path(f"{slug(grown.model)}-healing.mp4"), fps=fps)
         curve = studio.heal_curve(healing.rollout, grown.frame, healing.undamaged)
         healed = studio.healed_at(curve, lead + 1)
         verdict = (
@@ -485,7 +484,7 @@ PRESET_NAMES = {"texture": "best quality", "fast": "fast", "seed": "tiny"}
 def preset_choices(round_shapes: bool = False) -> list[tuple[str, str]]:
     """Radio labels that say what each size costs (fewer numbers with round shapes); the values stay the preset names."""
     perception = "isotropic" if round_shapes else "sobel"
-    return [(f"{PRESET_NAMES.get(name, name)} · {NCA.from_preset(name, perception=perception).num_parameters:,}", name) for name in PRESETS]
+    return [(f"{PRESET_NAMES.get(name, name)} · {NCA(replace(PRESETS[name], perception=perception)).num_parameters:,}", name) for name in PRESETS]
 
 
 # ------------------------------------------------------------------ layout

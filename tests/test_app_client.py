@@ -21,7 +21,7 @@ from gradio_client.exceptions import AppError
 from huggingface_hub import constants
 from PIL import Image
 
-from nca_gradio.loading import load_folder
+from nca_gradio.model_folder import load_folder
 from conftest import running_demo
 
 ROOT = Path(__file__).resolve().parent.parent

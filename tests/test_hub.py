@@ -22,8 +22,10 @@ from safetensors.torch import save, save_file
 from nca_gradio import hub as nca_hub
 from nca_gradio.cli import main
 from nca_gradio.hub import HubError, is_repo_id, model_card, pull, push
-from nca_gradio.loading import ModelLoadError, load_folder, load_model
-from nca_gradio.model import NCA
+from nca_gradio.loading import load_model
+from nca_gradio.model_folder import ModelLoadError, load_folder, save_model
+from reference import rollout as reference_rollout
+from nca_gradio.model import NCA, NCAConfig
 from nca_gradio.render import save_animation
 
 from hub_server import LoopbackHub, check_card_metadata
@@ -65,14 +67,14 @@ def shared_server():
 def tiny_model(seed: int = 0) -> NCA:
     """A 168-parameter model with non-zero weights, as if trained."""
     torch.manual_seed(seed)
-    model = NCA(channels=4, hidden=8)
+    model = NCA(NCAConfig(channels=4, hidden=8))
     torch.nn.init.normal_(model.w2.weight, std=0.05)
     return model
 
 
 def model_folder(path: Path, seed: int = 0, preview: bool = True) -> Path:
     """A saved model; with a ready preview.gif (so pushing it grows nothing) and no target.png."""
-    tiny_model(seed).save_pretrained(path)
+    save_model(tiny_model(seed), path)
     if preview:
         frames = [np.full((16, 16, 3), 40 * i, dtype=np.uint8) for i in range(3)]
         save_animation(frames, path / "preview.gif", fps=10)
@@ -108,7 +110,7 @@ def pushed(shared_server, tmp_path_factory, pebbles_path):
 def rollout(model: NCA, steps: int = 24) -> torch.Tensor:
     x = torch.zeros(1, model.channels, 24, 24)
     x[:, :, 12, 12] = 1.0
-    return model.rollout(x, steps, torch.Generator().manual_seed(0))
+    return reference_rollout(model, x, steps, torch.Generator().manual_seed(0))
 
 
 def hub_error(call, *args, **kwargs) -> str:

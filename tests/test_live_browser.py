@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,10 @@ import torch
 from conftest import ROOT, needs_chromium
 from PIL import Image
 
-from nca_gradio import live
-from nca_gradio.loading import load_folder
-from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, to_rgb
+from nca_gradio import fast, live
+from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, NCAConfig, to_rgb
+from nca_gradio.model_folder import load_folder
+from reference import rollout
 
 STEPS = 64
 SIZE = 64  # cells a side: the smallest canvas the page offers
@@ -58,7 +60,7 @@ def torch_steps(model: NCA, x: torch.Tensor, steps: int) -> torch.Tensor:
     every_cell = torch.ones(1, 1, *x.shape[2:])
     with torch.no_grad():
         for _ in range(steps):
-            x = model.step(x, every_cell)
+            x = fast.step(model, x, every_cell)
     return x
 
 
@@ -80,7 +82,7 @@ def picture(x: torch.Tensor) -> np.ndarray:
 def random_model(preset: str, perception: str) -> NCA:
     """A random model whose update is small enough to stay in range for 64 steps yet changes the picture."""
     torch.manual_seed(0)
-    model = NCA.from_preset(preset, perception=perception)
+    model = NCA(replace(PRESETS[preset], perception=perception))
     with torch.no_grad():
         model.w2.weight.normal_(0, 0.002 if preset == "seed" else 0.0005)
     return model.eval()
@@ -110,7 +112,7 @@ def test_page_steps_like_pytorch(browser, tmp_path, preset, perception):
 @pytest.mark.parametrize("name", ["pebbles", "hubble_dots"])  # sobel and isotropic, texture preset
 def test_bundled_model_steps_like_pytorch(browser, tmp_path, name):
     model = load_folder(ROOT / "models" / name)
-    start = model.rollout(model.empty_grid(1, SIZE), 32, torch.Generator().manual_seed(0))  # half grown
+    start = rollout(model, model.empty_grid(1, SIZE), 32, torch.Generator().manual_seed(0))  # half grown
     page = open_page(browser, model, tmp_path)
     try:
         assert_same_rule(page, model, start)
@@ -122,7 +124,7 @@ def test_rotation_turns_the_sobel_kernels(browser, tmp_path):
     """The page's rotation angle is the model with Sobel x / y turned (Self-Organising Textures' perception(x, angle))."""
     model = random_model("fast", "sobel")
     angle = math.radians(30)
-    turned = NCA(**model.architecture)
+    turned = NCA(model.config)
     turned.load_state_dict(model.state_dict())
     identity, sobel_x, sobel_y, laplacian = (torch.tensor(k) for k in PERCEPTIONS["sobel"])
     c, s = math.cos(angle), math.sin(angle)
@@ -298,7 +300,7 @@ def test_without_webgl2_the_page_says_so(browser, tmp_path):
 def test_odd_sizes_step_like_pytorch(browser, tmp_path, channels, hidden, perception):
     """Channels and hidden units that are no multiple of 4 (padded lanes), and more than 8 state layers (two passes a step)."""
     torch.manual_seed(0)
-    model = NCA(channels=channels, hidden=hidden, perception=perception).eval()
+    model = NCA(NCAConfig(channels=channels, hidden=hidden, perception=perception)).eval()
     with torch.no_grad():
         model.w2.weight.normal_(0, 0.01 if channels < 8 else 0.003)
     start = torch.randn(1, channels, SIZE, SIZE, generator=torch.Generator().manual_seed(3)) * 0.3
@@ -327,7 +329,7 @@ def test_half_float_state_where_float_targets_are_missing(browser, tmp_path):
         page.goto(path.as_uri())
         page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
         assert page.evaluate("ncaPlayer.nca.precision") == "float16"
-        start = model.rollout(model.empty_grid(1, SIZE), 32, torch.Generator().manual_seed(0)).detach()
+        start = rollout(model, model.empty_grid(1, SIZE), 32, torch.Generator().manual_seed(0)).detach()
         expected = picture(torch_steps(model, start, STEPS))
         difference = np.abs(page_steps(page, start, STEPS) - expected).mean()
         assert difference <= TOLERANCE, f"half floats drift {difference:.4f} from PyTorch in {STEPS} steps"

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from nca_gradio import live
-from nca_gradio.loading import load_folder
-from nca_gradio.model import NCA, PERCEPTIONS
+from nca_gradio.model_folder import load_folder
+from nca_gradio.model import NCA, PERCEPTIONS, NCAConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 PEBBLES = ROOT / "models" / "pebbles"
@@ -26,7 +26,7 @@ def nca(*args: str) -> subprocess.CompletedProcess:
 
 def model_from_json(data: dict) -> NCA:
     """Rebuild an NCA from the documented schema alone (as another runtime would read it)."""
-    model = NCA(channels=data["channels"], hidden=data["hidden"], fire_rate=data["fire_rate"], perception=data["perception"])
+    model = NCA(NCAConfig(channels=data["channels"], hidden=data["hidden"], fire_rate=data["fire_rate"], perception=data["perception"]))
     with torch.no_grad():
         model.w1.weight.copy_(torch.tensor(data["w1"]).view_as(model.w1.weight))
         model.w1.bias.copy_(torch.tensor(data["b1"]))

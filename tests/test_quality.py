@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nca_gradio.images import ImageError, load_target
-from nca_gradio.loading import load_folder
-from nca_gradio.model import NCA
+from nca_gradio.model_folder import load_folder
+from nca_gradio.model import NCA, NCAConfig
 from nca_gradio.quality import angle_difference, model_figures, orientation, score
 
 
@@ -33,7 +33,7 @@ def test_too_small_images_are_refused(pebbles_64):
 
 
 def test_model_figures_of_an_untrained_model_are_poor_but_defined(pebbles_64):
-    figures = model_figures(NCA(channels=4, hidden=8), pebbles_64, size=64)
+    figures = model_figures(NCA(NCAConfig(channels=4, hidden=8)), pebbles_64, size=64)
     assert figures.at_1024.combined > 2.0 and figures.heal_ratio == pytest.approx(1.0, rel=0.05)
 
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from nca_gradio import cli
 from nca_gradio.images import load_target
-from nca_gradio.loading import ModelLoadError, load_folder
+from nca_gradio.model_folder import ModelLoadError, load_folder
 from nca_gradio.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Every fast path computes what the plain formula computes (within float rounding), on CPU and, when present, on CUDA.
+"""Every fast path (`nca_gradio.fast`) computes what the reference `NCA` computes, within float rounding, on CPU and on CUDA.
 
 The fast paths: perception folded into w1 as one dense 3x3 convolution in
 channels-last, the fused masked add, masks drawn in one call, chunked and
@@ -12,8 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, Grower, apply_steps, cell_mask, circular_pad, compile_steps, draw_masks
+from dataclasses import replace
+
+from nca_gradio import fast
+from nca_gradio.fast import Grower, apply_steps, circular_pad, compile_steps
+from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, cell_mask, draw_masks
 from nca_gradio.train import TrainConfig, Trainer
+from reference import rollout
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU here")
@@ -22,7 +27,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 def trained_like(name: str = "texture", device: str = "cpu", seed: int = 0, perception: str = "sobel") -> NCA:
     torch.manual_seed(seed)
-    model = NCA.from_preset(name, perception=perception).to(device)
+    model = NCA(replace(PRESETS[name], perception=perception)).to(device)
     torch.nn.init.normal_(model.w2.weight, std=0.05)
     torch.nn.init.normal_(model.w1.bias, std=0.05)
     return model
@@ -35,7 +40,7 @@ def close_to_scale(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
 
 def reference_update(model: NCA, x: torch.Tensor) -> torch.Tensor:
     """The textbook formula the fused path must equal: w2(relu(w1(perceive(x))))."""
-    return model.w2(torch.relu(model.w1(model.perceive(x))))
+    return model.update(x)
 
 
 @pytest.fixture
@@ -56,7 +61,7 @@ def test_fused_update_equals_the_textbook_formula(name, shape, perception, devic
     batch, h, w = shape
     x = torch.randn(batch, model.channels, h, w, device=device) * 0.5
     with torch.no_grad():
-        fused, plain = model.update(x), reference_update(model, x)
+        fused, plain = fast.update(model, x), reference_update(model, x)
     assert fused.shape == plain.shape
     assert torch.allclose(fused, plain, atol=1e-5, rtol=1e-4), (fused - plain).abs().max()
 
@@ -72,9 +77,9 @@ def test_fused_update_has_the_same_gradients(device, strict_cuda_math):
         fn(model, x).square().sum().backward()
         return [x.grad.clone()] + [p.grad.clone() for p in model.parameters()]
 
-    fast = grads(lambda m, v: m.update(v))
+    fused = grads(fast.update)
     slow = grads(reference_update)
-    for a, b in zip(fast, slow):
+    for a, b in zip(fused, slow):
         assert close_to_scale(a, b, 1e-5), (a - b).abs().max()
 
 
@@ -91,11 +96,11 @@ def test_step_is_the_masked_add_and_returns_channels_last(device, strict_cuda_ma
     x = torch.randn(2, model.channels, 16, 16, device=device)  # plain NCHW in
     mask = cell_mask(x, 0.5, torch.Generator(device).manual_seed(0))
     with torch.no_grad():
-        out = model.step(x, mask)
+        out = fast.step(model, x, mask)
         expected = x + reference_update(model, x) * mask
     assert torch.allclose(out, expected, atol=1e-5, rtol=1e-4)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    assert torch.equal(model.step(x, torch.zeros_like(mask)), x)  # cells that do not fire stay exactly put
+    assert torch.equal(fast.step(model, x, torch.zeros_like(mask)), x)  # cells that do not fire stay exactly put
 
 
 def test_one_draw_of_masks_is_the_per_step_draws_on_cpu():
@@ -106,14 +111,16 @@ def test_one_draw_of_masks_is_the_per_step_draws_on_cpu():
     assert torch.equal(one, per_step)
 
 
-def test_grower_reproduces_the_plain_rollout_on_cpu():
+def test_grower_reproduces_the_step_loop_on_cpu():
+    """Chunks of masks drawn one chunk at a time: the very masks, and so the very numbers, of one draw for all steps."""
     model = trained_like("texture")
     x = model.empty_grid(1, 24)
-    expected = model.rollout(x, 40, torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = apply_steps(model, x, draw_masks(x, 40, model.fire_rate, torch.Generator().manual_seed(3)))
     grower = Grower(model, chunk=16)
     got = grower.run(x, 40, torch.Generator().manual_seed(3))
     assert grower.path == "eager"
-    assert torch.allclose(got, expected, atol=1e-6) and got.abs().sum() > 0
+    assert torch.equal(got, expected) and got.abs().sum() > 0
 
 
 def _rollout_and_grads(trainer: Trainer, x: torch.Tensor, steps: int, seed: int):
@@ -138,7 +145,7 @@ def test_trainer_rollout_is_the_plain_step_loop(pebbles_64, checkpointing):
     trainer.model.zero_grad()
     plain = x
     for mask in masks:
-        plain = trainer.model.step(plain, mask)
+        plain = fast.step(trainer.model, plain, mask)
     plain.square().mean().backward()
     assert torch.allclose(out, plain.detach(), atol=1e-6)
     for a, p in zip(grads, trainer.model.parameters()):
@@ -224,7 +231,7 @@ def test_compiled_steps_match_the_plain_loop(device, strict_cuda_math):
 def test_compiled_grower_reproduces_the_plain_rollout_on_cpu():
     model = trained_like("texture")
     x = model.empty_grid(1, 24)
-    expected = model.rollout(x, 20, torch.Generator().manual_seed(3))
+    expected = rollout(model, x, 20, torch.Generator().manual_seed(3))
     grower = Grower(model, chunk=10, unit=4, compile=True, log=lambda m: None)
     got = grower.run(x, 20, torch.Generator().manual_seed(3))  # 4 + 4 compiled, a tail of 2 plain, per chunk
     assert grower.path == "torch.compile"
@@ -305,26 +312,29 @@ def test_bfloat16_update_equals_the_float32_one_within_bfloat16_rounding(name, p
     model = trained_like(name, perception=perception)
     x = torch.randn(2, model.channels, 24, 24) * 0.5
     with torch.no_grad():
-        plain = model.update(x)
-        mixed = model.update(x, model.step_weights(torch.bfloat16))
+        plain = fast.update(model, x)
+        mixed = fast.update(model, x, fast.step_weights(model, torch.bfloat16))
     assert mixed.dtype == torch.float32  # the state stays float32: rounding does not pile up
     assert close_to_scale(mixed, plain, 3e-2)
 
 
-def test_float32_run_is_exactly_the_plain_rollout():
+def test_float32_run_is_exactly_the_fast_step_loop_and_the_reference_to_rounding():
     from nca_gradio.render import run
 
     model = trained_like("fast")
     x = torch.randn(1, model.channels, 20, 20) * 0.3
     with torch.no_grad():
-        plain = model.rollout(x, 10, torch.Generator().manual_seed(3))
-    assert torch.equal(run(model, x, 10, every=10, seed=3, precision="float32").state, plain)
+        stepped = apply_steps(model, x, draw_masks(x, 10, model.fire_rate, torch.Generator().manual_seed(3)))
+        reference = rollout(model, x, 10, torch.Generator().manual_seed(3))
+    state = run(model, x, 10, every=10, seed=3, precision="float32").state
+    assert torch.equal(state, stepped)
+    assert torch.allclose(state, reference, atol=1e-5) and not torch.equal(state, x)
 
 
 def test_precision_choice():
-    from nca_gradio.model import inference_dtype
+    from nca_gradio.precision import inference_dtype
 
-    texture, seed = NCA.from_preset("texture"), NCA.from_preset("seed")
+    texture, seed = NCA(PRESETS["texture"]), NCA(PRESETS["seed"])
     assert inference_dtype(texture, "cpu", "float32") is None
     assert inference_dtype(texture, "cpu", "bfloat16") is torch.bfloat16
     assert inference_dtype(texture, "meta", "auto") is None  # only CPUs with bfloat16 units take it by default

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nca_gradio import studio
-from nca_gradio.loading import load_folder
+from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage, RenderError
 from nca_gradio.train import TrainConfig
 

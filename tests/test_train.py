@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from nca_gradio.loading import load_folder
+from nca_gradio.model_folder import CheckpointError, load_folder
 from nca_gradio.losses import PatchLoss
 from nca_gradio.quality import score
 from nca_gradio.render import grow
@@ -128,7 +128,7 @@ def test_resume_continues_exactly_where_it_stopped(pebbles_64, tmp_path, percept
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(pebbles_64, tmp_path):
-    with pytest.raises(ConfigError, match="no checkpoint to resume"):
+    with pytest.raises(CheckpointError, match="no checkpoint to resume"):
         Trainer.resume(tmp_path, pebbles_64, log=lambda m: None)
 
 
@@ -163,7 +163,7 @@ def test_bfloat16_rollouts_train_like_float32_ones_and_say_so(pebbles_64, tmp_pa
 
 
 def test_auto_precision_trains_in_bfloat16_on_cuda_only():
-    from nca_gradio.model import training_dtype
+    from nca_gradio.precision import training_dtype
 
     assert training_dtype("cpu", "auto") is None  # even with bfloat16 units: it trained worse textures there
     assert training_dtype("cpu", "bfloat16") == torch.bfloat16

@@ -1,0 +1,219 @@
+"""A model folder: the names of its files, and reading and writing them.
+
+A folder holds one model (config.json and model.safetensors) and what came
+with it: the target, the training log and resume state, quality figures, the
+card, a preview and the live page. It is untrusted input (it may come from the
+Hub), so nothing here unpickles, and every failure to read one is a one-line
+`ModelLoadError` or `CheckpointError` that says what to do. Every write replaces
+its file whole (`atomic`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file, save_model as save_safetensors_model
+
+from . import atomic
+from .errors import UserError
+from .model import NCA, NCAConfig
+from .render import PROBE_STEPS, grows_finite
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "README.md"
+PREVIEW_FILE = "preview.gif"
+TARGET_FILE = "target.png"
+TRAINING_LOG = "training.json"
+TRAINING_STATE = "training_state.safetensors"
+QUALITY_FILE = "quality.json"  # `quality.ModelFigures.as_dict()`, written by models/build.py
+LIVE_FILE = "live.html"  # the self-contained page that grows the model in a browser (`live.page_html`)
+RECORD_FILE = "train_many.json"  # `nca train-many`'s summary row, so a rerun that skips the folder still reports it
+HEALING_FILE = "regenerate.gif"  # a bundled model's damage-and-heal animation (models/build.py)
+REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
+SHARED_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)  # what a push shares besides the model
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+CONFIG_TYPES = {"channels": int, "hidden": int, "fire_rate": (int, float), "perception": str}
+STATE_KEYS = ("pool", "generator", "mask_generator", "global_generator")
+RESUME_ADVICE = "this run cannot be resumed: start the training again, or restore the folder from a backup"
+
+
+class ModelLoadError(UserError, ValueError):
+    """A model that cannot be loaded, with a one-line reason."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A training run that cannot be resumed from its folder, with a one-line reason."""
+
+
+# ------------------------------------------------------------------ the model
+
+
+def is_model_folder(folder: Path) -> bool:
+    """Whether `folder` has a model's two files (it may still fail to load)."""
+    return all((folder / name).is_file() for name in REQUIRED_FILES)
+
+
+def read_config(path: Path) -> NCAConfig:
+    """Parse and validate config.json: known keys only, right types, sane sizes; a missing key takes its default."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path.name} is not valid JSON ({exc.__class__.__name__}); the model is damaged") from None
+    except (ValueError, RecursionError):  # an integer of thousands of digits, arrays nested thousands deep
+        raise ModelLoadError(f"{path.name} holds numbers or nesting far beyond any model's; it is not an nca-gradio config") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path.name} must hold a JSON object")
+    unknown = sorted(set(data) - {f.name for f in fields(NCAConfig)})
+    if unknown:
+        raise ModelLoadError(f"{path.name} has unknown keys: {', '.join(unknown)}; is this an nca-gradio model?")
+    for key, kind in CONFIG_TYPES.items():
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
+            raise ModelLoadError(f"{path.name}: {key} has the wrong type ({type(data[key]).__name__})")
+    try:
+        return NCAConfig(**data)
+    except ValueError as exc:
+        raise ModelLoadError(f"{path.name}: {exc}") from None
+
+
+def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
+    """Build the model a folder describes and load its weights, after checking both."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelLoadError(f"{folder}: no such model folder")
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    if not weights_path.exists():
+        pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickles:
+            raise ModelLoadError(f"{folder} has only pickle weights ({', '.join(pickles)}), which are unsafe to load; use model.safetensors")
+        raise ModelLoadError(f"{folder} has no {WEIGHTS_FILE}; is it a model folder?")
+    if not config_path.exists():
+        raise ModelLoadError(f"{folder} has no {CONFIG_FILE}; is it a model folder?")
+    for path in (config_path, weights_path):
+        if not path.is_file():  # a pipe would block the read forever
+            raise ModelLoadError(f"{path} is not a regular file; is {folder} a model folder?")
+    model = NCA(read_config(config_path))
+    try:
+        weights = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelLoadError(f"{weights_path.name} is damaged ({exc}); download the model again") from None
+    expected = model.state_dict()
+    if set(weights) != set(expected):
+        raise ModelLoadError(f"{weights_path.name} holds {sorted(weights)}, expected {sorted(expected)}")
+    for name, tensor in weights.items():
+        if tensor.shape != expected[name].shape:
+            raise ModelLoadError(
+                f"{weights_path.name}: {name} has shape {tuple(tensor.shape)} but config.json asks for {tuple(expected[name].shape)}"
+            )
+        if not torch.isfinite(tensor).all():
+            raise ModelLoadError(f"{weights_path.name}: {name} holds NaN or inf values")
+    model.load_state_dict(weights)
+    if not grows_finite(model):
+        raise ModelLoadError(
+            f"{folder}: the model's cells blow up to NaN or inf within {PROBE_STEPS} steps, so it grows only a black texture; "
+            f"train it again (with a lower --lr)"
+        )
+    return model.to(device).eval()
+
+
+def save_model(model: NCA, folder: str | Path) -> Path:
+    """Write config.json and model.safetensors, each replaced whole, so a folder never holds half a model."""
+    folder = atomic.prepare_folder(folder)
+    with atomic.scratch_folder(folder, write_errors=(SafetensorError,)) as scratch:
+        (scratch / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), sort_keys=True, indent=2))
+        save_safetensors_model(model, str(scratch / WEIGHTS_FILE))
+        atomic.replace_files(scratch, folder, list(REQUIRED_FILES))
+    return folder
+
+
+def write_target(folder: Path, target: torch.Tensor) -> None:
+    """The target image the model was trained on, as the card shows and `nca score` compares."""
+    from .images import tensor_to_image
+
+    with atomic.replacing(folder / TARGET_FILE) as temp:
+        tensor_to_image(target).save(temp, format="PNG")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a label: a folder or download name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
+
+
+# ------------------------------------------------------------------ records beside the model
+
+
+def read_json(folder: Path, name: str) -> dict | None:
+    """One of the folder's JSON records as a dict, or None when it is missing or unreadable (it is only shown)."""
+    try:
+        data = json.loads((folder / name).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(folder: Path, name: str, data: dict) -> None:
+    atomic.write_text(folder / name, json.dumps(data, indent=1))
+
+
+def read_training_log(folder: Path) -> dict | None:
+    """training.json as the trainer wrote it, or None when it is missing or unreadable (it is only shown)."""
+    info = read_json(folder, TRAINING_LOG)
+    return info if info is not None and isinstance(info.get("config", {}), dict) else None
+
+
+# ------------------------------------------------------------------ the resume state
+
+
+def has_checkpoint(folder: Path) -> bool:
+    return (folder / TRAINING_STATE).is_file() and (folder / TRAINING_LOG).is_file()
+
+
+def write_training_state(folder: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """The pool, the generators and Adam's moments: what a resume needs besides the model and training.json."""
+    with atomic.replacing(folder / TRAINING_STATE, write_errors=(SafetensorError,)) as temp:
+        save_file(tensors, str(temp))
+
+
+def read_checkpoint(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """training.json and training_state.safetensors, checked for what a resume reads from them."""
+    folder = Path(folder)
+    state_path, log_path = folder / TRAINING_STATE, folder / TRAINING_LOG
+    if not state_path.exists() or not log_path.exists():
+        raise CheckpointError(f"{folder} holds no checkpoint to resume ({TRAINING_STATE} is missing)")
+    return _read_strict_training_log(log_path), _read_training_state(state_path)
+
+
+def damaged(path: Path, why: object) -> CheckpointError:
+    return CheckpointError(f"{path} is damaged ({why}); {RESUME_ADVICE}")
+
+
+def _read_strict_training_log(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise damaged(path, f"not valid JSON: {exc.__class__.__name__}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise damaged(path, "no training settings in it")
+    iterations = info.get("iterations")
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise damaged(path, f"iterations is {iterations!r}, not a count")
+    for key, kind in (("seconds", (int, float)), ("history", list), ("rollbacks", int)):
+        if key in info and (isinstance(info[key], bool) or not isinstance(info[key], kind)):
+            raise damaged(path, f"{key} has the wrong type")
+    return info
+
+
+def _read_training_state(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise damaged(path, str(exc).splitlines()[0] if str(exc) else "unreadable") from None
+    missing = [key for key in STATE_KEYS if key not in tensors]
+    if missing:
+        raise damaged(path, f"{', '.join(missing)} missing")
+    return tensors
