@@ -8,7 +8,7 @@ hour, so a loss variant can be screened here first: if the optimised image
 does not look like the target, no model trained on that loss will
 (RESEARCH.md, session 5). OUT.png shows the target beside two optimised
 images started from different noise. `--loss-kw` passes keyword arguments to
-`losses.PatchLoss`.
+`loss_terms.ResearchPatchLoss`: the library's patch loss with the research terms.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.loss_terms import ResearchPatchLoss  # noqa: E402
 from nca_gradio.images import load_target, tensor_to_image  # noqa: E402
-from nca_gradio.losses import PatchLoss  # noqa: E402
 
 
 def optimise_pixels(loss_fn: torch.nn.Module, size: int, steps: int, lr: float, images: int = 2, seed: int = 0) -> torch.Tensor:
@@ -47,10 +47,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64, help="side of the target (cropped and resized) and of the images")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--lr", type=float, default=0.03)
-    parser.add_argument("--loss-kw", default="{}", help="JSON keyword arguments for PatchLoss")
+    parser.add_argument("--loss-kw", default="{}", help="JSON keyword arguments for ResearchPatchLoss")
     args = parser.parse_args()
     target = load_target(args.target, args.size)
-    loss_fn = PatchLoss(target, **json.loads(args.loss_kw))
+    loss_fn = ResearchPatchLoss(target, **json.loads(args.loss_kw))
     start = time.perf_counter()
     images = optimise_pixels(loss_fn, args.size, args.steps, args.lr)
     seconds = time.perf_counter() - start

@@ -11,7 +11,7 @@ compares each image of the batch with the target on its own.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -38,10 +38,10 @@ class LossUnavailable(UserError, RuntimeError):
 def sort_last(x: torch.Tensor) -> torch.Tensor:
     """Sort along the last dimension, differentiably.
 
-    On the CPU, torch.sort is about 5x slower than NumPy's argsort and 30x
-    slower than NumPy's sort (SIMD sorting networks), and sorting is most of
-    the cost of a sliced loss; so there the order comes from NumPy and the
-    values are gathered by torch, which keeps the gradient.
+    On the CPU, torch.sort is several times slower than NumPy's sorts (which
+    use SIMD sorting networks), and sorting is most of the cost of a sliced
+    loss; so there the order comes from NumPy and the values are gathered by
+    torch, which keeps the gradient.
     """
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return x.sort(dim=-1).values
@@ -72,28 +72,9 @@ def sliced_ot(
 
 
 def random_directions(dim: int, count: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(dim, count) unit directions drawn uniformly from the sphere."""
     directions = torch.randn(dim, count, device=device, generator=generator)
     return F.normalize(directions, dim=0)
-
-
-def oriented_directions(size: int, orientations: int) -> torch.Tensor:
-    """(3 * size * size, 2 * orientations) unit directions: luminance derivative-of-Gaussian filters at evenly spaced angles.
-
-    Random directions mix so many pixels that a whole texture stretched one
-    way barely changes their marginals; these (first and second derivatives
-    along each angle, Heeger and Bergen's oriented subbands) see it at once.
-    """
-    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    y, x = torch.meshgrid(r, r, indexing="ij")
-    gauss = torch.exp(-(x.square() + y.square()) / (2 * (size / 4) ** 2))
-    filters = []
-    for k in range(orientations):
-        angle = math.pi * k / orientations
-        u = x * math.cos(angle) + y * math.sin(angle)
-        filters += [u * gauss, (u.square() - u.square().mean()) * gauss]
-    kernels = torch.stack(filters).flatten(1)  # (2 * orientations, size * size)
-    kernels = kernels - kernels.mean(dim=1, keepdim=True)
-    return F.normalize(kernels.repeat(1, 3), dim=1).T  # the same filter on each colour: luminance
 
 
 def covariance_root(samples: torch.Tensor) -> torch.Tensor:
@@ -138,7 +119,7 @@ def load_vgg16_features(pretrained: bool = True) -> nn.Module:
         )
     try:
         vgg = timm.create_model(VGG_MODEL_NAME, pretrained=pretrained)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever stops the download, the loss is unavailable here
         raise LossUnavailable(
             f"could not load pretrained {VGG_MODEL_NAME} weights (offline?): use --loss patch, "
             f"which needs no download ({type(exc).__name__})"
@@ -204,7 +185,7 @@ class GramLoss(nn.Module):
 
     @staticmethod
     def gram(f: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = f.shape
+        h, w = f.shape[-2:]
         return torch.einsum("bchw,bdhw->bcd", f, f) / (h * w)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
@@ -269,49 +250,41 @@ class PatchLoss(nn.Module):
     (where average pooling has removed most of the variance) still pull; a
     separate term matches the colour distribution of single pixels, and a
     light one the radially averaged power spectrum (the size of the grain).
+
+    Sliced marginals of patches are blind to objects: pixels optimised against
+    them come out as bricks without joints, or mush in the target's colours,
+    which they rate better than a real crop. `match_weight` (0 = off) adds
+    bidirectional patch matching at each level: every generated patch is
+    pulled towards its nearest target patch, and every target patch towards its
+    nearest generated one, which asks for patches copied from the target, as
+    patch-based synthesis does; the second half stops a collapse onto the few
+    patches easiest to copy. A small weight keeps the target's palette; a large
+    one trades it for flat patches that are easy to copy.
+
+    `max_target_patches` caps the target patches (and pixels) kept per level,
+    `max_samples` the generated ones scored per call (`subsample`).
     """
+
+    levels = 4  # pyramid levels, each average-pooled to half the size of the last
+    patch_size = 5
+    spectrum_bins = 16  # rings of normalised frequency in the spectrum term
+    spectrum_weight = 0.1
 
     def __init__(
         self,
         target: torch.Tensor,
-        levels: int = 4,
-        patch_size: int = 5,
+        *,
+        match_weight: float = 0.0,
         projections: int = 256,
         max_target_patches: int = 4096,
         max_samples: int = 1024,
-        seed: int = 0,
-        colour_weight: float = 1.0,
-        spectrum_weight: float = 0.1,
-        spectrum_bins: int = 16,
-        spectrum_angles: int = 1,
-        orientations: int = 0,
-        nearest_weight: float = 0.0,
-        completeness_weight: float = 0.0,
-        random_gram_weight: float = 0.0,
-        semidual_weight: float = 0.0,
-        semidual_rate: float = 0.2,
-        semidual_from_level: int = 0,
-        sliced_weight: float = 1.0,
     ) -> None:
         super().__init__()
-        self.levels = levels
-        self.patch_size = patch_size
+        self.match_weight = match_weight
         self.projections = projections
-        self.colour_weight = colour_weight
         self.max_samples = max_samples
-        self.spectrum_weight = spectrum_weight
-        self.spectrum_cells = (spectrum_bins, spectrum_angles)
-        self.nearest_weight = nearest_weight
-        self.completeness_weight = completeness_weight
-        self.random_gram = RandomFeatureGram(target, seed=seed) if random_gram_weight else None
-        self.random_gram_weight = random_gram_weight
-        self.semidual_weight = semidual_weight
-        self.sliced_weight = sliced_weight
-        self.semidual: list[SemiDualOT] = []
-        self.semidual_from_level = semidual_from_level
-        self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
         self.level_weights: list[float] = []
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(0)
         self.target_patches: list[torch.Tensor] = []
         self.covariance_roots: list[torch.Tensor] = []
         with torch.no_grad():
@@ -324,28 +297,10 @@ class PatchLoss(nn.Module):
                 self.target_patches.append(patches.T.contiguous().to(target.device))  # (D, N)
                 self.covariance_roots.append(root.to(target.device))
                 self.level_weights.append(1.0 / max(float(root.square().sum()), 1e-8))  # trace of the covariance
-                if semidual_weight:
-                    self.semidual.append(SemiDualOT(self.target_patches[-1], ascent_rate=semidual_rate))
             pixels = target.float().flatten(2)[0]
             self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
             self.target = target.float()
             self._target_spectra: dict[tuple[int, int], torch.Tensor] = {}
-
-    @staticmethod
-    def match_weights(weight: float) -> dict[str, float]:
-        """Keyword arguments for bidirectional patch matching at `weight` (0 = off).
-
-        Sliced marginals of patches are blind to objects: pixels optimised
-        against them come out as bricks without joints, or citrus-coloured
-        mush, that they rate better than a real crop (bench/loss_probe.py).
-        Pulling every generated patch towards its nearest target patch, and
-        every target patch towards its nearest generated one (bidirectional
-        similarity), asks for patches copied from the target, as patch-based
-        synthesis does; the second half stops a collapse onto the few patches
-        easiest to copy. About 0.02 keeps the palette; 0.1 already trades it
-        for flat, copyable patches (RESEARCH.md, session 5).
-        """
-        return {"nearest_weight": weight, "completeness_weight": weight}
 
     def pyramid(self, img: torch.Tensor) -> list[torch.Tensor]:
         out = [img]
@@ -365,41 +320,43 @@ class PatchLoss(nn.Module):
             return samples
         return samples[:, :, torch.randperm(n, device=samples.device)[: self.max_samples]]
 
+    def sliced(self, level: int, source: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+        """(B,) sliced distance of generated patches (B, D, N) to the target's at `level`, along (D, P) `directions`."""
+        target = self.target_patches[level]
+        return sliced_ot(source, lambda p: sort_last(p.T @ target.to(p.dtype)), directions)
+
+    def level_loss(self, level: int, source: torch.Tensor) -> torch.Tensor:
+        """(B,) distance of generated patches (B, D, N) to the target's at one pyramid level, before its level weight."""
+        loss = self.sliced(level, source, self.directions(level, source.device).to(source.dtype))
+        if self.match_weight:
+            target = self.target_patches[level]
+            loss = loss + self.match_weight * nearest_patch_distance(source, target)
+            loss = loss + self.match_weight * completeness_distance(source, target, self.max_samples)
+        return loss
+
+    def spectrum(self, img: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+        """(B, K) what the spectrum term compares: the radially averaged log power, on tiles of one size."""
+        return tiled_log_spectrum(img, tile, self.spectrum_bins)
+
     def spectrum_distance(self, img: torch.Tensor) -> torch.Tensor:
         """Mean absolute log-spectrum difference, on tiles the size of the smaller of the image and the target."""
         tile = (min(img.shape[-2], self.target.shape[-2]), min(img.shape[-1], self.target.shape[-1]))
         if tile not in self._target_spectra:
             with torch.no_grad():
-                self._target_spectra[tile] = tiled_log_spectrum(self.target, tile, *self.spectrum_cells)
-        return (tiled_log_spectrum(img, tile, *self.spectrum_cells) - self._target_spectra[tile]).abs().mean(dim=-1)
+                self._target_spectra[tile] = self.spectrum(self.target, tile)
+        return (self.spectrum(img, tile) - self._target_spectra[tile]).abs().mean(dim=-1)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         total = img.new_zeros(img.shape[0])
         for level, level_img in enumerate(self.pyramid(img)):
             if level >= len(self.target_patches):
                 break
-            target = self.target_patches[level]
             source = self.subsample(extract_patches(level_img, self.patch_size))
-            sorted_target = lambda p, t=target: sort_last(p.T @ t.to(p.dtype))  # noqa: E731
-            level_loss = self.sliced_weight * sliced_ot(source, sorted_target, self.directions(level, img.device).to(img.dtype))
-            if self.semidual and level >= self.semidual_from_level:
-                level_loss = level_loss + self.semidual_weight * self.semidual[level](source)
-            if self.oriented is not None:  # as much weight as all the random directions together
-                level_loss = level_loss + sliced_ot(source, sorted_target, self.oriented.to(img.dtype))
-            if self.nearest_weight:
-                level_loss = level_loss + self.nearest_weight * nearest_patch_distance(source, target)
-            if self.completeness_weight:
-                level_loss = level_loss + self.completeness_weight * completeness_distance(source, target, self.max_samples)
-            total = total + level_loss * self.level_weights[level]
-        if self.random_gram is not None:
-            total = total + self.random_gram_weight * self.random_gram(img)
-        if self.colour_weight:
-            proj = random_directions(3, 32, img.device)
-            colour = sliced_ot(self.subsample(img.flatten(2)), lambda p: sort_last(p.T @ self.target_pixels), proj)
-            total = total + self.colour_weight * colour / max(float(self.target_pixels.var(dim=1).sum()), 1e-8)
-        if self.spectrum_weight:
-            total = total + self.spectrum_weight * self.spectrum_distance(img)
-        return total
+            total = total + self.level_loss(level, source) * self.level_weights[level]
+        proj = random_directions(3, 32, img.device)
+        colour = sliced_ot(self.subsample(img.flatten(2)), lambda p: sort_last(p.T @ self.target_pixels), proj)
+        total = total + colour / max(float(self.target_pixels.var(dim=1).sum()), 1e-8)
+        return total + self.spectrum_weight * self.spectrum_distance(img)
 
 
 def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angles: int = 1) -> torch.Tensor:
@@ -415,87 +372,6 @@ def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angl
     return log_spectrum(tiles, bins, angles).view(b, rows * cols, -1).mean(dim=1)
 
 
-class RandomFeatureGram(nn.Module):
-    """Gram matrices of a shallow random ReLU network: 3x3 to 11x11 filters at three scales.
-
-    Ustyuzhaninov et al. (2017) found that one layer of random filters of many
-    sizes, with Gram matrices, already synthesises natural textures. Unlike
-    sliced patch marginals it sees co-occurrence: pebble-coloured grain scores
-    4x a real crop of the pebbles target, streaks 13x.
-    """
-
-    def __init__(self, target: torch.Tensor, sizes: tuple[int, ...] = (3, 5, 7, 11), filters: int = 128,
-                 scales: int = 3, seed: int = 0) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(seed + 7)
-        self.scales = scales
-        self.weights = []
-        for k in sizes:
-            w = torch.randn(filters, 3, k, k, generator=generator)
-            w = w - w.mean(dim=(1, 2, 3), keepdim=True)
-            self.weights.append((w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).to(target.device))
-        with torch.no_grad():
-            self.target_grams = {key: g[0] for key, g in self.grams(target.float()).items()}
-
-    def grams(self, img: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
-        """(B, F, F) Gram matrix per (scale, filter size); a filter larger than the image at a scale is skipped."""
-        out = {}
-        x = img - 0.5
-        for scale in range(self.scales):
-            if scale:
-                x = F.avg_pool2d(x, 2)
-            for w in self.weights:
-                k = w.shape[-1]
-                if min(x.shape[-2:]) <= k:
-                    continue
-                f = F.relu(F.conv2d(F.pad(x, [k // 2] * 4, mode="circular"), w.to(x.dtype))).flatten(2)
-                out[scale, k] = f @ f.transpose(1, 2) / f.shape[-1]
-        return out
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        total = img.new_zeros(img.shape[0])
-        for key, g in self.grams(img).items():
-            if key in self.target_grams:  # a target smaller than the image lacks its coarsest, largest filters
-                t = self.target_grams[key]
-                total = total + (g - t).square().sum(dim=(1, 2)) / t.square().sum()
-        return total
-
-
-class SemiDualOT(nn.Module):
-    """Optimal transport from generated patches to the target's, through its semi-dual (Houdard et al., GOTEX 2023).
-
-    Each generated patch is pulled towards the target patch j minimising
-    |x - y_j|^2 - psi_j. The offsets psi are raised for target patches that too
-    few generated patches pick and lowered for popular ones (stochastic ascent
-    on the semi-dual, kept across calls), so every target patch gets its share:
-    patches must look like real ones, as with a nearest-patch term, but cannot
-    all collapse onto the few easiest to copy.
-    """
-
-    def __init__(self, target: torch.Tensor, ascent_steps: int = 10, ascent_rate: float = 0.2) -> None:
-        super().__init__()
-        self.target = target  # (D, M)
-        self.psi = target.new_zeros(target.shape[1])
-        self.ascent_steps = ascent_steps
-        self.ascent_rate = ascent_rate
-
-    def forward(self, source: torch.Tensor) -> torch.Tensor:
-        """(B,) mean squared distance per dimension from each generated patch (B, D, N) to its assigned target patch."""
-        target = self.target.to(source.dtype)
-        m = target.shape[1]
-        with torch.no_grad():
-            cost = squared_distances(source.detach(), target).flatten(0, 1)  # (B*N, M)
-            step = self.ascent_rate * float(cost.min(dim=1).values.mean()) * m
-            for _ in range(self.ascent_steps):
-                chosen = (cost - self.psi).argmin(dim=1)
-                share = torch.bincount(chosen, minlength=m).to(cost.dtype) / chosen.numel()
-                self.psi += step * (1.0 / m - share)
-                self.psi -= self.psi.mean()
-            chosen = (cost - self.psi).argmin(dim=1).view(source.shape[0], -1)  # (B, N)
-        matched = target.T[chosen]  # (B, N, D)
-        return (source.transpose(1, 2) - matched).square().mean(dim=(1, 2))
-
-
 def squared_distances(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """(B, N, M) squared distances between source patches (B, D, N) and target patches (D, M)."""
     return source.square().sum(1)[..., None] - 2 * source.transpose(1, 2) @ target + target.square().sum(0)
@@ -505,8 +381,8 @@ def nearest_patch_distance(source: torch.Tensor, target: torch.Tensor) -> torch.
     """(B,) mean squared distance from each source patch (B, D, N) to its nearest target patch (D, M).
 
     Sliced marginals can match while no single patch looks like the target's
-    (pebble-coloured noise passes them); this pulls every patch towards a
-    real one, as patch-based texture optimisation (Kwatra et al. 2005) does.
+    (noise in the target's colours passes them); this pulls every patch towards
+    a real one, as patch-based texture optimisation (Kwatra et al. 2005) does.
     """
     with torch.no_grad():
         nearest = squared_distances(source, target).argmin(dim=2)  # (B, N): the target patch nearest each source patch
@@ -567,22 +443,21 @@ def build_loss(
     `auto` takes `ot` when pretrained VGG16 loads and `patch` otherwise, and
     says which through `log`. `vgg_features` replaces the download (tests hand
     in a randomly initialised VGG16). `match_weight` weighs the patch loss's
-    bidirectional patch matching (`PatchLoss.match_weights`); VGG losses see
-    objects already and ignore it. Returns the loss and the name chosen.
+    bidirectional patch matching (`PatchLoss`); VGG losses see objects
+    already and ignore it. Returns the loss and the name chosen.
     """
     if name not in LOSS_NAMES:
         raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)}")
-    patch_options = PatchLoss.match_weights(match_weight)
     if name == "auto":
         try:
             features = vgg_features if vgg_features is not None else load_vgg16_features()
         except LossUnavailable:
             log("loss auto: pretrained VGG16 is not available here, using the weight-free patch loss")
-            return PatchLoss(target, **patch_options), "patch"
+            return PatchLoss(target, match_weight=match_weight), "patch"
         log("loss auto: pretrained VGG16 loaded, using the ot loss" + (" (patch matching is for the patch loss: off)" if match_weight else ""))
         return OTLoss(target, features), "ot"
     if name == "patch":
-        return PatchLoss(target, **patch_options), "patch"
+        return PatchLoss(target, match_weight=match_weight), "patch"
     features = vgg_features if vgg_features is not None else load_vgg16_features()
     loss_class = GramLoss if name == "gram" else OTLoss
     return loss_class(target, features), name
@@ -595,8 +470,8 @@ def overflow_loss(x: torch.Tensor) -> torch.Tensor:
 
 __all__ = [
     "LOSS_NAMES",
-    "LossUnavailable",
     "GramLoss",
+    "LossUnavailable",
     "OTLoss",
     "PatchLoss",
     "build_loss",

@@ -56,8 +56,8 @@ class TrainConfig:
     grad_checkpoint: bool = False
     fire_rate: float = NCAConfig.fire_rate
     perception: str = NCAConfig.perception  # "isotropic": no sense of direction (model.PERCEPTIONS)
-    match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss.match_weights)
-    precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (model.training_dtype)
+    match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss)
+    precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (precision.training_dtype)
     damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
     time_budget: float = 0.0  # seconds of training; iterations and the lr schedule fit the measured speed, at most `iters` (0: off)
 

@@ -1,5 +1,8 @@
 """Texture losses: near zero for the target against itself, clearly larger against noise."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -68,14 +71,14 @@ def test_explicit_vgg_loss_without_weights_fails_clearly(name, pebbles_64, monke
 
 def test_match_weight_adds_bidirectional_patch_matching_to_the_patch_loss(pebbles_64, random_vgg):
     loss, _ = build_loss("patch", pebbles_64, match_weight=0.02)
-    assert (loss.nearest_weight, loss.completeness_weight) == (0.02, 0.02)
+    assert loss.match_weight == 0.02
     noise = _noise_like(pebbles_64)
     torch.manual_seed(0)
     plain = PatchLoss(pebbles_64)(noise)
     torch.manual_seed(0)
     assert loss(noise) > plain  # the terms are really there
     messages = []
-    vgg_loss, chosen = build_loss("auto", pebbles_64, vgg_features=random_vgg, log=messages.append, match_weight=0.02)
+    _, chosen = build_loss("auto", pebbles_64, vgg_features=random_vgg, log=messages.append, match_weight=0.02)
     assert chosen == "ot" and "patch matching is for the patch loss: off" in messages[0]
 
 
@@ -105,6 +108,31 @@ def test_load_vgg16_reports_an_unreachable_hub(monkeypatch):
         load_vgg16_features()
 
 
+@pytest.fixture(scope="module")
+def loss_terms():
+    """bench/loss_terms.py, the research terms that bench/loss_probe.py screens."""
+    spec = importlib.util.spec_from_file_location("loss_terms", Path(__file__).resolve().parents[1] / "bench" / "loss_terms.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("library", "research"), [
+    ({}, {}),
+    ({"match_weight": 0.02}, {"nearest_weight": 0.02, "completeness_weight": 0.02}),
+])
+def test_research_patch_loss_at_the_library_options_is_the_library_loss(library, research, pebbles_64, loss_terms):
+    """The research figures are comparable with the library's only while the bench's loss, so set, computes the same."""
+    img = _noise_like(pebbles_64).requires_grad_(True)
+    torch.manual_seed(0)
+    expected = PatchLoss(pebbles_64, **library)(img)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), img)
+    torch.manual_seed(0)
+    value = loss_terms.ResearchPatchLoss(pebbles_64, **research)(img)
+    (grad,) = torch.autograd.grad(value.sum(), img)
+    assert torch.equal(value, expected) and torch.equal(grad, expected_grad)
+
+
 @pytest.mark.parametrize("option", [
     {"spectrum_angles": 6, "spectrum_bins": 8},
     {"orientations": 4},
@@ -112,13 +140,14 @@ def test_load_vgg16_reports_an_unreachable_hub(monkeypatch):
     {"completeness_weight": 0.5},
     {"random_gram_weight": 1.0},
     {"semidual_weight": 1.0, "semidual_from_level": 2},
+    {"patch_size": 7},
 ])
-def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, pebbles_path):
-    """The opt-in terms of RESEARCH.md's trials J-M: each must still prefer the texture and train."""
+def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, pebbles_path, loss_terms):
+    """The research terms of RESEARCH.md's trials, on the library's patch loss: each must still prefer the texture and train."""
     from nca_gradio.images import load_target
 
     target = load_target(pebbles_path, 128)
-    plain, extended = PatchLoss(target), PatchLoss(target, **option)
+    plain, extended = PatchLoss(target), loss_terms.ResearchPatchLoss(target, **option)
     crop, noise = target[..., 64:, 64:], torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)
     assert extended(crop) < extended(noise)
@@ -131,9 +160,9 @@ def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, 
     assert torch.isfinite(img.grad).all() and img.grad.abs().sum() > 0
 
 
-def test_semidual_offsets_spread_generated_patches_over_the_target_where_nearest_matching_collapses():
+def test_semidual_offsets_spread_generated_patches_over_the_target_where_nearest_matching_collapses(loss_terms):
     """The point of the semi-dual (trial P): plain nearest matching sends a clump of patches to one target patch."""
-    from nca_gradio.losses import SemiDualOT, squared_distances
+    from nca_gradio.losses import squared_distances
 
     generator = torch.Generator().manual_seed(0)
     target = torch.randn(8, 64, generator=generator)  # (D, M)
@@ -142,7 +171,7 @@ def test_semidual_offsets_spread_generated_patches_over_the_target_where_nearest
     def used(offsets):
         return len((squared_distances(clump, target)[0] - offsets).argmin(dim=1).unique())
 
-    ot = SemiDualOT(target)
+    ot = loss_terms.SemiDualOT(target)
     assert used(ot.psi) == 1
     for _ in range(50):
         distance = ot(clump)

@@ -1,0 +1,184 @@
+"""Patch-loss terms that were tried and left out of the library: the research behind `nca_gradio.losses`.
+
+`ResearchPatchLoss` is the library's `PatchLoss` with every option RESEARCH.md's
+trials used (sessions 2, 3 and 5): an oriented spectrum, oriented directions,
+nearest-patch and completeness terms of their own weights, Gram matrices of a
+random network, semi-dual optimal transport, the sliced term's weight and the
+patch size. With no options it is `PatchLoss`. `bench/loss_probe.py --loss-kw`
+passes its keyword arguments.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nca_gradio.losses import PatchLoss, completeness_distance, nearest_patch_distance, squared_distances, tiled_log_spectrum
+
+
+def oriented_directions(size: int, orientations: int) -> torch.Tensor:
+    """(3 * size * size, 2 * orientations) unit directions: luminance derivative-of-Gaussian filters at evenly spaced angles.
+
+    Random directions mix so many pixels that a whole texture stretched one
+    way barely changes their marginals; these (first and second derivatives
+    along each angle, Heeger and Bergen's oriented subbands) see it at once.
+    """
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    gauss = torch.exp(-(x.square() + y.square()) / (2 * (size / 4) ** 2))
+    filters = []
+    for k in range(orientations):
+        angle = math.pi * k / orientations
+        u = x * math.cos(angle) + y * math.sin(angle)
+        filters += [u * gauss, (u.square() - u.square().mean()) * gauss]
+    kernels = torch.stack(filters).flatten(1)  # (2 * orientations, size * size)
+    kernels = kernels - kernels.mean(dim=1, keepdim=True)
+    return F.normalize(kernels.repeat(1, 3), dim=1).T  # the same filter on each colour: luminance
+
+
+class RandomFeatureGram(nn.Module):
+    """Gram matrices of a shallow random ReLU network: 3x3 to 11x11 filters at three scales.
+
+    Ustyuzhaninov et al. (2017) found that one layer of random filters of many
+    sizes, with Gram matrices, already synthesises natural textures. Unlike
+    sliced patch marginals it sees co-occurrence: pebble-coloured grain scores
+    4x a real crop of the pebbles target, streaks 13x.
+    """
+
+    def __init__(self, target: torch.Tensor, sizes: tuple[int, ...] = (3, 5, 7, 11), filters: int = 128,
+                 scales: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed + 7)
+        self.scales = scales
+        self.weights = []
+        for k in sizes:
+            w = torch.randn(filters, 3, k, k, generator=generator)
+            w = w - w.mean(dim=(1, 2, 3), keepdim=True)
+            self.weights.append((w / w.flatten(1).norm(dim=1).view(-1, 1, 1, 1)).to(target.device))
+        with torch.no_grad():
+            self.target_grams = {key: g[0] for key, g in self.grams(target.float()).items()}
+
+    def grams(self, img: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
+        """(B, F, F) Gram matrix per (scale, filter size); a filter larger than the image at a scale is skipped."""
+        out = {}
+        x = img - 0.5
+        for scale in range(self.scales):
+            if scale:
+                x = F.avg_pool2d(x, 2)
+            for w in self.weights:
+                k = w.shape[-1]
+                if min(x.shape[-2:]) <= k:
+                    continue
+                f = F.relu(F.conv2d(F.pad(x, [k // 2] * 4, mode="circular"), w.to(x.dtype))).flatten(2)
+                out[scale, k] = f @ f.transpose(1, 2) / f.shape[-1]
+        return out
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        total = img.new_zeros(img.shape[0])
+        for key, g in self.grams(img).items():
+            if key in self.target_grams:  # a target smaller than the image lacks its coarsest, largest filters
+                t = self.target_grams[key]
+                total = total + (g - t).square().sum(dim=(1, 2)) / t.square().sum()
+        return total
+
+
+class SemiDualOT(nn.Module):
+    """Optimal transport from generated patches to the target's, through its semi-dual (Houdard et al., GOTEX 2023).
+
+    Each generated patch is pulled towards the target patch j minimising
+    |x - y_j|^2 - psi_j. The offsets psi are raised for target patches that too
+    few generated patches pick and lowered for popular ones (stochastic ascent
+    on the semi-dual, kept across calls), so every target patch gets its share:
+    patches must look like real ones, as with a nearest-patch term, but cannot
+    all collapse onto the few easiest to copy.
+    """
+
+    def __init__(self, target: torch.Tensor, ascent_steps: int = 10, ascent_rate: float = 0.2) -> None:
+        super().__init__()
+        self.target = target  # (D, M)
+        self.psi = target.new_zeros(target.shape[1])
+        self.ascent_steps = ascent_steps
+        self.ascent_rate = ascent_rate
+
+    def forward(self, source: torch.Tensor) -> torch.Tensor:
+        """(B,) mean squared distance per dimension from each generated patch (B, D, N) to its assigned target patch."""
+        target = self.target.to(source.dtype)
+        m = target.shape[1]
+        with torch.no_grad():
+            cost = squared_distances(source.detach(), target).flatten(0, 1)  # (B*N, M)
+            step = self.ascent_rate * float(cost.min(dim=1).values.mean()) * m
+            for _ in range(self.ascent_steps):
+                chosen = (cost - self.psi).argmin(dim=1)
+                share = torch.bincount(chosen, minlength=m).to(cost.dtype) / chosen.numel()
+                self.psi += step * (1.0 / m - share)
+                self.psi -= self.psi.mean()
+            chosen = (cost - self.psi).argmin(dim=1).view(source.shape[0], -1)  # (B, N)
+        matched = target.T[chosen]  # (B, N, D)
+        return (source.transpose(1, 2) - matched).square().mean(dim=(1, 2))
+
+
+class ResearchPatchLoss(PatchLoss):
+    """`PatchLoss` with the research terms; each option at its default leaves the loss as the library's.
+
+    The terms are added in the order the trials used, so their figures in RESEARCH.md can be reproduced.
+    `options` are `PatchLoss`'s own (projections, max_target_patches, max_samples); `nearest_weight` and
+    `completeness_weight` take the place of its `match_weight`, which weighs both at once.
+    """
+
+    def __init__(
+        self,
+        target: torch.Tensor,
+        *,
+        patch_size: int = PatchLoss.patch_size,
+        spectrum_bins: int = PatchLoss.spectrum_bins,
+        spectrum_angles: int = 1,
+        orientations: int = 0,
+        nearest_weight: float = 0.0,
+        completeness_weight: float = 0.0,
+        random_gram_weight: float = 0.0,
+        semidual_weight: float = 0.0,
+        semidual_rate: float = 0.2,
+        semidual_from_level: int = 0,
+        sliced_weight: float = 1.0,
+        **options,
+    ) -> None:
+        if "match_weight" in options:
+            raise TypeError("ResearchPatchLoss weighs its matching terms apart: pass nearest_weight and completeness_weight")
+        self.patch_size = patch_size  # before PatchLoss cuts the target into patches
+        super().__init__(target, **options)
+        self.spectrum_bins = spectrum_bins
+        self.spectrum_angles = spectrum_angles
+        self.nearest_weight = nearest_weight
+        self.completeness_weight = completeness_weight
+        self.random_gram = RandomFeatureGram(target) if random_gram_weight else None
+        self.random_gram_weight = random_gram_weight
+        self.semidual_weight = semidual_weight
+        self.semidual_from_level = semidual_from_level
+        self.semidual = [SemiDualOT(t, ascent_rate=semidual_rate) for t in self.target_patches] if semidual_weight else []
+        self.sliced_weight = sliced_weight
+        self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
+
+    def level_loss(self, level: int, source: torch.Tensor) -> torch.Tensor:
+        target = self.target_patches[level]
+        loss = self.sliced_weight * self.sliced(level, source, self.directions(level, source.device).to(source.dtype))
+        if self.semidual and level >= self.semidual_from_level:
+            loss = loss + self.semidual_weight * self.semidual[level](source)
+        if self.oriented is not None:  # as much weight as all the random directions together
+            loss = loss + self.sliced(level, source, self.oriented.to(source.dtype))
+        if self.nearest_weight:
+            loss = loss + self.nearest_weight * nearest_patch_distance(source, target)
+        if self.completeness_weight:
+            loss = loss + self.completeness_weight * completeness_distance(source, target, self.max_samples)
+        return loss
+
+    def spectrum(self, img: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+        return tiled_log_spectrum(img, tile, self.spectrum_bins, self.spectrum_angles)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        total = super().forward(img)
+        if self.random_gram is not None:
+            total = total + self.random_gram_weight * self.random_gram(img)
+        return total
