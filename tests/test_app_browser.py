@@ -128,7 +128,7 @@ def test_grow_a_model(page):
 
 
 def test_damage_by_clicking_on_the_texture_and_watch_it_heal(page):
-    grow(page, canvas=64, steps=20)
+    grow(page, canvas=64, steps=200)  # grown out, so the twin it heals back to is a settled texture
     open_tab(page, "3 · Heal")
     canvas = page.locator("#nca-damage-canvas img")
     canvas.wait_for(timeout=30_000)
@@ -140,6 +140,7 @@ def test_damage_by_clicking_on_the_texture_and_watch_it_heal(page):
     page.locator("#nca-heal").click()
     page.locator("#nca-heal-video video").wait_for(timeout=SLOW)
     page.locator("#nca-heal-note").get_by_text("healed").wait_for(timeout=SLOW)
+    page.locator("#nca-heal-plot .mark-line path").first.wait_for(timeout=30_000)  # the curves drawn, for the screenshot
     shoot(page, "3-damage")
 
 
