@@ -3,8 +3,8 @@
 import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -76,15 +76,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@contextlib.contextmanager
-def running_demo(launch_options: dict | None = None, **build_options) -> Iterator[str]:
-    """The studio served on loopback; yields its URL. One torch thread: the app's tests share 2 cores."""
-    from nca_gradio.ui import build_demo
+def close_workspaces(demo) -> None:
+    """Delete the folder of every session's Workspace once the server is closed.
 
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    demo = build_demo(**build_options)
+    Gradio runs a State's delete_callback only for values an event returned; the studio's Workspace is
+    only ever read (and changed in place), so neither Gradio nor demo.close() deletes its nca-studio-* folder.
+    """
+    from nca_gradio.studio import Workspace
+
+    for session in list(demo.state_holder.session_data.values()):
+        for value in list(session.state_data.values()):
+            if isinstance(value, Workspace):
+                value.close()
+
+
+@contextlib.contextmanager
+def launched(demo, launch_options: dict | None = None) -> Iterator[str]:
+    """`demo` served on loopback; yields its URL, and on the way out closes it and deletes its sessions' folders."""
     _, url, _ = demo.launch(
         prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True,
         **(launch_options or {}),
@@ -93,4 +101,19 @@ def running_demo(launch_options: dict | None = None, **build_options) -> Iterato
         yield url
     finally:
         demo.close()
+        close_workspaces(demo)
+
+
+@contextlib.contextmanager
+def running_demo(launch_options: dict | None = None, **build_options) -> Iterator[str]:
+    """The studio served on loopback; yields its URL. One torch thread: the app's tests share 2 cores."""
+    from nca_gradio.ui import build_demo
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with launched(build_demo(**build_options), launch_options) as url:
+            yield url
+    finally:
         torch.set_num_threads(threads)

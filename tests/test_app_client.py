@@ -16,13 +16,15 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from conftest import running_demo
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import constants
 from PIL import Image
 
+from nca_gradio import studio
 from nca_gradio.model_folder import load_folder
-from conftest import running_demo
+from nca_gradio.render import Damage
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_StudioLoopbackSecret0123456789"
@@ -151,11 +153,13 @@ def test_grow_returns_a_video_and_a_tiling_png_of_the_canvas_size(trained):
 
 def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
     session, _, label = trained
-    session.predict(label, 64, 24, 10, 0, api_name="/grow")
+    _, final, _ = session.predict(label, 64, 24, 10, 0, api_name="/grow")
     x, y, overlay = session.predict("square", 0.2, api_name="/random_damage")
-    assert 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0
-    with Image.open(overlay) as image:
+    with Image.open(overlay) as image, Image.open(final) as grown:
         assert image.size == (6 * 64, 6 * 64)  # a small canvas is shown zoomed by whole pixels
+        shown = np.asarray(image.convert("RGB"))
+        expected = studio.for_display(studio.damage_overlay(np.asarray(grown.convert("RGB")), Damage("square", x, y, 0.2)))
+    assert np.array_equal(shown, expected)  # the square is tinted where the returned x and y say
     video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/regenerate")
     frames = video_frames(video)
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 1 + 4 + 20  # intact, 4 lead steps, 20 healing
@@ -228,7 +232,7 @@ def test_share_then_get_a_model_through_the_hub_tab(trained, app_url, loopback_h
     assert preview["visible"] and Path(preview["value"]).name == "preview.gif"
     with Image.open(preview["value"]) as image:
         assert image.n_frames > 1  # the card's animated preview, shown beside it
-    video, final, png, *_ = other.predict("alice/studio-pebbles (Hub)", 64, 10, 10, 0, api_name="/grow")
+    _, _, png, *_ = other.predict("alice/studio-pebbles (Hub)", 64, 10, 10, 0, api_name="/grow")
     with Image.open(png) as image:
         assert image.size == (64, 64)
     assert "was not found" in error_of(other.predict, "alice/no-such-model", "", "", api_name="/pull")

@@ -91,10 +91,11 @@ def test_missing_arguments_are_named(app_url):
 
 @pytest.fixture(scope="module")
 def app_process(tmp_path_factory):
-    """`python app.py` on a free port, its stdout and stderr in one log file."""
+    """`python app.py` on a free port, its stdout and stderr in one log file, its temporary files in a folder of the test's."""
     port = free_port()
     log = tmp_path_factory.mktemp("app-log") / "server.log"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path_factory.mktemp("app-tmp"))}
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"

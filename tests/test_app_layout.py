@@ -1,7 +1,6 @@
 """The studio in headless Chromium, each test on a fresh page: a phone-sized window, and Grow's step budget.
 
-Unlike tests/test_app_browser.py (one page clicked through in order), every test
-here opens its own page, so none depends on another. Screenshots go to
+Every test opens its own page, so none depends on another. Screenshots go to
 test-artifacts/screenshots/.
 """
 

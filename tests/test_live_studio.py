@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import SHOTS, free_port, needs_chromium, running_demo
+from conftest import SHOTS, launched, needs_chromium, running_demo, set_number
 
 pytestmark = needs_chromium
 
@@ -23,12 +23,8 @@ def host_app():
     with gr.Blocks() as demo:
         gr.Markdown("# A toolkit that hosts the studio")
         render_tabs()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), ssr_mode=False, quiet=True,
-                            **launch_options())
-    try:
+    with launched(demo, launch_options()) as url:
         yield url
-    finally:
-        demo.close()
 
 
 CANVAS_SPREAD = """() => {
@@ -45,20 +41,31 @@ CANVAS_SPREAD = """() => {
 }"""
 
 
-def open_live_tab(browser, url: str):
+@contextlib.contextmanager
+def new_page(browser):
+    """A page of its own (each is a new session of the studio), closed afterwards even when the test fails."""
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.get_by_role("tab", name="Live").wait_for(timeout=60_000)
-    opened = time.monotonic()
-    page.get_by_role("tab", name="Live").click()
-    return page, opened, errors
+    try:
+        yield page
+    finally:
+        page.close()
+
+
+@contextlib.contextmanager
+def live_tab(browser, url: str):
+    """The Live tab opened on a new page; yields the page, when the tab was clicked, and the page's errors."""
+    with new_page(browser) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url)
+        page.get_by_role("tab", name="Live").wait_for(timeout=60_000)
+        opened = time.monotonic()
+        page.get_by_role("tab", name="Live").click()
+        yield page, opened, errors
 
 
 def test_live_tab_grows_a_bundled_model_within_two_seconds(browser):
-    with running_demo() as url:
-        page, opened, errors = open_live_tab(browser, url)
+    with running_demo() as url, live_tab(browser, url) as (page, opened, errors):
         page.wait_for_function(f"({CANVAS_SPREAD})() > 2", timeout=10_000, polling=50)  # the first steps show
         seconds = time.monotonic() - opened
         assert not errors, errors
@@ -78,30 +85,23 @@ def test_live_tab_grows_a_bundled_model_within_two_seconds(browser):
             page.locator("#nca-live-download").click()
         saved = Path(download.value.path()).read_text()
         assert "NCALive.mount" in saved and '"name":"pebbles (bundled)"' in saved and "<script src" not in saved
-        page.close()
 
 
 def test_live_tab_works_mounted_in_another_app(browser):
-    with host_app() as url:
-        page, _, errors = open_live_tab(browser, url)
+    with host_app() as url, live_tab(browser, url) as (page, _, errors):
         page.wait_for_function(f"({CANVAS_SPREAD})() > 60", timeout=60_000, polling=500)
         assert not errors, errors
-        page.close()
 
 
-def test_a_model_trained_in_the_session_joins_the_live_tab(browser):
+def test_a_model_trained_in_the_session_joins_the_live_tab(browser, pebbles_path):
     """Training adds the model to the Grow tab's list; the Live tab follows and runs that model."""
-    pebbles = Path(__file__).resolve().parent / "data" / "pebbles.png"
-    with running_demo() as url:
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    with running_demo() as url, new_page(browser) as page:
         page.goto(url)
-        page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles))
+        page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles_path))
         page.locator("#nca-target img").wait_for(timeout=60_000)
         page.locator("#nca-preset").get_by_text("tiny").click()
-        for elem_id, value in (("nca-iterations", 2), ("nca-size", 16)):
-            box = page.locator(f"#{elem_id} input[type=number]")
-            box.fill(str(value))
-            box.press("Enter")
+        set_number(page, "nca-iterations", 2)
+        set_number(page, "nca-size", 16)
         page.locator("#nca-start").click()
         page.locator("#nca-train-status").get_by_text("Finished").wait_for(timeout=300_000)
         page.get_by_role("tab", name="Live").click()
@@ -114,4 +114,3 @@ def test_a_model_trained_in_the_session_joins_the_live_tab(browser):
             timeout=30_000,
         )
         assert page.evaluate("document.querySelector('#nca-live-view iframe').contentWindow.ncaPlayer.nca.model.name") == label
-        page.close()
