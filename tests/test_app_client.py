@@ -156,7 +156,7 @@ def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
     assert 0.0 <= x <= 1.0 and 0.0 <= y <= 1.0
     with Image.open(overlay) as image:
         assert image.size == (6 * 64, 6 * 64)  # a small canvas is shown zoomed by whole pixels
-    video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/regenerate")
+    video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/heal")
     frames = video_frames(video)
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 1 + 4 + 20  # intact, 4 lead steps, 20 healing
     damaged = [(row[0], row[1]) for row in curve["data"] if row[2] == "damaged"]
@@ -177,7 +177,7 @@ def test_out_of_range_requests_say_what_to_fix(trained, app_url):
         assert "too much work on this CPU: use at most 32 steps at this size" in message
     assert "Iterations must be a whole number from 1 to 5000, got 0" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
     fresh = client(app_url)
-    assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/regenerate")
+    assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/heal")
     assert "Choose a model first" in error_of(fresh.predict, None, 64, 24, 10, 0, api_name="/grow")
     assert "Upload a texture image" in error_of(fresh.predict, None, "seed", "patch", 3, 32, api_name="/train")
 
@@ -246,7 +246,7 @@ def test_the_tabs_mount_inside_another_app():
         with gr.Tab("Something else"):
             gr.Textbox()
     names = {fn.api_name for fn in host.fns.values()}
-    assert {"train", "models", "grow", "regenerate", "random_damage", "pull", "push"} <= names
+    assert {"train", "models", "grow", "heal", "random_damage", "pull", "push"} <= names
     assert isinstance(tabs.workspace, gr.State) and tabs.grow_model in host.blocks.values()
 
 
