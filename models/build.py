@@ -33,7 +33,7 @@ from nca_gradio.model_folder import (  # noqa: E402
 )
 from nca_gradio.precision import PRECISIONS  # noqa: E402
 from nca_gradio.quality import MIN_TARGET_SIDE, model_figures  # noqa: E402
-from nca_gradio.render import Damage, grow, regenerate, save_animation  # noqa: E402
+from nca_gradio.render import Damage, grow, heal, save_animation  # noqa: E402
 from nca_gradio.scale import Texture, train_many  # noqa: E402
 from nca_gradio.train import TrainConfig  # noqa: E402
 
@@ -104,7 +104,7 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     # 512 steps: some textures settle late (brick's courses form between steps 500 and 1000)
     growth = grow(model, size=128, steps=512, every=8)
     save_animation(growth.frames, folder / PREVIEW_FILE, fps=25)
-    healing = regenerate(model, Damage("circle", 0.5, 0.5, 0.25), size=128, grow_steps=256, heal_steps=256, every=4)
+    healing = heal(model, Damage(), size=128, grow_steps=256)
     save_animation(healing.frames, folder / HEALING_FILE, fps=25)
     figures = model_figures(model, target).as_dict()
     write_json(folder, QUALITY_FILE, figures)

@@ -1,4 +1,4 @@
-"""The `nca` command: train, grow and regenerate without a browser.
+"""The `nca` command: train, grow and heal without a browser.
 
 Bad input exits with status 2 and one line on stderr, never a traceback.
 """
@@ -60,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .losses import LOSS_NAMES
     from .model import PERCEPTIONS, PRESETS
     from .precision import PRECISIONS
-    from .render import DAMAGE_SHAPES
+    from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
     from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
 
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, regenerate.")
+    parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
     parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
                         "machine 1 per process is often faster, see bench/RESULTS.md)")
@@ -112,19 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     grow = commands.add_parser("grow", help="grow a texture from an empty grid")
     grow.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
     grow.add_argument("-o", "--output", required=True, help="OUT.gif, OUT.mp4 or OUT.png")
-    _add_render_options(grow, steps=512)
+    _add_render_options(grow, steps=GROW_STEPS)
     grow.set_defaults(handler=cmd_grow)
 
-    regen = commands.add_parser("regenerate", help="grow, damage, and watch the texture heal")
+    regen = commands.add_parser("heal", aliases=["regenerate"], help="grow, damage, and watch the texture heal")
     regen.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
     regen.add_argument("-o", "--output", required=True, help="OUT.gif or OUT.mp4")
-    _add_render_options(regen, steps=768)
-    regen.add_argument("--damage", choices=DAMAGE_SHAPES, default="circle")
-    regen.add_argument("--at", type=int, default=512, help="step at which the damage is made")
-    regen.add_argument("--x", type=float, default=0.5, help="damage centre, fraction of the width")
-    regen.add_argument("--y", type=float, default=0.5, help="damage centre, fraction of the height")
-    regen.add_argument("--radius", type=float, default=0.25, help="damage size, fraction of the canvas")
-    regen.set_defaults(handler=cmd_regenerate)
+    _add_render_options(regen, steps=GROW_STEPS + HEAL_STEPS)
+    regen.add_argument("--damage", choices=DAMAGE_SHAPES, default=Damage.shape)
+    regen.add_argument("--at", type=int, default=GROW_STEPS, help="step at which the damage is made")
+    regen.add_argument("--x", type=float, default=Damage.x, help="damage centre, fraction of the width")
+    regen.add_argument("--y", type=float, default=Damage.y, help="damage centre, fraction of the height")
+    regen.add_argument("--radius", type=float, default=Damage.size, help="damage size, fraction of the canvas")
+    regen.set_defaults(handler=cmd_heal)
 
     score = commands.add_parser("score", help="rate a generated texture against its target (1.0 = as close as the target to itself)")
     score.add_argument("generated", help="the generated texture image")
@@ -180,10 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
     from .precision import PRECISIONS
+    from .render import FRAME_EVERY, GROW_SIZE
 
-    parser.add_argument("--size", type=int, default=256, help="canvas side in cells")
+    parser.add_argument("--size", type=int, default=GROW_SIZE, help="canvas side in cells")
     parser.add_argument("--steps", type=int, default=steps)
-    parser.add_argument("--every", type=int, default=4, help="keep every k-th step as a frame")
+    parser.add_argument("--every", type=int, default=FRAME_EVERY, help="keep every k-th step as a frame")
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -325,8 +326,8 @@ def cmd_grow(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_regenerate(args: argparse.Namespace) -> int:
-    from .render import Damage, check_frame_memory, check_request, regenerate, save_animation
+def cmd_heal(args: argparse.Namespace) -> int:
+    from .render import Damage, check_frame_memory, check_request, heal, save_animation
 
     out = _check_output(args.output, (".gif", ".mp4"))
     if not 0 <= args.at < args.steps:
@@ -335,7 +336,7 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
     check_request(args.size, args.steps, args.every, args.seed)
     check_frame_memory(args.size, args.size, args.steps, args.every)
     model = _load(args.model)
-    rollout = regenerate(model, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed,
+    rollout = heal(model, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed,
                          precision=args.precision)
     save_animation(rollout.frames, out, fps=args.fps)
     _check_written(out)

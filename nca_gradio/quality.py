@@ -16,6 +16,8 @@ import torch.nn.functional as F
 
 from .images import ImageError
 from .losses import covariance_root, random_directions, shaped_directions, tiled_log_spectrum
+from .model import to_rgb
+from .render import HEAL_STEPS, Damage, apply_damage, run
 
 PATCH_SIZE = 7
 MIN_TARGET_SIDE = 8 * PATCH_SIZE  # a target smaller than this cannot be scored: its halves hold too few patches
@@ -127,7 +129,7 @@ class ModelFigures:
 
     at_1024: Score
     at_4096: Score
-    healed: Score  # 256 steps after a circle of radius 1/4 of the canvas is erased in the middle (the worst heal)
+    healed: Score  # HEAL_STEPS after the default damage (a circle of radius 1/4) in the middle: the worst of HEAL_TRIALS
 
     @property
     def heal_ratio(self) -> float:
@@ -143,7 +145,7 @@ class ModelFigures:
         }
 
 
-HEAL_TRIALS = 3  # damage events per model, the worst one counts: one lucky heal hid a model that blows up (RESEARCH.md, session 9)
+HEAL_TRIALS = 3  # damage events per model, the worst one counts: one lucky heal can hide a model that blows up
 
 
 def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32") -> ModelFigures:
@@ -154,16 +156,14 @@ def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, p
     on a device's bfloat16 units; they still move a little from one CPU to another
     (up to about 0.2), because thousands of steps amplify the last bits of rounding.
     """
-    from .model import to_rgb
-    from .render import Damage, apply_damage, run
-
     def image(state: torch.Tensor) -> torch.Tensor:
         return to_rgb(state.float()).cpu()
 
     grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed, precision=precision).state
     old = run(model, grown, 3072, every=3072, seed=seed + 1, precision=precision).state
-    damaged = apply_damage(grown, Damage("circle", 0.5, 0.5, 0.25))
-    heals = (run(model, damaged, 256, every=256, seed=seed + 2 + trial, precision=precision).state for trial in range(HEAL_TRIALS))
+    damaged = apply_damage(grown, Damage())
+    heals = (run(model, damaged, HEAL_STEPS, every=HEAL_STEPS, seed=seed + 2 + trial, precision=precision).state
+             for trial in range(HEAL_TRIALS))
     healed = max((score(image(state), target) for state in heals), key=lambda s: s.combined)
     return ModelFigures(score(image(grown), target), score(image(old), target), healed)
 

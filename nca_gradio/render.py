@@ -1,4 +1,4 @@
-"""Growing, damaging and regenerating textures, and writing the frames as GIF, MP4 or PNG."""
+"""Growing, damaging and healing textures, and writing the frames as GIF, MP4 or PNG."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ ANIMATION_FORMATS = (".gif", ".mp4")
 MAX_SIZE = 2048
 MAX_STEPS = 100_000
 MAX_SEED = 2**63 - 1  # what a torch generator takes
+GROW_SIZE, GROW_STEPS, HEAL_STEPS, FRAME_EVERY = 256, 512, 256, 4  # what grow, heal and `nca grow`/`nca heal` do by default
 MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before a video is written (the studio's cap as well)
 PROBE_SIZE, PROBE_STEPS = 32, 200  # `grows_finite`: about 0.1 s on one CPU core
 
@@ -144,9 +145,10 @@ def run(
     step (damage). The rollout is reproducible for a given seed, precision and
     device (on another CPU model, rounding can differ in the last bits). "auto"
     computes in bfloat16 where the CPU has native bfloat16 units
-    (`model.inference_dtype`) and, on a GPU, replays CUDA graphs of the steps
-    between frames (`Grower`: same distribution of cell updates, other random
-    draws); "float32" gives exactly `model(x, generator)` step after step.
+    (`precision.inference_dtype`) and, on a GPU, replays CUDA graphs of the steps
+    between frames (`fast.Grower`: same distribution of cell updates, other random
+    draws); "float32" is `fast.step` step after step, equal to `model(x, generator)` up to rounding.
+    `on_frame(step, grid)` is called at every kept frame, for progress bars and side measurements.
     """
     check_request(state.shape[-1], steps, every, seed)
     if keep_frames:
@@ -189,7 +191,7 @@ def _stepper(
     On a GPU with precision "auto", a `Grower` replays recorded CUDA graphs
     (about ten kernel launches a step become one launch per chunk, which is what
     limits a GPU at these sizes); the chunk divides `every`, so frames fall on
-    replays. Otherwise one `cell_mask` and one step at a time: the plain path.
+    replays. Otherwise `fast.apply_steps`, a few steps' masks at a time: the plain path.
     """
     dtype = inference_dtype(model, device, precision)
     if torch.device(device).type == "cuda" and precision == "auto" and dtype is None:
@@ -206,11 +208,13 @@ def _stepper(
     return plain, (lambda: "eager" if dtype is None else "eager, bfloat16")
 
 
-def grow(model: NCA, size: int = 256, steps: int = 512, every: int = 4, seed: int = 0, height: int | None = None,
-         precision: str = "auto", keep_frames: bool = True) -> Rollout:
-    """Grow a texture from an empty grid of size x size (any size: tiles on a torus)."""
+def grow(model: NCA, size: int = GROW_SIZE, steps: int = GROW_STEPS, every: int = FRAME_EVERY, seed: int = 0,
+         height: int | None = None, precision: str = "auto", keep_frames: bool = True,
+         on_frame: Callable[[int, torch.Tensor], None] | None = None) -> Rollout:
+    """Grow a texture from an empty grid of size x size, on the model's device (any size: it tiles on a torus)."""
     check_request(size, steps, every, seed)
-    return run(model, model.empty_grid(1, height or size, size), steps, every, seed, precision=precision, keep_frames=keep_frames)
+    return run(model, model.empty_grid(1, height or size, size), steps, every, seed, on_frame=on_frame, precision=precision,
+               keep_frames=keep_frames)
 
 
 def grows_finite(model: NCA, size: int = PROBE_SIZE, steps: int = PROBE_STEPS) -> bool:
@@ -224,24 +228,33 @@ def grows_finite(model: NCA, size: int = PROBE_SIZE, steps: int = PROBE_STEPS) -
     return bool(torch.isfinite(state).all())
 
 
-def regenerate(
+def heal(
     model: NCA,
     damage: Damage,
-    size: int = 256,
-    grow_steps: int = 512,
-    heal_steps: int = 256,
-    every: int = 4,
+    size: int = GROW_SIZE,
+    grow_steps: int = GROW_STEPS,
+    heal_steps: int = HEAL_STEPS,
+    every: int = FRAME_EVERY,
     seed: int = 0,
     state: torch.Tensor | None = None,
     precision: str = "auto",
+    on_frame: Callable[[int, torch.Tensor], None] | None = None,
+    twin: bool = False,
 ) -> Rollout:
     """Grow (or start from `state`), erase the damaged region, and let it heal.
 
-    The damage is applied just before step `grow_steps + 1`; frames cover both phases.
+    The damage is applied just before step `grow_steps + 1`; frames cover both phases. With `twin`, an
+    undamaged copy of the grid lives beside it (a batch of two; `on_frame` sees both, the frames show the
+    damaged one): a living texture keeps changing, so it has healed when it is as far from the start as its twin.
     """
     start = state if state is not None else model.empty_grid(1, size)
-    at = grow_steps + 1
-    return run(model, start, grow_steps + heal_steps, every, seed, events={at: lambda x: apply_damage(x, damage)},
+    if twin:
+        start = start.repeat(2, 1, 1, 1)
+
+    def damage_first(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([apply_damage(x[:1], damage), x[1:]])
+
+    return run(model, start, grow_steps + heal_steps, every, seed, events={grow_steps + 1: damage_first}, on_frame=on_frame,
                precision=precision)
 
 

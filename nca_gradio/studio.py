@@ -30,13 +30,23 @@ from .hub import shared_files
 from .images import image_to_tensor
 from .model_folder import TRAINING_STATE, is_model_folder, load_folder
 from .losses import PatchLoss
-from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, apply_damage, frame_of, run
+from . import render
+from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
 from .train import TrainConfig, Trainer, pick_device
 
-MAX_CANVAS = 1024
-MAX_RENDER_STEPS = 4000
+# The studio's inputs, as (lowest, highest): its sliders are built from these and its handlers check against them.
+TRAIN_ITERATIONS = (1, 5000)
+TRAIN_SIZES = (16, 128)
+TIME_LIMITS = (0, 3600)  # seconds: longer runs belong to `nca train --time`
+CANVAS_SIDES = (32, 1024)
+RENDER_STEPS = (10, 4000)
+HEALING_STEPS = (10, 2000)
+FRAME_RATES = (5, 60)
+SEEDS = (0, 2**31 - 1)
+DAMAGE_SIZES = (0.02, 0.5)
+MAX_CANVAS, MAX_RENDER_STEPS = CANVAS_SIDES[1], RENDER_STEPS[1]
 CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
-GPU_CELL_STEPS = 1024 * 1024 * MAX_RENDER_STEPS
+GPU_CELL_STEPS = MAX_CANVAS * MAX_CANVAS * MAX_RENDER_STEPS
 MAX_FRAMES = 200
 ZERO_GPU_CHUNK_SECONDS = 50  # training per ZeroGPU call; the call is granted a little more
 UPDATE_SECONDS = 2.0  # how often training reports to the page
@@ -64,7 +74,7 @@ def gpu(duration: int) -> Callable[[Callable], Callable]:
 
 @dataclass
 class Grown:
-    """The last texture grown in a session: the Damage tab scratches and heals this grid."""
+    """The last texture grown in a session: the Heal tab damages and heals this grid."""
 
     model: str
     folder: Path
@@ -377,7 +387,7 @@ def render_device() -> torch.device:
     return pick_device("auto")
 
 
-HEAL_GRIDS = 2  # Damage & heal grows the damaged grid and its undamaged twin side by side
+HEAL_GRIDS = 2  # Heal grows the damaged grid and its undamaged twin side by side
 
 
 def most_steps(size: int, grids: int = 1, device: torch.device | None = None) -> int:
@@ -397,11 +407,7 @@ def most_heal_steps(size: int, device: torch.device | None = None) -> int:
 
 
 def check_render(size: int, steps: int, device: torch.device | None = None, grids: int = 1) -> None:
-    """Refuse a canvas or a step count that is out of range, or too much work for this machine."""
-    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_CANVAS:
-        raise RenderError(f"the canvas must be from 16 to {MAX_CANVAS} pixels a side, got {size!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_RENDER_STEPS:
-        raise RenderError(f"steps must be from 1 to {MAX_RENDER_STEPS}, got {steps!r}")
+    """Refuse a render that is too much work for this machine (the studio's handlers check the ranges of its inputs)."""
     device = device or render_device()
     most = most_steps(size, grids, device)
     if steps > most:
@@ -418,8 +424,8 @@ def frame_every(steps: int, size: int, max_frames: int = MAX_FRAMES, max_bytes: 
     return max(1, -(-steps // min(max_frames, by_bytes)))
 
 
-def _on_device(rollout: Rollout) -> Rollout:
-    """The same rollout with its grid on the CPU (frames are already numpy)."""
+def on_cpu(rollout: Rollout) -> Rollout:
+    """The same rollout with its grid moved to the CPU (frames are already numpy), so it can leave a GPU worker."""
     return replace(rollout, state=rollout.state.cpu())
 
 
@@ -427,9 +433,8 @@ def _on_device(rollout: Rollout) -> Rollout:
 def grow_texture(
     folder: Path, size: int, steps: int, every: int, seed: int = 0, on_frame: Callable[[int, torch.Tensor], None] | None = None
 ) -> Rollout:
-    """Grow the model in `folder` from an empty size x size grid (render.grow, on the best device)."""
-    model = load_folder(folder, render_device())
-    return _on_device(run(model, model.empty_grid(1, size), steps, every, seed, on_frame=on_frame))
+    """Grow the model in `folder` from an empty size x size grid, on the best device."""
+    return on_cpu(grow(load_folder(folder, render_device()), size, steps, every, seed, on_frame=on_frame))
 
 
 @dataclass
@@ -450,28 +455,17 @@ def heal(
     seed: int = 0,
     on_frame: Callable[[int, torch.Tensor], None] | None = None,
 ) -> Healing:
-    """Let a grown grid live for a few frames, erase the damaged region, and run `steps` steps of healing.
-
-    Like `render.regenerate` from a given state, with a progress callback. An
-    undamaged twin of the grid lives beside it (a batch of two), because a
-    living texture keeps changing: the damaged grid has healed when it looks as
-    far from the starting frame as its twin does, not when it looks like the start.
-    """
+    """Let a grown grid live for a few frames, erase the damaged region, and run `steps` steps of healing beside an undamaged twin."""
     device = render_device()
-    model = load_folder(folder, device)
-    lead = lead_steps(every, steps)
     twin = [frame_of(state)]
-
-    def damage_first(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([apply_damage(x[:1], damage), x[1:]])
 
     def keep_twin(step: int, x: torch.Tensor) -> None:
         twin.append(frame_of(x[1:]))
         if on_frame is not None:
             on_frame(step, x[:1])
 
-    grids = state.to(device).repeat(HEAL_GRIDS, 1, 1, 1)
-    rollout = run(model, grids, lead + steps, every, seed, events={lead + 1: damage_first}, on_frame=keep_twin)
+    rollout = render.heal(load_folder(folder, device), damage, grow_steps=lead_steps(every, steps), heal_steps=steps, every=every,
+                          seed=seed, state=state.to(device), on_frame=keep_twin, twin=True)
     return Healing(replace(rollout, state=rollout.state[:1].cpu()), twin)
 
 
@@ -547,7 +541,7 @@ def heal_curve(
     """
     import pandas as pd
 
-    reference_image = _downscale(image_to_tensor_array(reference), side)
+    reference_image = _downscale(frame_to_tensor(reference), side)
     every_patch = reference_image.shape[-1] * reference_image.shape[-2]  # no subsampling: identical frames score 0
     loss = PatchLoss(reference_image, projections=projections, max_target_patches=every_patch, max_samples=every_patch)
     picks = np.unique(np.linspace(0, len(rollout.frames) - 1, min(points, len(rollout.frames))).round().astype(int))
@@ -555,7 +549,7 @@ def heal_curve(
     def measure(frames: list[np.ndarray]) -> list[float]:
         values: list[float] = []
         for start in range(0, len(picks), batch):
-            images = torch.cat([_downscale(image_to_tensor_array(frames[i]), side) for i in picks[start : start + batch]])
+            images = torch.cat([_downscale(frame_to_tensor(frames[i]), side) for i in picks[start : start + batch]])
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
                 values.extend(loss(images).tolist())
@@ -584,7 +578,7 @@ def healed_at(curve, damaged_at: int) -> int | None:
     return int(level.index[broken[-1] + 1] if len(broken) else level.index[0])
 
 
-def image_to_tensor_array(frame: np.ndarray) -> torch.Tensor:
+def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
     """An H x W x 3 uint8 frame as (1, 3, H, W) in [0, 1], like `images.image_to_tensor`."""
     from PIL import Image
 

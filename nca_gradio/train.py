@@ -141,7 +141,7 @@ def device_recipe(device: torch.device, loss: str = "auto") -> dict:
 
     A CPU keeps the defaults (500 iterations fit 15 minutes on 2 idle cores). On a
     CUDA GPU iterations are cheap and buy structure, so the run is longer, wider and
-    matches patches, within a minute (RESEARCH.md, "Recipes that follow the device").
+    matches patches, within a minute.
     A VGG loss asked for by name trains as its references did: lr 1e-3 for at least
     2,000 iterations, with no time budget to cut it short; patch matching is not its.
     """
@@ -164,7 +164,7 @@ def fitted_milestones(milestones: Counter, done: int, fractions: tuple[float, ..
     return Counter(passed + ahead)
 
 
-SECONDS_PER_ITERATION = {"cpu": 1.8, "cuda": 0.08, "mps": 0.5}  # texture preset, 64 px, batch 4, 32..96 steps (RESEARCH.md)
+SECONDS_PER_ITERATION = {"cpu": 1.8, "cuda": 0.08, "mps": 0.5}  # measured: texture preset, 64 px, batch 4, 32..96 steps
 
 
 def estimated_seconds(config: TrainConfig, device: torch.device) -> float:
@@ -356,9 +356,9 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
 
     def random_damage(self) -> Damage:
-        """A circle of radius 1/4 of the grid (as the healing figure erases) at a random place; the grid wraps."""
+        """The default damage (`render.Damage`: a circle of radius 1/4) at a random place; the grid wraps."""
         x, y = torch.rand(2, generator=self.generator).tolist()
-        return Damage("circle", x, y, 0.25)
+        return Damage(x=x, y=y)
 
     def train_step(self) -> dict:
         """One iteration: sample the pool, grow, score, update. Returns the losses."""

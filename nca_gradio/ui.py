@@ -1,4 +1,4 @@
-"""The Gradio studio: Train, Grow, Damage & heal, and Hub tabs.
+"""The Gradio studio: Train, Grow, Live, Heal and Hub tabs.
 
 This module only lays out components and wires them to the library
 (`studio`, `train`, `render`, `images`, `loading`, `hub`); it computes nothing
@@ -32,8 +32,6 @@ from .ui_checks import StudioBlocks, user_error
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 EXAMPLES_DIR = ROOT / "examples"
-MAX_TRAIN_ITERS = 5000
-MAX_TIME_LIMIT = 3600  # seconds: longer runs belong to `nca train --time`
 GALLERY_SORTS = {"most downloaded": "downloads", "most liked": "likes", "newest": "recent"}
 
 INTRO = """\
@@ -68,10 +66,10 @@ use it as a repeating background. Larger canvases take longer, so the steps are 
 minute: the line above **Grow** says how many fit.
 """
 
-DAMAGE_LEAD = "Click on the texture you grew to place the damage, then press **Damage & heal**."
+DAMAGE_LEAD = "Click on the texture you grew to place the damage, then press **Heal**."
 DAMAGE_HELP = """\
 The texture you grew last (Grow tab) appears below. **Click on it** to choose where to erase it (or press
-**Random spot**), then **Damage & heal**: the cells in that region are wiped out and their neighbours regrow
+**Random spot**), then **Heal**: the cells in that region are wiped out and their neighbours regrow
 them. The curve measures how different each frame looks from the texture before the damage. A living texture
 keeps changing by itself, so an undamaged twin grows beside it (grey): the damaged curve jumps at the damage,
 and the texture has healed where it falls back to the twin's level.
@@ -85,13 +83,12 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 """
 
 # The "Whole objects" choice: how hard patch matching pulls towards copies of the image. No one weight fits
-# every texture: the bundled pebbles kept their colours at 0.01, brick grew joints and leaves whole leaves
-# only at 0.04 (RESEARCH.md, session 7); more fades the colours.
+# every texture, and more fades the colours.
 OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
 STRENGTH_NAMES = {weight: name for name, weight in OBJECT_STRENGTHS.items()}
 STUDIO_CPU_ITERS = 300  # a first model in about 9 minutes on 2 CPU cores; the GPU recipe's own iterations elsewhere
 STUDIO_PRESET = "fast"  # the Train tab's model size at first: a model in minutes on a CPU
-HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration, as the bundled brick trained (RESEARCH.md, session 9)
+HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
     ("patch: compares small patches, needs no download", "patch"),
@@ -157,14 +154,17 @@ def friendly(fn: Callable) -> Callable:
     return plain
 
 
-def whole(name: str, value: Any, low: int, high: int) -> int:
+def whole(name: str, value: Any, bounds: tuple[int, int]) -> int:
     """A whole number in range from a slider or an API call, else a gr.Error that says the range."""
+    low, high = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
         raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     return int(value)
 
 
-def fraction(name: str, value: Any, low: float = 0.0, high: float = 1.0) -> float:
+def fraction(name: str, value: Any, bounds: tuple[float, float] = (0.0, 1.0)) -> float:
+    """A number in range (a position or size as a fraction of the canvas), else a gr.Error that says the range."""
+    low, high = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
         raise gr.Error(f"{name} must be a number from {low} to {high}, got {value!r}")
     return float(value)
@@ -224,10 +224,10 @@ class Handlers:
         if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
             raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
         return TrainConfig.for_device(
-            "auto", preset=preset, loss=loss, iters=whole("Iterations", iterations, 1, MAX_TRAIN_ITERS),
-            size=whole("Training size", size, 16, 512), perception="isotropic" if isotropic else "sobel",
+            "auto", preset=preset, loss=loss, iters=whole("Iterations", iterations, studio.TRAIN_ITERATIONS),
+            size=whole("Training size", size, studio.TRAIN_SIZES), perception="isotropic" if isotropic else "sobel",
             match_weight=OBJECT_STRENGTHS[objects], damage_every=HEALING_DAMAGE_EVERY if practise_healing else 0,
-            time_budget=float(whole("Time limit", time_limit or 0, 0, MAX_TIME_LIMIT)),
+            time_budget=float(whole("Time limit", time_limit or 0, studio.TIME_LIMITS)),
         )
 
     def expected_time(self, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
@@ -274,8 +274,8 @@ class Handlers:
     def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> tuple[Path, int, int, int, int]:
         """A grow request's model folder and numbers, or a gr.Error before any work (a broken model fails here too)."""
         folder = self.model_folder(workspace, label)
-        size, steps = whole("Canvas size", size, 16, studio.MAX_CANVAS), whole("Steps", steps, 1, studio.MAX_RENDER_STEPS)
-        fps, seed = whole("Frames per second", fps, 1, 60), whole("Seed", seed, 0, 2**31 - 1)
+        size, steps = whole("Canvas size", size, studio.CANVAS_SIDES), whole("Steps", steps, studio.RENDER_STEPS)
+        fps, seed = whole("Frames per second", fps, studio.FRAME_RATES), whole("Seed", seed, studio.SEEDS)
         studio.check_render(size, steps)
         load_folder(folder)
         return folder, size, steps, fps, seed
@@ -287,7 +287,7 @@ class Handlers:
 
     @friendly
     def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace, progress=gr.Progress()):
-        """Grow from a blank grid; keep the grid for the Damage tab."""
+        """Grow from a blank grid; keep the grid for the Heal tab."""
         folder, size, steps, fps, seed = self.checked_grow(label, size, steps, fps, seed, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
         rollout = studio.grow_texture(folder, size, steps, studio.frame_every(steps, size), seed, on_frame=report)
@@ -312,7 +312,7 @@ class Handlers:
         return gr.Slider(value=steps), self.steps_note(size, steps)
 
     def show_grown(self, workspace: studio.Workspace, heal_steps: int):
-        """The Damage tab's canvas, the texture grown last (zoomed if small), and healing steps that fit its size."""
+        """The Heal tab's canvas, the texture grown last (zoomed if small), and healing steps that fit its size."""
         grown = self.grown(workspace)
         height, width = grown.frame.shape[:2]
         most = studio.most_heal_steps(width)
@@ -334,27 +334,27 @@ class Handlers:
         grown = self.grown(workspace)
         zoom = studio.display_scale(grown.frame)  # the click is in the zoomed image's pixels
         height, width = grown.frame.shape[:2]
-        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, 0.01), evt.index[0], evt.index[1], width * zoom, height * zoom)
+        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, studio.DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
         return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
 
     @friendly
     def show_damage(self, shape: str, size: float, x: float, y: float, workspace: studio.Workspace):
         if workspace.grown is None:
             return None
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, 0.01))
+        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, studio.DAMAGE_SIZES))
         return studio.for_display(studio.damage_overlay(workspace.grown.frame, damage))
 
     @friendly
     def random_damage(self, shape: str, size: float, workspace: studio.Workspace):
         grown = self.grown(workspace)
-        damage = studio.random_damage(shape, fraction("Damage size", size, 0.01))
+        damage = studio.random_damage(shape, fraction("Damage size", size, studio.DAMAGE_SIZES))
         return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
 
     def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace):
         """A healing request's grown texture, damage and numbers, or a gr.Error before any work."""
         grown = self.grown(workspace)
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, 0.01))
-        steps, fps = whole("Healing steps", steps, 1, studio.MAX_RENDER_STEPS), whole("Frames per second", fps, 1, 60)
+        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, studio.DAMAGE_SIZES))
+        steps, fps = whole("Healing steps", steps, studio.HEALING_STEPS), whole("Frames per second", fps, studio.FRAME_RATES)
         side = grown.state.shape[-1]
         every = studio.frame_every(steps, side)
         lead = studio.lead_steps(every, steps)
@@ -363,11 +363,11 @@ class Handlers:
 
     @friendly
     def check_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace) -> None:
-        """Run before Damage & heal, with no outputs: a refused request leaves the last video and curve in place."""
+        """Run before Heal, with no outputs: a refused request leaves the last video and curve in place."""
         self.checked_heal(shape, size, x, y, steps, fps, workspace)
 
     @friendly
-    def regenerate(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
+    def heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
         """Erase the region of the grown texture, let it heal beside an undamaged twin, and measure the healing."""
         grown, damage, steps, fps, every, lead = self.checked_heal(shape, size, x, y, steps, fps, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
@@ -516,7 +516,7 @@ class StudioTabs:
 
 
 def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> StudioTabs:
-    """Render the four tabs inside the current `gr.Blocks` (call it within `with gr.Blocks():`).
+    """Render the studio's tabs inside the current `gr.Blocks` (call it within `with gr.Blocks():`).
 
     Training events share the concurrency group "nca-train" (one at a time unless
     `train_concurrency` or NCA_TRAIN_CONCURRENCY says more), so waiting users see their place in the queue.
@@ -526,7 +526,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     gr.set_static_paths([p for p in (models_dir, examples_dir) if p.is_dir()])
     handlers = Handlers(models_dir, examples)
     train_limit = train_concurrency or int(os.environ.get("NCA_TRAIN_CONCURRENCY", "1"))
-    workspace = gr.State(studio.Workspace(), delete_callback=lambda ws: ws.close())
+    workspace = gr.State(studio.Workspace(), delete_callback=studio.Workspace.close)
+    # Gradio deletes (delete_callback) only a State value that an event has set: each page load gives its session
+    # a Workspace of its own, so the session's files go about an hour after its page is closed.
+    gr.context.Context.root_block.load(studio.Workspace, None, workspace, api_visibility="private")
     bundled = list(studio.bundled_models(models_dir))
     recipe = device_recipe(pick_device("auto"))  # the Train tab's defaults follow this machine's device
     start_iters, start_objects = recipe.get("iters", STUDIO_CPU_ITERS), STRENGTH_NAMES.get(recipe.get("match_weight", 0.0), "off")
@@ -557,19 +560,18 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     objects = gr.Radio(
                         list(OBJECT_STRENGTHS), value=start_objects,
                         label="Whole objects (patch loss, about 40% slower)",
-                        info="copies patches of the image, so shapes keep their edges; stronger fades colours (bundled: pebbles light, "
-                        "coffee beans medium, brick and leaves strong; fruit slices stay out of reach)", elem_id="nca-objects",
+                        info="copies patches of the image, so shapes keep their edges; stronger fades colours", elem_id="nca-objects",
                     )
                     healing = gr.Checkbox(
                         False, label="Practise healing",
-                        info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in the Heal tab "
-                        "(the bundled brick trained so); it can change the texture", elem_id="nca-healing",
+                        info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in the Heal tab; "
+                        "it can change the texture", elem_id="nca-healing",
                     )
                     with gr.Row():
-                        iterations = gr.Slider(1, MAX_TRAIN_ITERS, value=start_iters, step=1, precision=0, label="Iterations",
+                        iterations = gr.Slider(*studio.TRAIN_ITERATIONS, value=start_iters, step=1, precision=0, label="Iterations",
                                                info="more = better, slower", elem_id="nca-iterations")
-                        size = gr.Slider(16, 128, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
-                        time_limit = gr.Number(start_limit, minimum=0, maximum=MAX_TIME_LIMIT, precision=0, label="Time limit (s)",
+                        size = gr.Slider(*studio.TRAIN_SIZES, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
+                        time_limit = gr.Number(start_limit, minimum=studio.TIME_LIMITS[0], maximum=studio.TIME_LIMITS[1], precision=0, label="Time limit (s)",
                                                info="0: none; with a limit the run fits its iterations to it", elem_id="nca-time-limit")
                     expected = gr.Markdown(handlers.expected_time(STUDIO_PRESET, "auto", start_iters, 64, False, start_objects, False, start_limit),
                                            elem_id="nca-train-expected")
@@ -590,10 +592,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
             with gr.Row():
                 with gr.Column(scale=2):
                     grow_model = gr.Dropdown(bundled, value=first, label="Model", info="bundled, trained or from the Hub", elem_id="nca-grow-model")
-                    canvas = gr.Slider(32, studio.MAX_CANVAS, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
-                    steps = gr.Slider(10, studio.MAX_RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
-                    fps = gr.Slider(5, 60, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
-                    seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
+                    canvas = gr.Slider(*studio.CANVAS_SIDES, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
+                    steps = gr.Slider(*studio.RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
+                    fps = gr.Slider(*studio.FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
+                    seed = gr.Number(0, precision=0, minimum=studio.SEEDS[0], label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
                     fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
                 with gr.Column(scale=3):
@@ -612,15 +614,15 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     grown_note = gr.Markdown("*Nothing grown yet: use the Grow tab.*", elem_id="nca-grown-note")
                 with gr.Column(scale=2):
                     shape = gr.Radio(list(DAMAGE_SHAPES), value="circle", label="Shape", elem_id="nca-shape")
-                    damage_size = gr.Slider(0.02, 0.5, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
+                    damage_size = gr.Slider(*studio.DAMAGE_SIZES, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
                     with gr.Row():
                         damage_x = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre x", info="0 left, 1 right", elem_id="nca-damage-x")
                         damage_y = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre y", info="0 top, 1 bottom", elem_id="nca-damage-y")
-                    heal_steps = gr.Slider(10, 2000, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
-                    heal_fps = gr.Slider(5, 60, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
+                    heal_steps = gr.Slider(*studio.HEALING_STEPS, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
+                    heal_fps = gr.Slider(*studio.FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
                     with gr.Row():
                         random_button = gr.Button("Random spot", elem_id="nca-random")
-                        heal_button = gr.Button("Damage & heal", variant="primary", elem_id="nca-heal")
+                        heal_button = gr.Button("Heal", variant="primary", elem_id="nca-heal")
                 with gr.Column(scale=3):
                     heal_video = gr.Video(label="Damage and regrowth", autoplay=True, loop=True, interactive=False, elem_id="nca-heal-video")
                     heal_plot = gr.LinePlot(
@@ -688,7 +690,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     random_button.click(handlers.random_damage, [shape, damage_size, workspace], [damage_x, damage_y, canvas_image], api_name="random_damage")
     heal_inputs = [shape, damage_size, damage_x, damage_y, heal_steps, heal_fps, workspace]
     heal_button.click(handlers.check_heal, heal_inputs, None, api_visibility="private", show_progress="hidden", concurrency_limit=None).success(
-        handlers.regenerate, heal_inputs, [heal_video, heal_plot, heal_note], api_name="regenerate", concurrency_id="nca-render", concurrency_limit=2,
+        handlers.heal, heal_inputs, [heal_video, heal_plot, heal_note], api_name="heal", concurrency_id="nca-render", concurrency_limit=2,
     )
 
     pull_button.click(handlers.pull, [repo, revision, token, workspace], [card, card_preview, pull_note], api_name="pull", concurrency_id="nca-hub").success(

@@ -151,7 +151,7 @@ def test_grow_returns_a_video_and_a_tiling_png_of_the_canvas_size(trained):
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 25  # step 0 and each of 24 steps
 
 
-def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
+def test_heal_mends_the_grown_texture_and_plots_the_curve(trained):
     session, _, label = trained
     _, final, _ = session.predict(label, 64, 24, 10, 0, api_name="/grow")
     x, y, overlay = session.predict("square", 0.2, api_name="/random_damage")
@@ -160,7 +160,7 @@ def test_regenerate_heals_the_grown_texture_and_plots_the_curve(trained):
         shown = np.asarray(image.convert("RGB"))
         expected = studio.for_display(studio.damage_overlay(np.asarray(grown.convert("RGB")), Damage("square", x, y, 0.2)))
     assert np.array_equal(shown, expected)  # the square is tinted where the returned x and y say
-    video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/regenerate")
+    video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/heal")
     frames = video_frames(video)
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 1 + 4 + 20  # intact, 4 lead steps, 20 healing
     damaged = [(row[0], row[1]) for row in curve["data"] if row[2] == "damaged"]
@@ -181,7 +181,7 @@ def test_out_of_range_requests_say_what_to_fix(trained, app_url):
         assert "too much work on this CPU: use at most 32 steps at this size" in message
     assert "Iterations must be a whole number from 1 to 5000, got 0" in error_of(session.predict, handle_file(str(ROOT / "examples" / "pebbles.png")), "seed", "patch", 0, 32, api_name="/train")
     fresh = client(app_url)
-    assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/regenerate")
+    assert "Grow a texture in the Grow tab first" in error_of(fresh.predict, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/heal")
     assert "Choose a model first" in error_of(fresh.predict, None, 64, 24, 10, 0, api_name="/grow")
     assert "Upload a texture image" in error_of(fresh.predict, None, "seed", "patch", 3, 32, api_name="/train")
 
@@ -250,7 +250,7 @@ def test_the_tabs_mount_inside_another_app():
         with gr.Tab("Something else"):
             gr.Textbox()
     names = {fn.api_name for fn in host.fns.values()}
-    assert {"train", "models", "grow", "regenerate", "random_damage", "pull", "push"} <= names
+    assert {"train", "models", "grow", "heal", "random_damage", "pull", "push"} <= names
     assert isinstance(tabs.workspace, gr.State) and tabs.grow_model in host.blocks.values()
 
 

@@ -124,7 +124,7 @@ def test_expected_user_errors_log_one_line_each_and_no_traceback(app_process, tm
         error_of(session, MODEL, "abc", 24, 10, 0, api_name="/grow"),  # refused before the handler
         error_of(session, None, 64, 24, 10, 0, api_name="/grow"),  # the handler's own gr.Error
         error_of(session, handle_file(str(broken)), api_name="/load_texture"),  # a library error (ImageError)
-        error_of(session, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/regenerate"),
+        error_of(session, "circle", 0.2, 0.5, 0.5, 10, 10, api_name="/heal"),
     ]
     time.sleep(1.0)  # let the server flush its log
     text = log.read_text()

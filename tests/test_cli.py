@@ -105,7 +105,7 @@ def test_threads_option(trained, tmp_path):
 
 def test_regenerate_writes_an_animation(trained, tmp_path):
     out = tmp_path / "heal.gif"
-    nca("regenerate", trained, "-o", out, "--size", "40", "--steps", "16", "--at", "8", "--every", "2", "--damage", "stripe")
+    nca("heal", trained, "-o", out, "--size", "40", "--steps", "16", "--at", "8", "--every", "2", "--damage", "stripe")
     assert iio.imread(out).shape == (9, 40, 40, 3)
 
 

@@ -219,22 +219,22 @@ def test_sigterm_stops_the_studio_trainings_and_saves_them(tmp_path, pebbles_pat
 # ------------------------------------------------------------------ 7. "wrote" only what was written
 
 
-@pytest.mark.parametrize("command", ["grow", "regenerate"])
+@pytest.mark.parametrize("command", ["grow", "heal"])
 @pytest.mark.parametrize("suffix", ["mp4", "gif"])
 def test_a_failed_video_write_is_an_error_not_wrote(command, suffix, model, unwritable, capsys):
     out = unwritable / f"y.{suffix}"
-    at = ["--at", "4"] if command == "regenerate" else []
+    at = ["--at", "4"] if command == "heal" else []
     result = run_main(capsys, command, model, "-o", out, "--size", "32", "--steps", "8", *at)
     one_line_error(result, str(unwritable))
     assert not out.exists() and "wrote" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", ["grow", "regenerate"])
+@pytest.mark.parametrize("command", ["grow", "heal"])
 @pytest.mark.parametrize("suffix", ["mp4", "gif"])
 def test_a_video_cut_short_by_a_full_disk_is_an_error_and_the_old_one_stays(command, suffix, model, tmp_path):
     out = tmp_path / f"y.{suffix}"
     out.write_bytes(b"the video made yesterday")
-    at = ["--at", "48"] if command == "regenerate" else []
+    at = ["--at", "48"] if command == "heal" else []
     result = nca(command, model, "-o", out, "--size", "128", "--steps", "96", "--every", "1", *at, preexec_fn=small_files_only)
     one_line_error(result, str(out))
     assert "wrote" not in result.stdout and out.read_bytes() == b"the video made yesterday"

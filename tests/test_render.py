@@ -1,4 +1,4 @@
-"""Renderers: growing, damage shapes, regeneration, and the GIF / MP4 / PNG outputs."""
+"""Renderers: growing, damage shapes, healing, and the GIF / MP4 / PNG outputs."""
 
 import imageio.v3 as iio
 import numpy as np
@@ -8,7 +8,7 @@ from PIL import Image
 
 from nca_gradio import fast
 from nca_gradio.model import NCA, NCAConfig, cell_mask
-from nca_gradio.render import Damage, RenderError, apply_damage, grow, regenerate, run, save_animation, save_png
+from nca_gradio.render import Damage, RenderError, apply_damage, grow, heal, run, save_animation, save_png
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +62,9 @@ def test_bad_damage_is_refused(kwargs, message):
         Damage(**kwargs)
 
 
-def test_regenerate_damages_at_the_chosen_step(model):
+def test_heal_damages_at_the_chosen_step(model):
     damage = Damage("circle", 0.5, 0.5, 0.3)
-    rollout = regenerate(model, damage, size=32, grow_steps=12, heal_steps=8, every=1)
+    rollout = heal(model, damage, size=32, grow_steps=12, heal_steps=8, every=1)
     assert rollout.steps[-1] == 20
     before, after = rollout.frames[12], rollout.frames[13]
     # Right after the damage the centre is the empty grey again, then it regrows.

@@ -70,8 +70,8 @@ def test_render_limits_say_what_to_change():
     with pytest.raises(RenderError, match="use at most 32 steps at this size"):
         studio.check_render(1024, 100, torch.device("cpu"))
     studio.check_render(1024, 4000, torch.device("cuda"))
-    with pytest.raises(RenderError, match="from 16 to 1024"):
-        studio.check_render(2048, 10, torch.device("cuda"))
+    with pytest.raises(RenderError, match="use at most 1000 steps at this size"):
+        studio.check_render(2048, 1001, torch.device("cuda"))
     assert studio.frame_every(400, 256) == 2 and studio.frame_every(10, 64) == 1
     frames = 1000 // studio.frame_every(1000, 1024) + 1  # a 1024 canvas keeps fewer frames, to fit in memory
     assert frames * 3 * 1024 * 1024 <= studio.MAX_FRAME_BYTES + 3 * 1024 * 1024
