@@ -11,8 +11,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .errors import USER_ERRORS, UserError
@@ -158,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .atomic import SaveError, free_bytes, prepare_folder
-    from .hub import write_card
+    from .card import write_card
     from .images import load_target
     from .model_folder import REQUIRED_FILES
     from .train import Trainer
@@ -171,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
     config = config_from_args(args)
     target = load_target(args.image, config.target_size)
-    log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
+    log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)
     if args.resume:
         more = {k: v for k, v in (("iters", args.iters), ("time_budget", args.time_budget)) if v is not None}
         trainer = Trainer.resume(out, target, {**more, "device": args.device}, log=log)  # keeps its precision

@@ -59,7 +59,7 @@ def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
 
 
 def test_train_isotropic_with_matching_and_damage_and_its_card_says_how_to_train_it_again(pebbles_path, tmp_path):
-    from nca_gradio.hub import model_card
+    from nca_gradio.card import model_card
 
     nca("train", pebbles_path, "-o", tmp_path, "--preset", "seed", "--perception", "isotropic", "--match", "0.05", "--damage-every", "3", "--iters", "1",
         "--size", "16", "--target-size", "64", "--batch", "1", "--pool-size", "2", "--precision", "float32")

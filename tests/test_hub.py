@@ -21,7 +21,8 @@ from safetensors.torch import save, save_file
 
 from nca_gradio import hub as nca_hub
 from nca_gradio.cli import main
-from nca_gradio.hub import HubError, is_repo_id, model_card, pull, push
+from nca_gradio.card import model_card
+from nca_gradio.hub import HubError, is_repo_id, pull, push
 from nca_gradio.loading import load_model
 from nca_gradio.model_folder import ModelLoadError, load_folder, save_model
 from reference import rollout as reference_rollout
@@ -159,7 +160,7 @@ def test_push_shares_the_live_page_with_the_models_own_weights_and_the_card_link
 
 
 def test_a_trained_folders_card_links_the_live_page_written_beside_it(tmp_path):
-    from nca_gradio.hub import write_card
+    from nca_gradio.card import write_card
 
     folder = model_folder(tmp_path / "m", preview=False)
     write_card(folder)
@@ -214,7 +215,7 @@ def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, sh
 
 
 def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_in():
-    from nca_gradio.hub import trained_precision
+    from nca_gradio.card import trained_precision
 
     assert trained_precision({"device": "cuda:0"}) == "bfloat16"  # the GPU always autocast
     assert trained_precision({"device": "cpu"}) == "float32"
