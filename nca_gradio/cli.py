@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, regenerate.")
     parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
-                        "machine 1 per process is often faster, see bench/RESULTS.md)")
+                        "machine 1 per process is often faster)")
     commands = parser.add_subparsers(title="commands")
 
     train = commands.add_parser("train", help="train an NCA on a texture image")

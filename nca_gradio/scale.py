@@ -133,7 +133,7 @@ def is_finished(folder: str | Path, config: TrainConfig) -> bool:
 
 
 def texture_score(folder: str | Path) -> float | None:
-    """The card's score of its own preview (`card.preview_score`), as `nca score` rounds it; None when it cannot be measured."""
+    """The combined score of the card's own preview (`card.preview_score`), to four places; None when it cannot be measured."""
     folder = Path(folder)
     quality = preview_score(folder, grow_preview(load_folder(folder)))
     return round(quality.combined, 4) if isinstance(quality, Score) else None

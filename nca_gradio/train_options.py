@@ -62,7 +62,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grad-checkpoint", action="store_true", help="less memory for long rollouts, a little slower")
     parser.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
                         help="the rollout's arithmetic: auto is bfloat16 on CUDA, else float32; bfloat16 on a CPU with "
-                        "bfloat16 units (Intel AMX, AVX512-BF16) trains about 1.5x faster, though it gave worse textures in two trials")
+                        "bfloat16 units (Intel AMX, AVX512-BF16) trains about 1.5x faster, but its textures may come out worse")
 
 
 def training_flags() -> dict[str, str]:
