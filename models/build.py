@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca_gradio.hub import model_card  # noqa: E402
+from nca_gradio.card import model_card  # noqa: E402
 from nca_gradio.images import load_target  # noqa: E402
 from nca_gradio.model import PERCEPTIONS  # noqa: E402
 from nca_gradio.model_folder import (  # noqa: E402

@@ -11,8 +11,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import __version__
 from .errors import USER_ERRORS, UserError
@@ -56,52 +56,19 @@ def _threads(asked: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .hub import CLI_TRAIN_FLAGS
-    from .losses import LOSS_NAMES
-    from .model import PERCEPTIONS, PRESETS
-    from .precision import PRECISIONS
     from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
-    from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
+    from .train_options import add_training_options
 
-    defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
     parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
-                        "machine 1 per process is often faster, see bench/RESULTS.md)")
+                        "machine 1 per process is often faster)")
     commands = parser.add_subparsers(title="commands")
 
     train = commands.add_parser("train", help="train an NCA on a texture image")
     train.add_argument("image", help="the texture: PNG, JPEG, WebP, BMP, TIFF or GIF")
     train.add_argument("-o", "--output", required=True, help="folder for the model (config.json, model.safetensors)")
-    train.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
-    train.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
-                       help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
-                       "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")
-    train.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
-    train.add_argument("--match", type=float, metavar="WEIGHT",
-                       help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
-                       "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower "
-                       f"(default 0: off on a CPU, {GPU_RECIPE['match_weight']} on a GPU)")
-    train.add_argument("--damage-every", type=int, default=defaults.damage_every, metavar="N",
-                       help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
-                       "try 4 if your texture blows up where it is damaged (default 0: off)")
-    train.add_argument("--iters", type=int, help=f"iterations, at most (default {defaults.iters} on a CPU, {GPU_RECIPE['iters']} on a GPU)")
-    train.add_argument("--time", type=parse_duration, metavar="SECONDS", dest="time_budget",
-                       help="train for this long (90, 90s, 2m, 1h): iterations and lr schedule fit the measured speed, "
-                       f"at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
-    train.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
-    train.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
-    train.add_argument("--batch", type=int, help=f"grids per iteration (default {defaults.batch} on a CPU, {GPU_RECIPE['batch']} on a GPU)")
-    train.add_argument("--pool-size", type=int,
-                       help="grids kept between iterations: fewer are grown for longer, which steadies long rollouts "
-                       f"(default {defaults.pool_size} on a CPU, {GPU_RECIPE['pool_size']} on a GPU)")
-    train.add_argument("--lr", type=float, help=f"learning rate (default {defaults.lr:g}; {VGG_RECIPE['lr']:g} for the VGG losses ot and gram)")
-    train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or mps")
-    train.add_argument("--grad-checkpoint", action="store_true", help="less memory for long rollouts, a little slower")
-    train.add_argument("--precision", choices=PRECISIONS, default=defaults.precision,
-                       help="the rollout's arithmetic: auto is bfloat16 on CUDA, else float32; bfloat16 on a CPU with "
-                       "bfloat16 units (Intel AMX, AVX512-BF16) trains about 1.5x faster, though it gave worse textures in two trials")
+    add_training_options(train)
     train.add_argument("--compile", action="store_true",
                        help="CUDA only: compile the rollout and replay it as CUDA graphs (about half a minute first, "
                             "then iterations up to 4x faster: worth it for runs of several hundred iterations)")
@@ -115,16 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_options(grow, steps=GROW_STEPS)
     grow.set_defaults(handler=cmd_grow)
 
-    regen = commands.add_parser("heal", aliases=["regenerate"], help="grow, damage, and watch the texture heal")
-    regen.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
-    regen.add_argument("-o", "--output", required=True, help="OUT.gif or OUT.mp4")
+    heal = commands.add_parser("heal", aliases=["regenerate"], help="grow, damage, and watch the texture heal")
+    heal.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
+    heal.add_argument("-o", "--output", required=True, help="OUT.gif or OUT.mp4")
     _add_render_options(regen, steps=GROW_STEPS + HEAL_STEPS)
-    regen.add_argument("--damage", choices=DAMAGE_SHAPES, default=Damage.shape)
-    regen.add_argument("--at", type=int, default=GROW_STEPS, help="step at which the damage is made")
-    regen.add_argument("--x", type=float, default=Damage.x, help="damage centre, fraction of the width")
-    regen.add_argument("--y", type=float, default=Damage.y, help="damage centre, fraction of the height")
-    regen.add_argument("--radius", type=float, default=Damage.size, help="damage size, fraction of the canvas")
-    regen.set_defaults(handler=cmd_heal)
+    heal.add_argument("--damage", choices=DAMAGE_SHAPES, default=Damage.shape)
+    heal.add_argument("--at", type=int, default=GROW_STEPS, help="step at which the damage is made")
+    heal.add_argument("--x", type=float, default=Damage.x, help="damage centre, fraction of the width")
+    heal.add_argument("--y", type=float, default=Damage.y, help="damage centre, fraction of the height")
+    heal.add_argument("--radius", type=float, default=Damage.size, help="damage size, fraction of the canvas")
+    heal.set_defaults(handler=cmd_heal)
 
     score = commands.add_parser("score", help="rate a generated texture against its target (1.0 = as close as the target to itself)")
     score.add_argument("generated", help="the generated texture image")
@@ -155,10 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     many = commands.add_parser("train-many", help="train many textures at once with Ray, on this machine or a cluster")
     many.add_argument("images", nargs="+", metavar="IMAGES_OR_DIR", help="images, and folders of images")
     many.add_argument("-o", "--output", required=True, help="folder for the models (one folder each) and summary.csv/.md")
-    shared = set(CLI_TRAIN_FLAGS.values()) | {"--device", "--grad-checkpoint", "--time"}
-    for action in train._actions:  # `nca train`'s training options, shared rather than repeated
-        if shared & set(action.option_strings):
-            many._add_action(action)
+    add_training_options(many)
     many.add_argument("--address", help="a Ray cluster: ray://HOST:10001, or auto for one started with `ray start` "
                       "(default: a local Ray started for this run); OUTPUT and the images must be on storage every node sees")
     many.add_argument("--gpus-per-task", type=float, help="GPU share per texture, so several train on one GPU "
@@ -191,50 +155,24 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
                         help="auto: bfloat16 on CPUs with bfloat16 units (about 2x faster, same texture), else float32")
 
 
-DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from `90`, `90s`, `1.5m` or `1h` (argparse type for --time)."""
-    number, unit = text.strip().lower()[:-1], text.strip().lower()[-1:]
-    if unit.isdigit() or unit == ".":
-        number, unit = text.strip(), ""
-    try:
-        seconds = float(number) * DURATION_UNITS[unit]
-    except (KeyError, ValueError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration: write seconds (90, 90s) or minutes (2m) or hours (1h)") from None
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive duration")
-    return seconds
-
-
-def train_config(args: argparse.Namespace):
-    """The run `nca train`'s options describe (`train-many` shares them): the options given, the rest from the device's recipe."""
-    from .hub import CLI_TRAIN_FLAGS
-    from .train import TrainConfig
-
-    given = {key: getattr(args, flag[2:].replace("-", "_")) for key, flag in CLI_TRAIN_FLAGS.items()} | {"time_budget": args.time_budget}
-    chosen = {key: value for key, value in given.items() if value is not None}
-    return TrainConfig.for_device(args.device, **chosen, grad_checkpoint=args.grad_checkpoint)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .atomic import SaveError, free_bytes, prepare_folder
-    from .hub import write_card
+    from .card import write_card
     from .images import load_target
     from .model_folder import REQUIRED_FILES
     from .train import Trainer
+    from .train_options import config_from_args
 
     out = Path(args.output)
     if args.resume and args.force:
         raise UsageError("--resume continues the model in --output and --force replaces it: use one of them")
     if not args.resume and not args.force and any((out / name).exists() for name in REQUIRED_FILES):
         raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
-    config = train_config(args)
+    config = config_from_args(args)
     target = load_target(args.image, config.target_size)
-    log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)  # noqa: E731
+    log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)
     if args.resume:
         more = {k: v for k, v in (("iters", args.iters), ("time_budget", args.time_budget)) if v is not None}
         trainer = Trainer.resume(out, target, {**more, "device": args.device}, log=log)  # keeps its precision
@@ -393,8 +331,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_train_many(args: argparse.Namespace) -> int:
     from .scale import SUMMARY_MD, ScaleError, train_many
+    from .train_options import config_from_args
 
-    config = train_config(args)
+    config = config_from_args(args)
     try:
         outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
                               cpus_per_task=args.cpus_per_task, push_to=args.push_to, hub_endpoint=os.environ.get("HF_ENDPOINT"))

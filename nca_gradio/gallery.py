@@ -22,7 +22,8 @@ from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from huggingface_hub.utils import hf_raise_for_status
 
 from .atomic import SaveError, write_bytes
-from .hub import LIBRARY_NAME, NETWORK_ERRORS, SCORE_KEY, TAGS, HubError, resolve_endpoint, resolve_timeout
+from .card import LIBRARY_NAME, SCORE_KEY, TAGS
+from .hub import NETWORK_ERRORS, HubError, resolve_endpoint, resolve_timeout
 from .model_folder import PREVIEW_FILE
 
 TAG = TAGS[0]

@@ -10,7 +10,6 @@ a retry would fail the same way. Ray is an optional extra, imported only here.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import time
@@ -21,15 +20,24 @@ from pathlib import Path
 
 import torch
 
+from .card import grow_preview, preview_score, write_card
 from .errors import USER_ERRORS
-from .hub import grow_preview, push, write_card
-from .images import ImageError, image_to_tensor, load_image, load_target
-from .model import to_rgb
+from .hub import push
+from .images import load_target
 from .model_folder import (
-    CONFIG_FILE, PREVIEW_FILE, RECORD_FILE, TARGET_FILE, TRAINING_LOG, WEIGHTS_FILE, has_checkpoint, load_folder, read_json,
-    read_training_log, slug, write_json,
+    CONFIG_FILE,
+    PREVIEW_FILE,
+    RECORD_FILE,
+    TRAINING_LOG,
+    WEIGHTS_FILE,
+    has_checkpoint,
+    load_folder,
+    read_json,
+    read_training_log,
+    slug,
+    write_json,
 )
-from .quality import score
+from .quality import Score
 from .train import TrainConfig, Trainer
 
 INSTALL_HINT = 'train-many needs Ray, an optional extra: pip install -e ".[scale]" (or pip install "ray>=2.40")'
@@ -125,13 +133,10 @@ def is_finished(folder: str | Path, config: TrainConfig) -> bool:
 
 
 def texture_score(folder: str | Path) -> float | None:
-    """`nca score` of the card's own preview (128 px, 200 steps) against target.png; None if the target is too small."""
+    """The combined score of the card's own preview (`card.preview_score`), to four places; None when it cannot be measured."""
     folder = Path(folder)
-    try:
-        target = image_to_tensor(load_image(folder / TARGET_FILE))
-        return round(score(to_rgb(grow_preview(load_folder(folder)).state), target).combined, 4)
-    except ImageError:
-        return None
+    quality = preview_score(folder, grow_preview(load_folder(folder)))
+    return round(quality.combined, 4) if isinstance(quality, Score) else None
 
 
 def train_texture(

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .hub import shared_files
+from .card import shared_files
 from .images import image_to_tensor
 from .model_folder import TRAINING_STATE, is_model_folder, load_folder
 from .losses import PatchLoss

@@ -1,4 +1,4 @@
-"""The studio through its HTTP API, as gradio_client sees it: train, grow, regenerate, Hub, errors, sessions.
+"""The studio through its HTTP API, as gradio_client sees it: train, grow, heal, Hub, errors, sessions.
 
 One demo is launched on loopback for the module. Everything is tiny (the 4-channel
 `seed` preset, 32-cell training grids, a few iterations, 64-pixel canvases) so the

@@ -59,7 +59,7 @@ def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
 
 
 def test_train_isotropic_with_matching_and_damage_and_its_card_says_how_to_train_it_again(pebbles_path, tmp_path):
-    from nca_gradio.hub import model_card
+    from nca_gradio.card import model_card
 
     nca("train", pebbles_path, "-o", tmp_path, "--preset", "seed", "--perception", "isotropic", "--match", "0.05", "--damage-every", "3", "--iters", "1",
         "--size", "16", "--target-size", "64", "--batch", "1", "--pool-size", "2", "--precision", "float32")
@@ -74,6 +74,22 @@ def test_train_isotropic_with_matching_and_damage_and_its_card_says_how_to_train
     assert "--precision float32" in card and "| precision | float32 |" in card
     refused = nca("train", pebbles_path, "-o", tmp_path / "x", "--perception", "radial", check=False)
     assert refused.returncode == 2 and "invalid choice: 'radial'" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_train_and_train_many_read_the_same_training_options_into_the_same_config():
+    from dataclasses import fields
+
+    from nca_gradio.cli import build_parser
+    from nca_gradio.train import TrainConfig
+    from nca_gradio.train_options import config_from_args, training_flags
+
+    assert set(training_flags()) <= {f.name for f in fields(TrainConfig)}  # each option's dest is the field it sets
+    options = ["--match", "0.02", "--time", "2m", "--pool-size", "32", "--grad-checkpoint", "--device", "cpu", "--seed", "5"]
+    parser = build_parser()
+    one = config_from_args(parser.parse_args(["train", "x.png", "-o", "out", *options]))
+    many = config_from_args(parser.parse_args(["train-many", "x.png", "-o", "out", *options]))
+    assert one == many
+    assert (one.match_weight, one.time_budget, one.pool_size, one.grad_checkpoint, one.seed) == (0.02, 120.0, 32, True, 5)
 
 
 @pytest.mark.parametrize("suffix", ["gif", "mp4", "png"])

@@ -13,7 +13,8 @@ from huggingface_hub import constants
 from PIL import Image
 
 from nca_gradio import gallery
-from nca_gradio.hub import HubError, card_metadata, push
+from nca_gradio.card import card_metadata
+from nca_gradio.hub import HubError, push
 
 from conftest import SHOTS, chromium, needs_chromium, running_demo
 from hub_server import LoopbackHub

@@ -21,7 +21,8 @@ from safetensors.torch import save, save_file
 
 from nca_gradio import hub as nca_hub
 from nca_gradio.cli import main
-from nca_gradio.hub import HubError, is_repo_id, model_card, pull, push
+from nca_gradio.card import model_card
+from nca_gradio.hub import HubError, is_repo_id, pull, push
 from nca_gradio.loading import load_model
 from nca_gradio.model_folder import ModelLoadError, load_folder, save_model
 from reference import rollout as reference_rollout
@@ -159,7 +160,7 @@ def test_push_shares_the_live_page_with_the_models_own_weights_and_the_card_link
 
 
 def test_a_trained_folders_card_links_the_live_page_written_beside_it(tmp_path):
-    from nca_gradio.hub import write_card
+    from nca_gradio.card import write_card
 
     folder = model_folder(tmp_path / "m", preview=False)
     write_card(folder)
@@ -198,23 +199,23 @@ def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, sh
 
     from nca_gradio.cli import build_parser
     from nca_gradio.train import TrainConfig
+    from nca_gradio.train_options import config_from_args
 
     text = shared_server.files(pushed["repo"])["README.md"].decode()
     command = re.search(r"`nca train ([^`]+)`", text).group(1)
-    args = build_parser().parse_args(["train", *shlex.split(command)])
-    recorded = json.loads((pushed["folder"] / "training.json").read_text())["config"]
-    rebuilt = TrainConfig(preset=args.preset, loss=args.loss, iters=args.iters, size=args.size, target_size=args.target_size,
-                          batch=args.batch, pool_size=args.pool_size, lr=args.lr, seed=args.seed).to_dict()
-    recorded = TrainConfig.from_dict(recorded).to_dict()  # lists back to tuples
+    args = build_parser().parse_args(["train", *shlex.split(command), "--device", "cpu"])  # the recipe the model had
+    log = json.loads((pushed["folder"] / "training.json").read_text())
+    recorded = TrainConfig.from_dict(log["config"]).to_dict()  # lists back to tuples
+    rebuilt = config_from_args(args).to_dict()
     assert recorded["pool_size"] != TrainConfig().pool_size  # so the command must carry it
-    differing = {k for k in recorded if k != "device" and rebuilt[k] != recorded[k]}
+    differing = {k for k in recorded if k not in ("device", "precision") and rebuilt[k] != recorded[k]}
     assert differing == {"steps_min", "steps_max"}  # not settable from the CLI...
     assert all(f"`{k}=" in text for k in differing), text  # ...so the card names them
-    assert args.precision == json.loads((pushed["folder"] / "training.json").read_text())["precision"]  # what "auto" became
+    assert rebuilt["precision"] == log["precision"]  # what "auto" became
 
 
 def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_in():
-    from nca_gradio.hub import trained_precision
+    from nca_gradio.card import trained_precision
 
     assert trained_precision({"device": "cuda:0"}) == "bfloat16"  # the GPU always autocast
     assert trained_precision({"device": "cpu"}) == "float32"

@@ -198,7 +198,7 @@ def test_oriented_spectrum_tells_streaks_apart_by_direction_where_the_radial_one
 
 def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg):
     """A model trained with `--loss auto` where VGG16 loads says on its card, and in its command, that it trained with ot."""
-    from nca_gradio.hub import model_card
+    from nca_gradio.card import model_card
     from nca_gradio.train import TrainConfig, Trainer
 
     config = TrainConfig(

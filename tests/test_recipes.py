@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import torch
 
-from nca_gradio.cli import parse_duration
+from nca_gradio.train_options import parse_duration
 from nca_gradio.train import GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds, fitted_milestones
 
 

@@ -319,7 +319,7 @@ def test_resume_from_a_damaged_checkpoint_names_the_file(case, model, tmp_path, 
 KILLED_SAVER = textwrap.dedent("""
     # Trains and saves again and again, as fast as it can, until it is killed.
     import sys
-    from nca_gradio.hub import write_card
+    from nca_gradio.card import write_card
     from nca_gradio.images import load_target
     from nca_gradio.train import TrainConfig, Trainer
 
