@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     heal = commands.add_parser("heal", aliases=["regenerate"], help="grow, damage, and watch the texture heal")
     heal.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
     heal.add_argument("-o", "--output", required=True, help="OUT.gif or OUT.mp4")
-    _add_render_options(regen, steps=GROW_STEPS + HEAL_STEPS)
+    _add_render_options(heal, steps=GROW_STEPS + HEAL_STEPS)
     heal.add_argument("--damage", choices=DAMAGE_SHAPES, default=Damage.shape)
     heal.add_argument("--at", type=int, default=GROW_STEPS, help="step at which the damage is made")
     heal.add_argument("--x", type=float, default=Damage.x, help="damage centre, fraction of the width")
