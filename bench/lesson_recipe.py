@@ -101,7 +101,7 @@ class StyleLoss:
             x = x.unsqueeze(0)
         grams_ = []
         for i, layer in enumerate(self.vgg.features[: max(self.target_layers) + 1]):
-            b, c, h, w = x.shape
+            _, _, h, w = x.shape
             x = layer(x)
             if i in self.target_layers:
                 f = x.clone()

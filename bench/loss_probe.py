@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.loss_terms import ResearchPatchLoss  # noqa: E402
-from nca_gradio.images import load_target, tensor_to_image  # noqa: E402
+from bench.loss_terms import ResearchPatchLoss
+from nca_gradio.images import load_target, tensor_to_image
 
 
 def optimise_pixels(loss_fn: torch.nn.Module, size: int, steps: int, lr: float, images: int = 2, seed: int = 0) -> torch.Tensor:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca_gradio.images import image_to_tensor, load_image  # noqa: E402
-from nca_gradio.loading import load_folder  # noqa: E402
-from nca_gradio.quality import model_figures  # noqa: E402
+from nca_gradio.images import image_to_tensor, load_image
+from nca_gradio.loading import load_folder
+from nca_gradio.quality import model_figures
 
 
 def main() -> int:

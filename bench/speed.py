@@ -23,22 +23,22 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-import torch  # noqa: E402
+import torch
+from lesson_recipe import LessonNCA, LessonTrainer, inference_step
 
-from lesson_recipe import LessonNCA, LessonTrainer, inference_step  # noqa: E402
-from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.fast import Grower  # noqa: E402
-from nca_gradio.model import NCA, PRESETS  # noqa: E402
-from nca_gradio.precision import dtype_name, inference_dtype, training_dtype  # noqa: E402
-from nca_gradio.render import run  # noqa: E402
-from nca_gradio.train import TrainConfig, Trainer  # noqa: E402
+from nca_gradio.fast import Grower
+from nca_gradio.images import load_target
+from nca_gradio.model import NCA, PRESETS
+from nca_gradio.precision import dtype_name, inference_dtype, training_dtype
+from nca_gradio.render import run
+from nca_gradio.train import TrainConfig, Trainer
 
 TARGET = ROOT / "tests" / "data" / "pebbles.png"
 GROW_TARGET_STEPS_PER_S = 5000.0  # issue 6: the texture preset growing 256x256 on one GPU
@@ -59,7 +59,7 @@ class Sizes:
     matmul: int = 2048
 
     @classmethod
-    def pick(cls, quick: bool, cuda: bool) -> "Sizes":
+    def pick(cls, quick: bool, cuda: bool) -> Sizes:
         if quick:
             return cls(32, 8, 2, 64, {"seed": 4, "texture": 4}, 2, 32, 8, 16, 512)
         if cuda:
@@ -125,8 +125,8 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
     vgg = random_vgg(device)
     lesson = LessonTrainer(target[0], vgg, n=128, sz=sizes.train_size, bs=4, device=device)
     steps = sizes.train_steps
-    seed_settings = dict(preset="seed", loss="gram", size=sizes.train_size, target_size=128, batch=4, pool_size=128,
-                         steps_min=steps, steps_max=steps)
+    seed_settings = {"preset": "seed", "loss": "gram", "size": sizes.train_size, "target_size": 128, "batch": 4, "pool_size": 128,
+                     "steps_min": steps, "steps_max": steps}
     def seed_trainer() -> Trainer:
         config = TrainConfig(device=str(device), **seed_settings)
         return Trainer(target, config, vgg_features=vgg.features[:26], log=lambda message: None)
@@ -161,7 +161,7 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
     mean_steps = (defaults.steps_min + defaults.steps_max) // 2
     if sizes.train_size < defaults.size:  # --quick
         mean_steps = sizes.train_steps
-    texture_settings: dict = dict(steps_min=mean_steps, steps_max=mean_steps)
+    texture_settings: dict = {"steps_min": mean_steps, "steps_max": mean_steps}
     if sizes.train_size < defaults.size:
         texture_settings.update(size=sizes.train_size, target_size=64)
     texture_target = load_target(TARGET, texture_settings.get("target_size", defaults.target_size))
@@ -351,7 +351,7 @@ def measure_memory(spec: dict) -> float:
 
 def memory_rows(sizes: Sizes, device: torch.device, threads: int) -> list[Row]:
     """(4) texture preset, patch loss: peak extra memory of one iteration, with and without checkpointing."""
-    base = dict(device=str(device), threads=threads, size=sizes.memory_size, batch=sizes.memory_batch)
+    base = {"device": str(device), "threads": threads, "size": sizes.memory_size, "batch": sizes.memory_batch}
     n = sizes.memory_steps
     plain = measure_memory({**base, "steps": n, "checkpoint": False})
     ckpt = measure_memory({**base, "steps": n, "checkpoint": True})
@@ -424,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
 
     roof = matmul_flops(sizes.matmul, device)
-    rows, lesson_s, train_info = training_rows(sizes, device, device.type == "cuda")  # Trainer.compile is CUDA-only
+    rows, _, train_info = training_rows(sizes, device, device.type == "cuda")  # Trainer.compile is CUDA-only
     show_progress(rows, started)
     grow_rows, roof_rows, grow_info = inference_rows(sizes, device, compile_too, roof)
     show_progress(grow_rows + roof_rows, started)

@@ -24,18 +24,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nca_gradio.card import model_card  # noqa: E402
-from nca_gradio.images import load_target  # noqa: E402
-from nca_gradio.model import PERCEPTIONS  # noqa: E402
-from nca_gradio.model_folder import (  # noqa: E402
-    CARD_FILE, CONFIG_FILE, HEALING_FILE, PREVIEW_FILE, QUALITY_FILE, TARGET_FILE, TRAINING_LOG, WEIGHTS_FILE, load_folder,
-    read_training_log, write_json,
+from nca_gradio.card import model_card
+from nca_gradio.images import load_target
+from nca_gradio.model import PERCEPTIONS
+from nca_gradio.model_folder import (
+    CARD_FILE,
+    CONFIG_FILE,
+    HEALING_FILE,
+    PREVIEW_FILE,
+    QUALITY_FILE,
+    TARGET_FILE,
+    TRAINING_LOG,
+    WEIGHTS_FILE,
+    load_folder,
+    read_training_log,
+    write_json,
 )
-from nca_gradio.precision import PRECISIONS  # noqa: E402
-from nca_gradio.quality import MIN_TARGET_SIDE, model_figures  # noqa: E402
-from nca_gradio.render import Damage, grow, heal, save_animation  # noqa: E402
-from nca_gradio.scale import Texture, train_many  # noqa: E402
-from nca_gradio.train import TrainConfig  # noqa: E402
+from nca_gradio.precision import PRECISIONS
+from nca_gradio.quality import MIN_TARGET_SIDE, model_figures
+from nca_gradio.render import Damage, grow, heal, save_animation
+from nca_gradio.scale import Texture, train_many
+from nca_gradio.train import TrainConfig
 
 MODELS = Path(__file__).resolve().parent
 WORK = MODELS.parent / "build" / "models"  # checkpoints of builds under way (git ignores build/)

@@ -10,7 +10,7 @@ every path here equal to the reference in `model.py`.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -6,7 +6,6 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ MAX_PIXELS = 40_000_000  # a 6000x6000 photo passes; a decompression bomb does n
 MIN_SIDE = 32
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
 
-ImageSource = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 class ImageError(UserError, ValueError):

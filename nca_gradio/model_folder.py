@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file, save_model as save_safetensors_model
+from safetensors.torch import load_file, save_file
+from safetensors.torch import save_model as save_safetensors_model
 
 from . import atomic
 from .errors import UserError

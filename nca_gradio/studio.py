@@ -18,19 +18,19 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import render
 from .card import shared_files
 from .images import image_to_tensor
-from .model_folder import TRAINING_STATE, is_model_folder, load_folder
 from .losses import PatchLoss
-from . import render
+from .model_folder import TRAINING_STATE, is_model_folder, load_folder
 from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
 from .train import TrainConfig, Trainer, pick_device
 
@@ -213,7 +213,7 @@ class TrainUpdate:
 
 def _open_trainer(folder: Path, target: torch.Tensor, config: TrainConfig) -> Trainer:
     """Resume the run saved in `folder` (a later ZeroGPU chunk), or start it."""
-    quiet = lambda message: None  # noqa: E731 - the page shows the loss name instead
+    quiet = lambda message: None
     if (folder / TRAINING_STATE).exists():
         return Trainer.resume(folder, target, {"iters": config.iters, "device": config.device}, log=quiet)
     return Trainer(target, config, log=quiet)
@@ -590,7 +590,7 @@ def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
 
 def card_markdown(text: str) -> str:
     """A model card for display: without its YAML front matter or images that point into the repo."""
-    body = re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.S)
+    body = re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.DOTALL)
     body = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)\n?", "", body)
     return re.sub(r"\n{3,}", "\n\n", body).strip()
 

@@ -10,9 +10,10 @@ import copy
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -24,8 +25,17 @@ from .images import tensor_to_image
 from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
 from .model import NCA, PRESETS, NCAConfig, draw_masks, to_rgb
 from .model_folder import (
-    RESUME_ADVICE, TRAINING_LOG, TRAINING_STATE, ModelLoadError, damaged, load_folder, read_checkpoint, save_model, write_json,
-    write_target, write_training_state,
+    RESUME_ADVICE,
+    TRAINING_LOG,
+    TRAINING_STATE,
+    ModelLoadError,
+    damaged,
+    load_folder,
+    read_checkpoint,
+    save_model,
+    write_json,
+    write_target,
+    write_training_state,
 )
 from .precision import PRECISIONS, dtype_name, training_dtype
 from .render import Damage, apply_damage, grows_finite
@@ -61,7 +71,7 @@ class TrainConfig:
     damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
     time_budget: float = 0.0  # seconds of training; iterations and the lr schedule fit the measured speed, at most `iters` (0: off)
 
-    RANGES = {
+    RANGES: ClassVar[dict[str, tuple]] = {
         "iters": (1, 100_000),
         "size": (16, 512),
         "target_size": (32, 1024),
@@ -76,7 +86,7 @@ class TrainConfig:
         "damage_every": (0, 100_000),
         "time_budget": (0.0, 7 * 86_400.0),
     }
-    CHOICES = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "precision": PRECISIONS}
+    CHOICES: ClassVar[dict[str, tuple]] = {"preset": tuple(PRESETS), "loss": LOSS_NAMES, "device": ("auto", "cpu", "cuda", "mps"), "precision": PRECISIONS}
 
     def __post_init__(self) -> None:
         self.validate()
@@ -115,13 +125,13 @@ class TrainConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def for_device(cls, device: str = "auto", **chosen) -> "TrainConfig":
+    def for_device(cls, device: str = "auto", **chosen) -> TrainConfig:
         """The recipe for the device the run will use (`device_recipe`), with the user's own choices on top."""
         recipe = device_recipe(pick_device(device), chosen.get("loss", "auto"))
         return cls(**{**recipe, **chosen, "device": device})
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -224,7 +234,7 @@ class Progress:
     texture_loss: float
     overflow_loss: float
     seconds: float
-    preview: "object | None" = None  # a PIL image of pool samples
+    preview: object | None = None  # a PIL image of pool samples
 
 
 @dataclass
@@ -568,7 +578,7 @@ class Trainer:
         overrides: dict | None = None,
         vgg_features: torch.nn.Module | None = None,
         log: Callable[[str], None] = print,
-    ) -> "Trainer":
+    ) -> Trainer:
         """Continue a run saved by `save`; `overrides` may raise `iters` or change the device.
 
         A damaged checkpoint (truncated, emptied, keys missing) is a one-line `ConfigError` naming the file.

@@ -12,9 +12,10 @@ so sessions never see each other's models; there is no global model.
 import functools
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gradio as gr
 
@@ -196,7 +197,7 @@ class Handlers:
     def refresh_models(self, workspace: studio.Workspace, grow_choice: str | None, share_choice: str | None):
         """Both model lists with this session's models; the one added last is selected."""
         choices = self.choices(workspace)
-        pick = lambda current: workspace.latest or current  # noqa: E731
+        pick = lambda current: workspace.latest or current
         return gr.Dropdown(choices=choices, value=pick(grow_choice)), gr.Dropdown(choices=choices, value=pick(share_choice))
 
     # ---------------------------------------------------------- train

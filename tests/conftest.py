@@ -79,8 +79,8 @@ def free_port() -> int:
 def close_workspaces(demo) -> None:
     """Delete the folder of every session's Workspace once the server is closed.
 
-    Gradio runs a State's delete_callback only for values an event returned; the studio's Workspace is
-    only ever read (and changed in place), so neither Gradio nor demo.close() deletes its nca-studio-* folder.
+    Gradio deletes a session's state an hour after its page closes, and demo.close() deletes none: so that a
+    test run leaves no nca-studio-* folders, they go here. API sessions (gradio_client) have no page load.
     """
     from nca_gradio.studio import Workspace
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar, Self
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.gif filter=lfs diff=lfs merge=lfs -text\n"
@@ -87,7 +88,7 @@ class LoopbackHub:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "LoopbackHub":
+    def start(self) -> LoopbackHub:
         handler = type("BoundHandler", (HubHandler,), {"hub": self})
         self._server = QuietServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -102,7 +103,7 @@ class LoopbackHub:
             self._thread.join(timeout=5)
             self._server = None
 
-    def __enter__(self) -> "LoopbackHub":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
@@ -171,7 +172,7 @@ class HubHandler(BaseHTTPRequestHandler):
     """Routes requests to small methods; every answer is JSON or file bytes. HTTP/1.0: one request a connection."""
 
     hub: LoopbackHub
-    ROUTES = [
+    ROUTES: ClassVar[list[tuple[str, str, str]]] = [
         ("GET", r"/api/agent-harnesses", "agent_harnesses"),
         ("POST", r"/api/validate-yaml", "validate_yaml"),
         ("POST", r"/api/repos/create", "create_repo"),
@@ -198,7 +199,7 @@ class HubHandler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         self._dispatch("PUT")
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet: tests read `hub.requests`
+    def log_message(self, format: str, *args) -> None:
         pass
 
     # ------------------------------------------------------------ plumbing
@@ -383,7 +384,7 @@ class HubHandler(BaseHTTPRequestHandler):
             },
         )
 
-    LIST_SORTS = {"downloads": "downloads", "likes": "likes", "createdAt": "created", "lastModified": "modified"}
+    LIST_SORTS: ClassVar[dict[str, str]] = {"downloads": "downloads", "likes": "likes", "createdAt": "created", "lastModified": "modified"}
 
     def list_models(self, method: str) -> None:
         """/api/models as the Hub serves it: every `filter` (a tag or the library) must match, `search` is a

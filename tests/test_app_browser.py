@@ -10,6 +10,8 @@ on what another did, and each runs alone or in any order.
 from __future__ import annotations
 
 import re
+import tempfile
+import time
 
 import pytest
 from conftest import SHOTS, needs_chromium, running_demo, set_number
@@ -151,3 +153,26 @@ def test_hub_tab_offers_get_and_share(page):
     page.locator("#nca-pull").click()
     expect_toast(page, "Type the repo id of a model")
     shoot(page, "4-hub")
+
+
+def test_a_closed_page_takes_its_files_with_it(browser, monkeypatch, tmp_path):
+    """A session's files (its nca-studio-* folder) go when Gradio drops its state after the page closes.
+
+    Gradio waits an hour after a page closes; GRADIO_IS_E2E_TEST shortens that to a second.
+    """
+    from nca_gradio.ui import launch_options
+
+    monkeypatch.setenv("GRADIO_IS_E2E_TEST", "1")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with running_demo(launch_options()) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#nca-start", timeout=60_000)
+        grow(page, canvas=32, steps=10)
+        folders = list(tmp_path.glob("nca-studio-*"))
+        assert len(folders) == 1 and list(folders[0].rglob("*.png")), "the grown texture is in the session's folder"
+        page.close()
+        deadline = time.monotonic() + 60
+        while folders[0].exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not folders[0].exists()

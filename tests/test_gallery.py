@@ -9,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHOTS, chromium, needs_chromium, running_demo
+from hub_server import LoopbackHub
 from huggingface_hub import constants
 from PIL import Image
+from test_hub import weights_bytes
 
 from nca_gradio import gallery
 from nca_gradio.card import card_metadata
 from nca_gradio.hub import HubError, push
-
-from conftest import SHOTS, chromium, needs_chromium, running_demo
-from hub_server import LoopbackHub
-from test_hub import weights_bytes
 
 TOKEN = "hf_LoopbackSecretToken0123456789"
 BUNDLED = sorted((Path(__file__).resolve().parents[1] / "models").glob("*/preview.gif"))
@@ -144,7 +143,7 @@ def nca_search(*args: str, endpoint: str) -> subprocess.CompletedProcess:
     import os
 
     env = {**os.environ, "HF_ENDPOINT": endpoint}
-    return subprocess.run([sys.executable, "-m", "nca_gradio.cli", "search", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-m", "nca_gradio.cli", "search", *args], capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
 def test_nca_search_prints_a_table_of_ids_that_pull_takes(hub, tmp_path):

@@ -16,20 +16,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hub_server import LoopbackHub, check_card_metadata
 from huggingface_hub import ModelCard, constants
+from reference import rollout as reference_rollout
 from safetensors.torch import save, save_file
 
 from nca_gradio import hub as nca_hub
-from nca_gradio.cli import main
 from nca_gradio.card import model_card
+from nca_gradio.cli import main
 from nca_gradio.hub import HubError, is_repo_id, pull, push
 from nca_gradio.loading import load_model
-from nca_gradio.model_folder import ModelLoadError, load_folder, save_model
-from reference import rollout as reference_rollout
 from nca_gradio.model import NCA, NCAConfig
+from nca_gradio.model_folder import ModelLoadError, load_folder, save_model
 from nca_gradio.render import save_animation
-
-from hub_server import LoopbackHub, check_card_metadata
 
 TOKEN = "hf_LoopbackSecretToken0123456789"
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,11 +22,11 @@ import pytest
 import torch
 from conftest import ROOT, needs_chromium
 from PIL import Image
+from reference import rollout
 
 from nca_gradio import fast, live
 from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, NCAConfig, to_rgb
 from nca_gradio.model_folder import load_folder
-from reference import rollout
 
 STEPS = 64
 SIZE = 64  # cells a side: the smallest canvas the page offers

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from nca_gradio import live
-from nca_gradio.model_folder import load_folder
 from nca_gradio.model import NCA, PERCEPTIONS, NCAConfig
+from nca_gradio.model_folder import load_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 PEBBLES = ROOT / "models" / "pebbles"

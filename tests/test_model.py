@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
+from reference import rollout
 
 from nca_gradio import fast
 from nca_gradio.model import NCA, PRESETS, NCAConfig, cell_mask, to_rgb
 from nca_gradio.model_folder import load_folder, save_model
-from reference import rollout
 
 TEXTBOOK = {
     "identity": [[0, 0, 0], [0, 1, 0], [0, 0, 0]],

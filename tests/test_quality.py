@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from nca_gradio.images import ImageError, load_target
-from nca_gradio.model_folder import load_folder
 from nca_gradio.model import NCA, NCAConfig
+from nca_gradio.model_folder import load_folder
 from nca_gradio.quality import angle_difference, model_figures, orientation, score
 
 

@@ -7,18 +7,17 @@ fallback, and the CUDA-graph `Grower`. No test here times anything.
 """
 
 import os
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
-
-from dataclasses import replace
+from reference import rollout
 
 from nca_gradio import fast
 from nca_gradio.fast import Grower, apply_steps, circular_pad, compile_steps
 from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, cell_mask, draw_masks
 from nca_gradio.train import TrainConfig, Trainer
-from reference import rollout
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU here")
@@ -198,7 +197,7 @@ def test_a_failing_probe_means_the_plain_loop():
     def probe(fn):
         raise RuntimeError("backward did not compile")
 
-    fn, compiled = compile_steps(model, probe=probe, log=lambda m: None)
+    _, compiled = compile_steps(model, probe=probe, log=lambda m: None)
     assert not compiled
 
 
@@ -353,7 +352,7 @@ def test_bfloat16_grows_the_same_texture_as_float32():
     from nca_gradio.quality import score
     from nca_gradio.render import grow
 
-    folder = sorted(p.parent for p in (Path(__file__).parents[1] / "models").glob("*/model.safetensors"))[0]
+    folder = min(p.parent for p in (Path(__file__).parents[1] / "models").glob("*/model.safetensors"))
     model, target = load_model(folder), load_target(folder / "target.png", 128)
     scores = {p: score(to_rgb(grow(model, 96, 384, every=384, precision=p).state), target).combined
               for p in ("float32", "bfloat16")}
