@@ -53,7 +53,7 @@ class NCAConfig:
         rate = self.fire_rate
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 < rate <= 1.0:
             raise ValueError(f"fire_rate must be a number in (0, 1], got {rate!r}")
-        if self.perception not in PERCEPTIONS:
+        if not isinstance(self.perception, str) or self.perception not in PERCEPTIONS:
             raise ValueError(f"perception must be one of {', '.join(PERCEPTIONS)}, got {self.perception!r}")
 
     def to_dict(self) -> dict:

@@ -39,7 +39,6 @@ HEALING_FILE = "regenerate.gif"  # a bundled model's damage-and-heal animation (
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 SHARED_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)  # what a push shares besides the model
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-CONFIG_TYPES = {"channels": int, "hidden": int, "fire_rate": (int, float), "perception": str}
 STATE_KEYS = ("pool", "generator", "mask_generator", "global_generator")
 RESUME_ADVICE = "this run cannot be resumed: start the training again, or restore the folder from a backup"
 
@@ -61,7 +60,7 @@ def is_model_folder(folder: Path) -> bool:
 
 
 def read_config(path: Path) -> NCAConfig:
-    """Parse and validate config.json: known keys only, right types, sane sizes; a missing key takes its default."""
+    """Parse config.json: known keys only, each checked by `NCAConfig`; a missing key takes its default."""
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -73,9 +72,6 @@ def read_config(path: Path) -> NCAConfig:
     unknown = sorted(set(data) - {f.name for f in fields(NCAConfig)})
     if unknown:
         raise ModelLoadError(f"{path.name} has unknown keys: {', '.join(unknown)}; is this an nca-gradio model?")
-    for key, kind in CONFIG_TYPES.items():
-        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], kind)):
-            raise ModelLoadError(f"{path.name}: {key} has the wrong type ({type(data[key]).__name__})")
     try:
         return NCAConfig(**data)
     except ValueError as exc:

@@ -172,19 +172,22 @@ class HubHandler(BaseHTTPRequestHandler):
     """Routes requests to small methods; every answer is JSON or file bytes. HTTP/1.0: one request a connection."""
 
     hub: LoopbackHub
+    # METHOD path-pattern handler, one route a line; {REPO} and {REV} are the named groups above.
     ROUTES: ClassVar[list[tuple[str, str, str]]] = [
-        ("GET", r"/api/agent-harnesses", "agent_harnesses"),
-        ("POST", r"/api/validate-yaml", "validate_yaml"),
-        ("POST", r"/api/repos/create", "create_repo"),
-        ("POST", rf"/api/models/{REPO}/preupload/{REV}", "preupload"),
-        ("POST", rf"/api/models/{REPO}/commit/{REV}", "commit"),
-        ("POST", rf"/api/models/{REPO}/paths-info/{REV}", "paths_info"),
-        ("PUT", rf"/api/models/{REPO}/settings", "settings"),
-        ("GET", r"/api/models", "list_models"),
-        ("GET", rf"/api/models/{REPO}/tree/{REV}(?:/(?P<path>.*))?", "tree"),
-        ("GET", rf"/api/models/{REPO}(?:/revision/{REV})?", "model_info"),
-        ("HEAD", rf"/{REPO}/resolve/{REV}/(?P<path>.+)", "resolve"),
-        ("GET", rf"/{REPO}/resolve/{REV}/(?P<path>.+)", "resolve"),
+        tuple(line.split()) for line in """
+        GET  /api/agent-harnesses                                  agent_harnesses
+        POST /api/validate-yaml                                    validate_yaml
+        POST /api/repos/create                                     create_repo
+        POST /api/models/{REPO}/preupload/{REV}                    preupload
+        POST /api/models/{REPO}/commit/{REV}                       commit
+        POST /api/models/{REPO}/paths-info/{REV}                   paths_info
+        PUT  /api/models/{REPO}/settings                           settings
+        GET  /api/models                                           list_models
+        GET  /api/models/{REPO}/tree/{REV}(?:/(?P<path>.*))?       tree
+        GET  /api/models/{REPO}(?:/revision/{REV})?                model_info
+        HEAD /{REPO}/resolve/{REV}/(?P<path>.+)                    resolve
+        GET  /{REPO}/resolve/{REV}/(?P<path>.+)                    resolve
+        """.replace("{REPO}", REPO).replace("{REV}", REV).strip().splitlines()
     ]
 
     def do_GET(self) -> None:
