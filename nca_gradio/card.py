@@ -40,7 +40,7 @@ LICENSE = "mit"
 TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]  # the first is the one the gallery lists
 SCORE_KEY = "nca_score"  # the card's combined quality figure in its metadata, so a listing (the gallery) can show it
 PREVIEW_SIZE, PREVIEW_STEPS, PREVIEW_EVERY, PREVIEW_FPS = 128, 200, 4, 25
-NOT_REPEATED = ("device", "time_budget")  # training options the "train it again" line leaves out (`_reproduce_line`)
+NOT_REPEATED = ("device",)  # the machine's choice, not the model's: the "train it again" line leaves it out (`_reproduce_line`)
 
 
 class CardError(UserError):
@@ -148,18 +148,19 @@ def trained_precision(info: dict) -> str:
 def _reproduce_line(config: dict, loss: str | None) -> str:
     """The `nca train` command that runs this model's training again: its settings, seed and loss.
 
-    Every training option is written out except --device (the machine's choice, not the model's) and --time
-    (0, no budget, is no duration it takes; a budget, when set, follows with the settings no option sets).
+    Every training option is written out except --device, and --time only when the run had a budget (0, none, is no
+    duration it takes); settings no option sets follow as Python arguments.
     """
     try:
         settings = TrainConfig.from_dict({**config, **({"loss": loss} if loss else {})}).to_dict()
     except (TypeError, ValueError):  # an old or foreign training.json: no promise we cannot keep
         return ""
     defaults = TrainConfig().to_dict()
-    flags = {name: flag for name, flag in training_flags().items() if name not in NOT_REPEATED}
+    flags = {name: flag for name, flag in training_flags().items()
+             if name not in NOT_REPEATED and not (name == "time_budget" and not settings[name])}
     options = " ".join(f"{flag} {_cell(settings[name])}" for name, flag in flags.items() if not isinstance(settings[name], bool))
     options += "".join(f" {flag}" for name, flag in flags.items() if settings[name] is True)
-    other = {k: v for k, v in settings.items() if k not in flags and k != "device" and v != defaults[k]}
+    other = {k: v for k, v in settings.items() if k not in flags and k not in NOT_REPEATED and v != defaults[k]}
     line = f"\n\nTrain it again on its target: `nca train target.png -o my-copy {options}`"
     if other:
         line += " with, in Python, " + ", ".join(f"`{k}={_cell(v)}`" for k, v in sorted(other.items()))

@@ -213,6 +213,22 @@ def test_card_gives_the_nca_train_command_that_trains_the_same_config(pushed, sh
     assert rebuilt["precision"] == log["precision"]  # what "auto" became
 
 
+def test_a_budgeted_run_is_trained_again_with_its_time_limit_as_an_option():
+    import re
+    import shlex
+
+    from nca_gradio.card import _reproduce_line
+    from nca_gradio.cli import build_parser
+    from nca_gradio.train_options import config_from_args
+
+    budgeted = _reproduce_line({"time_budget": 90.0, "iters": 3000, "pool_size": 32}, "patch")
+    command = re.search(r"`nca train ([^`]+)`", budgeted).group(1)
+    rebuilt = config_from_args(build_parser().parse_args(["train", *shlex.split(command), "--device", "cpu"]))
+    assert (rebuilt.time_budget, rebuilt.iters, rebuilt.pool_size) == (90.0, 3000, 32)
+    assert "time_budget=" not in budgeted  # an option, not a Python argument
+    assert "--time" not in _reproduce_line({"iters": 3000}, "patch")  # no budget: no --time 0, which would not parse
+
+
 def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_in():
     from nca_gradio.card import trained_precision
 
