@@ -563,6 +563,8 @@ class Trainer:
             "precision": dtype_name(self.compute_dtype),
             "parameters": model.num_parameters,
             "rollbacks": self.rollbacks,
+            "planned_iterations": self.planned_iters,
+            "lr_milestones": sorted(self.scheduler.milestones.elements()),  # fitted to the plan when the run has a time budget
             "history": self.history,
         }
         write_json(folder, TRAINING_LOG, info)
@@ -615,7 +617,11 @@ class Trainer:
         except (RuntimeError, ValueError, TypeError) as exc:
             raise damaged(folder / TRAINING_STATE, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__) from None
         iteration = info["iterations"]
-        passed = sum(1 for m in trainer.scheduler.milestones if m <= iteration)
+        if config.time_budget and _is_count_list(info.get("lr_milestones")) and isinstance(info.get("planned_iterations"), int):
+            # a budgeted run's schedule was fitted to its measured speed: continue on it (the next fit moves what is ahead)
+            trainer.scheduler.milestones = Counter(info["lr_milestones"])
+            trainer.planned_iters = max(iteration, min(config.iters, info["planned_iterations"]))
+        passed = sum(count for m, count in trainer.scheduler.milestones.items() if m <= iteration)
         for group in trainer.optimizer.param_groups:
             group["lr"] = config.lr * trainer.scheduler.gamma**passed
         trainer.scheduler.last_epoch = iteration
@@ -628,6 +634,10 @@ class Trainer:
 
 
 ADAM_KEYS = {"step", "exp_avg", "exp_avg_sq"}
+
+
+def _is_count_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
 
 
 def train(

@@ -63,6 +63,19 @@ def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr * 0.3**2)  # both decays happened
 
 
+def test_a_resumed_budgeted_run_keeps_its_fitted_schedule(pebbles_64, tmp_path, monkeypatch):
+    """A ZeroGPU chunk ends mid-run and the next one resumes it: the lr must stay where the fitted schedule put it."""
+    monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
+    config = _tiny(iters=100_000, time_budget=3.0)
+    first = Trainer(pebbles_64[..., :32, :32], config, log=lambda _: None)
+    first.train(should_stop=lambda: first.optimizer.param_groups[0]["lr"] < config.lr)  # just past the first decay
+    first.save(tmp_path)
+    resumed = Trainer.resume(tmp_path, pebbles_64[..., :32, :32], log=lambda _: None)
+    assert resumed.scheduler.milestones == first.scheduler.milestones != Counter({50_000: 1, 80_000: 1})
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(first.optimizer.param_groups[0]["lr"])
+    assert resumed.planned_iters == first.planned_iters < config.iters
+
+
 def test_lr_milestones_follow_the_plan_and_never_fall_in_the_past():
     fractions = (0.5, 0.8)
     assert sorted(fitted_milestones(Counter([250, 400]), 10, fractions, 1000).elements()) == [500, 800]
