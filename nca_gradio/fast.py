@@ -112,8 +112,8 @@ class Grower:
     torch.compile (compiled `unit` steps at a time: compile time grows with the
     unrolled length); anything unavailable falls back to the plain step loop,
     and `path` says which ran. Masks come from one draw per chunk: on CPU the
-    same numbers as stepping `model` with the same generator, on CUDA the same
-    distribution.
+    very masks of one `cell_mask` per step with the same generator, on CUDA the
+    same distribution.
     """
 
     def __init__(self, model: NCA, chunk: int = 32, cuda_graph: bool = True, compile: bool = False, unit: int = 8,
