@@ -1,0 +1,159 @@
+"""Learn faster on the CPU: does a warm start (a bundled model's weights) reach the default recipe's quality sooner?
+
+    python bench/learn_faster.py --rank --target /work/shared/textures/citrus_slices.png     # bundled models, nearest first
+    python bench/learn_faster.py --target T.png --out /tmp/lf/baseline                        # the default recipe, 500 iterations
+    python bench/learn_faster.py --target T.png --start-from models/pebbles --iters 170 --score-at 50 100 170 --out /tmp/lf/pebbles
+    python bench/learn_faster.py --table /tmp/lf/baseline /tmp/lf/pebbles                     # one table of the runs
+
+Each run trains `TrainConfig(device="cpu")` (the recipe a CPU user gets: texture preset,
+patch loss, lr 2e-3 decayed x0.3 at 0.5 and 0.8 of `--iters`) on the target, from the
+identity (the default) or from a bundled model's weights (`--start-from`, same
+architecture: the run's perception is taken from that model's config). At each
+`--score-at` iteration a copy of the model grows a 128 px texture for 200 steps in
+float32 (the model card's preview) from each `--grow-seeds` seed, and
+`quality.score(...).combined` against the 128 px target is averaged over the seeds
+(1.0: as close as the target is to itself; lower is better). The run writes
+`results.json` and, per scored iteration, `iter_NNNN.png` (target | grown from each seed).
+`--rank` scores each bundled model's own target against the new one, to pick the
+nearest and farthest start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nca_gradio.images import load_target, tensor_to_image
+from nca_gradio.model import to_rgb
+from nca_gradio.model_folder import load_folder, read_config
+from nca_gradio.quality import score
+from nca_gradio.render import grow
+from nca_gradio.train import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+GROW_SIZE, GROW_STEPS = 128, 200  # the card's preview (card.PREVIEW_SIZE, card.PREVIEW_STEPS)
+
+
+def measure(model, target: torch.Tensor, seeds: list[int]) -> tuple[float, list[torch.Tensor]]:
+    """Mean combined score over growth seeds, and the grown images (a copy of the model is grown: training is untouched)."""
+    twin = copy.deepcopy(model).cpu()
+    rng_state = torch.get_rng_state()
+    values, images = [], []
+    with torch.no_grad():
+        for seed in seeds:
+            state = grow(twin, size=GROW_SIZE, steps=GROW_STEPS, every=GROW_STEPS, seed=seed, precision="float32",
+                         keep_frames=False).state
+            rgb = to_rgb(state.float()).cpu()
+            values.append(score(rgb, target).combined)
+            images.append(rgb)
+    torch.set_rng_state(rng_state)
+    return sum(values) / len(values), images
+
+
+def rank(target: torch.Tensor) -> list[tuple[str, float]]:
+    """Bundled models with the texture preset's size, by how close their own target is to this one (lower: nearer)."""
+    rows = []
+    for folder in sorted(p for p in (ROOT / "models").iterdir() if (p / "config.json").exists()):
+        arch = read_config(folder / "config.json")
+        if (arch.channels, arch.hidden) != (TrainConfig().architecture.channels, TrainConfig().architecture.hidden):
+            continue
+        rows.append((folder.name, score(load_target(folder / "target.png", target.shape[-1]), target).combined))
+    return sorted(rows, key=lambda r: r[1])
+
+
+def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
+    chosen = {"iters": args.iters, "seed": args.seed}
+    if args.lr is not None:
+        chosen["lr"] = args.lr
+    if args.decay_at is not None:
+        chosen["lr_decay_at"] = tuple(args.decay_at)
+    start = None
+    if args.start_from is not None:
+        start = load_folder(args.start_from)
+        chosen["perception"] = start.config.perception
+        chosen["fire_rate"] = start.config.fire_rate
+    config = TrainConfig(device="cpu", **chosen)
+    trainer = Trainer(target, config, log=lambda _: None)
+    if start is not None:
+        trainer.model.load_state_dict(start.state_dict())
+        trainer._last_good = trainer._snapshot()  # a rollback returns to the start, not to the identity
+    score_at = sorted({i for i in args.score_at if i <= config.iters})
+    rows = []
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+
+    def record(iteration: int) -> None:
+        value, images = measure(trainer.model, target, args.grow_seeds)
+        rows.append({"iteration": iteration, "score": value, "train_seconds": round(trainer.seconds, 1)})
+        tensor_to_image(torch.cat([target, *images], dim=-1)[0]).save(out / f"iter_{iteration:04d}.png")
+        print(f"{iteration:>6} {value:>7.3f} {trainer.seconds:>8.0f}", flush=True)
+
+    print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
+          f"perception {config.perception}, seed {config.seed}")
+    print(f"{'iter':>6} {'score':>7} {'seconds':>8}", flush=True)
+    if 0 in score_at:
+        record(0)
+    trainer.train(callback=lambda p: record(p.iteration) if p.iteration in score_at else None, preview_every=10**9)
+    result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None,
+              "config": {k: v for k, v in config.to_dict().items() if k != "lr_decay_at"} | {"lr_decay_at": list(config.lr_decay_at)},
+              "grow_seeds": args.grow_seeds, "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1)}
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def table(folders: list[Path]) -> None:
+    runs = [json.loads((f / "results.json").read_text()) for f in folders]
+    iterations = sorted({r["iteration"] for run in runs for r in run["rows"]})
+    names = [Path(run["start_from"]).name if run["start_from"] else "identity" for run in runs]
+    names = [f"{n} ({run['config']['iters']} it, seed {run['config']['seed']})" for n, run in zip(names, runs)]
+    print("| iteration | " + " | ".join(names) + " |")
+    print("|---:|" + "---:|" * len(runs))
+    for it in iterations:
+        cells = []
+        for run in runs:
+            found = [r["score"] for r in run["rows"] if r["iteration"] == it]
+            cells.append(f"{found[0]:.2f}" if found else "")
+        print(f"| {it} | " + " | ".join(cells) + " |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", type=Path, help="texture image (not one the bundled models were trained on)")
+    parser.add_argument("--start-from", type=Path, help="bundled model folder to start from (default: the identity)")
+    parser.add_argument("--iters", type=int, default=TrainConfig.iters, help="planned iterations (the lr schedule fits them)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (pool sampling, masks, loss directions)")
+    parser.add_argument("--lr", type=float, help="override the recipe's lr")
+    parser.add_argument("--decay-at", type=float, nargs="+", help="override the recipe's lr decay fractions")
+    parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
+    parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/learn_faster/run"), help="folder for results.json and PNGs")
+    parser.add_argument("--rank", action="store_true", help="only list bundled models, nearest texture first")
+    parser.add_argument("--table", type=Path, nargs="+", help="only print one table of these run folders")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.table:
+        table(args.table)
+        return 0
+    if args.target is None:
+        parser.error("--target is required")
+    target = load_target(args.target, TrainConfig.target_size)
+    if args.rank:
+        for name, value in rank(target):
+            print(f"{name:>14} {value:>7.2f}")
+        return 0
+    train_run(args, target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
