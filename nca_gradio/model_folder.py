@@ -119,13 +119,18 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
 
 
 def save_model(model: NCA, folder: str | Path) -> Path:
-    """Write config.json and model.safetensors, each replaced whole, so a folder never holds half a model."""
+    """Make the folder if need be and write the model into it (`write_model`)."""
     folder = atomic.prepare_folder(folder)
+    write_model(model, folder)
+    return folder
+
+
+def write_model(model: NCA, folder: Path) -> None:
+    """Write config.json and model.safetensors into a prepared folder, each replaced whole: never half a model."""
     with atomic.scratch_folder(folder, write_errors=(SafetensorError,)) as scratch:
         (scratch / CONFIG_FILE).write_text(json.dumps(model.config.to_dict(), sort_keys=True, indent=2))
         save_safetensors_model(model, str(scratch / WEIGHTS_FILE))
         atomic.replace_files(scratch, folder, list(REQUIRED_FILES))
-    return folder
 
 
 def write_target(folder: Path, target: torch.Tensor) -> None:

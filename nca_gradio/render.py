@@ -22,6 +22,7 @@ MAX_SIZE = 2048
 MAX_STEPS = 100_000
 MAX_SEED = 2**63 - 1  # what a torch generator takes
 GROW_SIZE, GROW_STEPS, HEAL_STEPS, FRAME_EVERY = 256, 512, 256, 4  # what grow, heal and `nca grow`/`nca heal` do by default
+HEAL_GRIDS = 2  # `heal(twin=True)` grows the damaged grid and its undamaged twin side by side: twice the work
 MAX_FRAME_BYTES = 300_000_000  # all kept frames together, before a video is written (the studio's cap as well)
 PROBE_SIZE, PROBE_STEPS = 32, 200  # `grows_finite`: about 0.1 s on one CPU core
 
@@ -124,7 +125,7 @@ class Rollout:
         return frame_of(self.state)
 
 
-MAX_GRAPH_CHUNK = 16  # steps per recorded CUDA graph: the GPU is busy by then; longer ones add capture time
+STEP_CHUNK = 16  # steps per recorded CUDA graph (the GPU is busy by then; longer ones add capture time), or per draw of masks
 
 
 @torch.inference_mode()
@@ -195,14 +196,14 @@ def _stepper(
     """
     dtype = inference_dtype(model, device, precision)
     if torch.device(device).type == "cuda" and precision == "auto" and dtype is None:
-        chunk = max(d for d in range(1, min(every, MAX_GRAPH_CHUNK) + 1) if every % d == 0)
+        chunk = max(d for d in range(1, min(every, STEP_CHUNK) + 1) if every % d == 0)
         grower = Grower(model, chunk=chunk)
         return (lambda x, n: grower.run(x, n, generator)), (lambda: grower.path)
     weights = step_weights(model, dtype)
 
     def plain(x: torch.Tensor, n: int) -> torch.Tensor:
-        for start in range(0, n, MAX_GRAPH_CHUNK):  # masks drawn a few steps at a time: the same numbers, little memory
-            x = apply_steps(model, x, draw_masks(x, min(MAX_GRAPH_CHUNK, n - start), model.fire_rate, generator), weights)
+        for start in range(0, n, STEP_CHUNK):  # masks drawn a few steps at a time: the same numbers, little memory
+            x = apply_steps(model, x, draw_masks(x, min(STEP_CHUNK, n - start), model.fire_rate, generator), weights)
         return x
 
     return plain, (lambda: "eager" if dtype is None else "eager, bfloat16")
@@ -249,7 +250,7 @@ def heal(
     """
     start = state if state is not None else model.empty_grid(1, size)
     if twin:
-        start = start.repeat(2, 1, 1, 1)
+        start = start.repeat(HEAL_GRIDS, 1, 1, 1)
 
     def damage_first(x: torch.Tensor) -> torch.Tensor:
         return torch.cat([apply_damage(x[:1], damage), x[1:]])

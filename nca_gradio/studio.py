@@ -31,7 +31,7 @@ from .card import shared_files
 from .images import image_to_tensor
 from .losses import PatchLoss
 from .model_folder import TRAINING_STATE, is_model_folder, load_folder
-from .render import MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
+from .render import HEAL_GRIDS, MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
 from .train import TrainConfig, Trainer, pick_device
 
 # The studio's inputs, as (lowest, highest): its sliders are built from these and its handlers check against them.
@@ -385,9 +385,6 @@ def loss_table(history: list[dict]):
 
 def render_device() -> torch.device:
     return pick_device("auto")
-
-
-HEAL_GRIDS = 2  # Heal grows the damaged grid and its undamaged twin side by side
 
 
 def most_steps(size: int, grids: int = 1, device: torch.device | None = None) -> int:

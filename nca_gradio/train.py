@@ -32,8 +32,8 @@ from .model_folder import (
     damaged,
     load_folder,
     read_checkpoint,
-    save_model,
     write_json,
+    write_model,
     write_target,
     write_training_state,
 )
@@ -553,7 +553,7 @@ class Trainer:
             for key, value in state.items():
                 tensors[f"adam.{index}.{key}"] = value.detach().cpu().contiguous().reshape(value.shape)
         write_training_state(folder, tensors)
-        save_model(model, folder)
+        write_model(model, folder)  # the folder was prepared above
         info = {
             "config": self.config.to_dict(),
             "loss": self.loss_name,
