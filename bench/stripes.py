@@ -15,6 +15,7 @@ its coherence. `--out` writes a strip per angle: target, grown.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.loss_terms import ResearchPatchLoss
 from nca_gradio.images import tensor_to_image
 from nca_gradio.model import to_rgb
 from nca_gradio.quality import angle_difference, orientation
@@ -82,11 +84,18 @@ def stripes(angle: float, side: int = 128, seed: int = 0) -> torch.Tensor:
     return F.avg_pool2d(turned, 2).clamp(0, 1)
 
 
-def trial(angle: float, config: TrainConfig, out: Path | None) -> dict:
+def trial(angle: float, config: TrainConfig, out: Path | None, loss_kw: dict | None = None) -> dict:
+    """Train on stripes at `angle` and measure the grown texture; `loss_kw` trains with `ResearchPatchLoss(**loss_kw)`."""
     target = stripes(angle, config.target_size)
     wanted = orientation(target)
     started = time.perf_counter()
-    result = Trainer(target, config, log=lambda _: None).train()
+    trainer = Trainer(target, config, log=lambda _: None)
+    if loss_kw:
+        spectrum_weight = loss_kw.pop("spectrum_weight", None)
+        trainer.loss_fn = ResearchPatchLoss(trainer.target, **loss_kw)
+        if spectrum_weight is not None:
+            trainer.loss_fn.spectrum_weight = spectrum_weight
+    result = trainer.train()
     seconds = time.perf_counter() - started
     grown_state = run(result.model, result.model.empty_grid(1, 128), 1024, every=1024, seed=0, precision="float32").state
     grown = to_rgb(grown_state.float()).cpu()
@@ -106,15 +115,21 @@ def main() -> int:
     parser.add_argument("--iters", type=int, help="override the recipe's iterations (for a quick look)")
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--out", type=Path, help="folder for the target | grown strips")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=JSON",
+                        help="TrainConfig fields to change, e.g. seed=1 match_weight=0.02 (research)")
+    parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON) (research), e.g. {"spectrum_angles": 8}')
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = TrainConfig(device="cpu") if args.iters is None else TrainConfig(device="cpu", iters=args.iters)
+    chosen = {name: json.loads(value) for name, value in (item.split("=", 1) for item in args.set)}
+    if args.iters is not None:
+        chosen["iters"] = args.iters
+    config = TrainConfig(device="cpu", **chosen)
     print(f"recipe: iters {config.iters}, batch {config.batch}, size {config.size}, loss {config.loss}, match {config.match_weight}")
     print(f"{'angle':>5} {'target':>7} {'grown':>7} {'error':>6} {'coherence kept':>14} {'seconds':>8}  result")
     rows = []
     for angle in args.angles:
-        row = trial(angle, config, args.out)
+        row = trial(angle, config, args.out, dict(args.loss_kw or {}))
         rows.append(row)
         print(f"{row['angle']:>5g} {row['target_angle']:>7.1f} {row['grown_angle']:>7.1f} {row['error']:>6.1f} "
               f"{row['coherence_kept']:>14.2f} {row['seconds']:>8.0f}  {'pass' if row['passed'] else 'FAIL'}", flush=True)

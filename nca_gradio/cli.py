@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", required=True, help="folder for the model (config.json, model.safetensors)")
     add_training_options(train)
     train.add_argument("--compile", action="store_true",
-                       help="CUDA only: compile the rollout and replay it as CUDA graphs (about half a minute first, "
-                            "then iterations up to 4x faster: worth it for runs of several hundred iterations)")
+                       help="CUDA only: compile the rollout with torch.compile instead of replaying each whole iteration "
+                            "as one CUDA graph (the default on CUDA); about half a minute to compile first")
+    train.add_argument("--eager", action="store_true",
+                       help="CUDA only: step op by op, without the CUDA graph of each iteration (to compare, or debug)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --output")
     train.add_argument("--force", action="store_true", help="replace the model already in --output (without it, that is refused)")
     train.set_defaults(handler=cmd_train)
@@ -186,6 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.compile and trainer.device.type != "cuda":
         log(f"--compile speeds up CUDA GPUs only; training on {trainer.device} without it")
     trainer.compile = args.compile
+    trainer.cuda_graph = not args.eager
     log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters) with the {trainer.loss_name} loss on {trainer.device}")
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "

@@ -21,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 from .atomic import prepare_folder
 from .errors import UserError
 from .fast import apply_steps, compile_steps
+from .graph_step import Draw, GraphedIteration, load_optimizer_in_place, make_optimizer, set_lr
 from .images import tensor_to_image
 from .losses import LOSS_NAMES, VGG_LOSSES, build_loss, overflow_loss
 from .model import NCA, PRESETS, NCAConfig, draw_masks, to_rgb
@@ -253,14 +254,17 @@ class TrainResult:
 class Trainer:
     """Holds a run's state so it can stop, checkpoint and resume in the middle.
 
-    Set `compile = True` before the first step to run the rollout through
-    torch.compile on CUDA: faster steps after a slow first one, and the plain
-    loop wherever compiling fails. Without checkpointing, the compiled chunks
-    also replay as CUDA graphs (forward and backward): at NCA sizes a GPU
-    waits on kernel launches, not on arithmetic.
+    On CUDA, from the second iteration on, the whole iteration replays as one
+    CUDA graph (`graph_step.GraphedIteration`): at NCA sizes a GPU waits on
+    kernel launches, not on arithmetic. Where capture fails it says so and steps
+    eagerly; set `cuda_graph = False` to step eagerly anyway. Gradient
+    checkpointing and `compile` step eagerly too: `compile = True` (set before
+    the first step) runs the rollout through torch.compile on CUDA, its chunks
+    replayed as CUDA graphs of their own, and the plain loop wherever compiling fails.
     """
 
     compile: bool = False
+    cuda_graph: bool = True
     CHUNK = 8  # steps per call when not checkpointing
     GRAPHED_CHUNK = 16  # the same, compiled into CUDA graphs: fewer replays, each a longer compile
 
@@ -282,7 +286,7 @@ class Trainer:
         self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
         self.model = NCA(cfg.architecture).to(self.device)
         self.compute_dtype = training_dtype(self.device, cfg.precision)  # None: float32
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg.lr, self.device)
         milestones = sorted({max(1, int(f * cfg.iters)) for f in cfg.lr_decay_at})
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=0.3)
         self.pool = self.model.empty_grid(cfg.pool_size, cfg.size)
@@ -295,6 +299,14 @@ class Trainer:
         self._last_good = self._snapshot()
         self.compiled = False  # whether the rollout runs compiled (set at the first rollout with `compile`)
         self._compiled_steps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+        self._graphed: GraphedIteration | None = None
+
+    @property
+    def path(self) -> str:
+        """How iterations run now: "cuda graph", "compiled", or "eager"."""
+        if self._graphed is not None and self._graphed.captured:
+            return "cuda graph"
+        return "compiled" if self.compiled else "eager"
 
     @property
     def compiles_on_gpu(self) -> bool:
@@ -360,53 +372,97 @@ class Trainer:
             self._compiled_steps, self.compiled = compile_steps(self.model, probe, self.log, mode)
         return self._compiled_steps
 
-    def autocast(self) -> torch.autocast:
-        """The rollout's compute dtype (`TrainConfig.precision`); a no-op for float32."""
+    def autocast(self, cache: bool = True) -> torch.autocast:
+        """The rollout's compute dtype (`TrainConfig.precision`); a no-op for float32. A graph capture needs `cache=False`."""
         dtype = self.compute_dtype or torch.bfloat16
-        return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None)
+        return torch.autocast(self.device.type, dtype=dtype, enabled=self.compute_dtype is not None, cache_enabled=cache)
 
     def random_damage(self) -> Damage:
         """The default damage (`render.Damage`: a circle of radius 1/4) at a random place; the grid wraps."""
         x, y = torch.rand(2, generator=self.generator).tolist()
         return Damage(x=x, y=y)
 
-    def train_step(self) -> dict:
-        """One iteration: sample the pool, grow, score, update. Returns the losses."""
+    def draw(self) -> Draw:
+        """The iteration's random choices (pool samples, re-injection, damage, steps), from the run's generator.
+
+        The samples are distinct, as in Growing NCA: with a repeat, which grown copy went
+        back to the pool depended on thread timing, and a seed no longer repeated its run.
+        """
         cfg = self.config
-        idx = torch.randint(0, cfg.pool_size, (cfg.batch,), generator=self.generator).to(self.device)
-        x = self.pool[idx]
-        if self.iteration % 8 == 0:
-            x[:1] = 0.0  # seed re-injection: keep learning to grow from an empty grid
-        if cfg.damage_every and self.iteration % cfg.damage_every == 0:
-            x[-1:] = apply_damage(x[-1:], self.random_damage())
+        idx = torch.randperm(cfg.pool_size, generator=self.generator)[: cfg.batch]  # distinct: a repeat would race when written back
+        damage = self.random_damage() if cfg.damage_every and self.iteration % cfg.damage_every == 0 else None
         steps = int(torch.randint(cfg.steps_min, cfg.steps_max + 1, (1,), generator=self.generator))
+        return Draw(idx=idx, reinject=self.iteration % 8 == 0, damage=damage, steps=steps)  # re-injection: keep learning to grow from empty
+
+    def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, texture, overflow) of a grown batch: the texture loss's batch mean plus the weighted overflow penalty."""
+        texture = self.loss_fn(to_rgb(x.float(), clamp=False)).mean()
+        overflow = overflow_loss(x.float()) * self.config.overflow_weight
+        return texture + overflow, texture, overflow
+
+    def normalise_gradients(self) -> list[torch.Tensor]:
+        """Each parameter's gradient scaled to unit norm, in place: steady steps at any loss scale."""
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        for grad in grads:
+            grad /= grad.norm() + 1e-8
+        return grads
+
+    def settle(self, x: torch.Tensor) -> torch.Tensor:
+        """What a grown batch returns to the pool as: diverged samples reset to empty (`reset_runaways`)."""
+        return reset_runaways(x)
+
+    def train_step(self) -> dict:
+        """One iteration: sample the pool, grow, score, update. Returns the losses.
+
+        Eager (`_eager_step`) or, on CUDA once Adam has its state, one replay of a CUDA graph of the same arithmetic.
+        """
+        draw = self.draw()
+        graphed = self._graphed_iteration()
+        values = graphed.run(draw) if graphed is not None else self._eager_step(draw)
+        if values[3] != 1.0:  # a NaN or inf: nothing was stepped
+            self._roll_back()
+            return {"loss": float("nan"), "texture": float("nan"), "overflow": float("nan"), "rolled_back": True}
+        self.scheduler.step()
+        self.iteration += 1
+        if self.iteration % 10 == 0 and self._usable():
+            self._last_good = self._snapshot()
+        return {"loss": values[0], "texture": values[1], "overflow": values[2], "rolled_back": False}
+
+    def _eager_step(self, draw: Draw) -> list[float]:
+        """The iteration op by op: [loss, texture, overflow, finite (1.0 or 0.0)]; a non-finite one steps nothing."""
+        idx = draw.idx.to(self.device)
+        x = self.pool[idx]
+        if draw.reinject:
+            x[:1] = 0.0
+        if draw.damage is not None:
+            x[-1:] = apply_damage(x[-1:], draw.damage)
         if self.compiles_on_gpu:
             torch.compiler.cudagraph_mark_step_begin()  # last iteration's graph outputs are no longer needed
         with self.autocast():
-            x = self.rollout(x, steps)
-        texture = self.loss_fn(to_rgb(x.float(), clamp=False)).mean()
-        overflow = overflow_loss(x.float()) * cfg.overflow_weight
-        loss = texture + overflow
+            x = self.rollout(x, draw.steps)
+        loss, texture, overflow = self.losses(x)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # a NaN loss gives NaN gradients: the one check below catches both
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        for grad in grads:
-            grad /= grad.norm() + 1e-8  # per-parameter normalisation: steady steps at any loss scale
+        grads = self.normalise_gradients()
         # The iteration's one host sync: the losses, and a NaN/inf guard on every gradient
         # (a normalised gradient's sum is finite exactly when all its entries are).
         values = torch.stack([loss.detach(), texture.detach(), overflow.detach(), *(g.sum() for g in grads)]).tolist()
         if not all(math.isfinite(v) for v in values):
             self.optimizer.zero_grad(set_to_none=True)
-            self._roll_back()
-            return {"loss": float("nan"), "texture": float("nan"), "overflow": float("nan"), "rolled_back": True}
+            return [*values[:3], 0.0]
         self.optimizer.step()
-        self.scheduler.step()
         with torch.no_grad():
-            self.pool[idx] = reset_runaways(x.detach())
-        self.iteration += 1
-        if self.iteration % 10 == 0 and self._usable():
-            self._last_good = self._snapshot()
-        return {"loss": values[0], "texture": values[1], "overflow": values[2], "rolled_back": False}
+            self.pool[idx] = self.settle(x.detach())
+        return [*values[:3], 1.0]
+
+    def _graphed_iteration(self) -> GraphedIteration | None:
+        """The CUDA graph of the iteration, where it runs: CUDA, `cuda_graph`, no checkpointing or compile, Adam's state made."""
+        if self._graphed is None:
+            if not (self.cuda_graph and self.device.type == "cuda" and not self.config.grad_checkpoint
+                    and not self.compile and self.optimizer.state):
+                return None
+            self._graphed = GraphedIteration(self)
+        return None if self._graphed.failed else self._graphed
 
     def train(
         self,
@@ -515,8 +571,9 @@ class Trainer:
         }
 
     def _restore(self, snapshot: dict) -> None:
+        """Back to a snapshot, in the tensors the model and Adam already have (a captured graph points at them)."""
         self.model.load_state_dict(snapshot["model"])
-        self.optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
+        load_optimizer_in_place(self.optimizer, snapshot["optimizer"])
 
     def _roll_back(self) -> None:
         """A NaN or inf appeared: go back to the last good weights, and clear the poisoned pool."""
@@ -623,7 +680,7 @@ class Trainer:
             trainer.planned_iters = max(iteration, min(config.iters, info["planned_iterations"]))
         passed = sum(count for m, count in trainer.scheduler.milestones.items() if m <= iteration)
         for group in trainer.optimizer.param_groups:
-            group["lr"] = config.lr * trainer.scheduler.gamma**passed
+            set_lr(group, config.lr * trainer.scheduler.gamma**passed)
         trainer.scheduler.last_epoch = iteration
         trainer.iteration = iteration
         trainer.seconds = float(info.get("seconds", 0.0))
