@@ -5,7 +5,7 @@
 Textures default to six bundled models' targets (models/NAME/target.png); pass photos
 no recipe was tuned on for a fairer look (../shared/textures/*.png where it exists).
 Each is trained with `TrainConfig.for_device("auto")` (on a GPU: the GPU recipe with
-its time budget) and the compiled rollout, grown on a 128 px canvas and scored
+its time budget), each iteration replayed as one CUDA graph (the Trainer's default on CUDA), grown on a 128 px canvas and scored
 (`quality.score`: 1.0 is the target's own floor) at 1,024 and 4,096 steps. The sheet
 has one row per texture: target, grown for 1,024 steps, grown for 4,096 steps.
 """
@@ -45,7 +45,6 @@ def textures(paths: list[Path]) -> list[Path]:
 def trial(path: Path, config: TrainConfig) -> tuple[dict, torch.Tensor]:
     target = load_target(path, config.target_size)
     trainer = Trainer(target, config, log=lambda message: print(f"  {message}", file=sys.stderr))
-    trainer.compile = trainer.device.type == "cuda"
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started
@@ -57,7 +56,7 @@ def trial(path: Path, config: TrainConfig) -> tuple[dict, torch.Tensor]:
     name = path.parent.name if path.name == "target.png" else path.stem
     row = {"texture": name, "iterations": result.iterations, "seconds": seconds, "it_s": result.iterations / max(result.seconds, 1e-9),
            "score_1024": score(images[0], target.cpu()).combined, "score_4096": score(images[1], target.cpu()).combined,
-           "compiled": trainer.compiled}
+           "path": trainer.path}
     return row, torch.cat([small_target, *images], dim=-1)
 
 
@@ -86,7 +85,7 @@ def main() -> int:
     tensor_to_image(torch.cat(strips, dim=-2)[0]).save(args.out / "contact_sheet.png")
     print(f"median score @1024 {statistics.median(r['score_1024'] for r in rows):.2f}, "
           f"median it/s {statistics.median(r['it_s'] for r in rows):.1f}; sheet: {args.out / 'contact_sheet.png'} "
-          "(rows: target, 1,024 steps, 4,096 steps)")
+          f"(rows: target, 1,024 steps, 4,096 steps); iterations ran as: {', '.join(sorted({r['path'] for r in rows}))}")
     return 0
 
 

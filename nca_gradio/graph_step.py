@@ -20,17 +20,15 @@ how the tests hold it to the eager `Trainer.train_step`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
 from .fast import apply_steps
+from .model import NCA
 from .render import Damage
-
-if TYPE_CHECKING:  # the Trainer builds this; importing train here would be a loop
-    from .train import Trainer
 
 
 @dataclass
@@ -43,6 +41,23 @@ class Draw:
     steps: int
 
 
+class Iterating(Protocol):
+    """What the graph needs of its `train.Trainer` (named here, not imported: train imports this module)."""
+
+    config: Any  # TrainConfig: batch, size, steps_max, fire_rate
+    device: torch.device
+    model: NCA
+    optimizer: torch.optim.Optimizer
+    pool: torch.Tensor
+    mask_generator: torch.Generator
+    log: Callable[[str], None]
+
+    def autocast(self, cache: bool = True) -> torch.autocast: ...
+    def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+    def normalise_gradients(self) -> list[torch.Tensor]: ...
+    def settle(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
 class CaptureUnavailable(RuntimeError):
     """CUDA graphs cannot be used for training here (no CUDA, or the capture failed)."""
 
@@ -50,16 +65,16 @@ class CaptureUnavailable(RuntimeError):
 class GraphedIteration:
     """`Trainer.train_step`'s arithmetic from the draws on, recorded once as a CUDA graph and replayed.
 
-    The first `run` executes the body uncaptured on a side stream (cuDNN and cuFFT
-    choose their kernels, lazy buffers are made), the second captures it and
+    The first `WARMUP` runs execute the body uncaptured on a side stream (cuDNN and
+    cuFFT choose their kernels, lazy buffers are made), the next captures it and
     replays; every later one only replays. Adam must already have its state (one
     eager iteration gives it) and must be `capturable`, with its lr a tensor, so
     the scheduler's changes reach the replayed step.
     """
 
-    WARMUP = 1
+    WARMUP = 2  # PyTorch's whole-network capture example warms up 3 times; the Trainer's first iteration is eager
 
-    def __init__(self, trainer: Trainer, capture: bool = True) -> None:
+    def __init__(self, trainer: Iterating, capture: bool = True) -> None:
         cfg = trainer.config
         device = trainer.device
         self.trainer = trainer
@@ -159,8 +174,8 @@ class GraphedIteration:
         trainer.optimizer.step()
         for now, old in zip(guarded, before):
             now.copy_(torch.where(finite, now, old))  # a non-finite iteration changes nothing
-        with torch.no_grad():
-            pool[self.idx] = torch.where(finite, trainer.settle(x.detach()), pool.index_select(0, self.idx))
+        with torch.no_grad():  # the samples are distinct (`Trainer.draw`): a plain indexed copy
+            pool.index_copy_(0, self.idx, torch.where(finite, trainer.settle(x.detach()), pool.index_select(0, self.idx)))
         self.report = torch.stack([checked[0], checked[1], checked[2], finite.to(checked.dtype)])
 
 

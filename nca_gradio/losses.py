@@ -10,6 +10,7 @@ compares each image of the batch with the target on its own.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -299,6 +300,7 @@ class PatchLoss(nn.Module):
                 self.level_weights.append(1.0 / max(float(root.square().sum()), 1e-8))  # trace of the covariance
             pixels = target.float().flatten(2)[0]
             self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
+            self.colour_variance = max(float(self.target_pixels.var(dim=1).sum()), 1e-8)  # the colour term is divided by it, as the levels are
             self.target = target.float()
             self._target_spectra: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -355,7 +357,7 @@ class PatchLoss(nn.Module):
             total = total + self.level_loss(level, source) * self.level_weights[level]
         proj = random_directions(3, 32, img.device)
         colour = sliced_ot(self.subsample(img.flatten(2)), lambda p: sort_last(p.T @ self.target_pixels), proj)
-        total = total + colour / max(float(self.target_pixels.var(dim=1).sum()), 1e-8)
+        total = total + colour / self.colour_variance
         return total + self.spectrum_weight * self.spectrum_distance(img)
 
 
@@ -417,15 +419,27 @@ def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1) -> torch.Te
     grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
     h, w = grey.shape[-2:]
     power = torch.fft.rfft2(grey).abs().square() / (h * w)
-    fy = torch.fft.fftfreq(h, device=img.device)[:, None]
-    fx = torch.fft.rfftfreq(w, device=img.device)[None, :]
+    which, kept, count = spectrum_cells(h, w, bins, angles, img.device)
+    total = power.new_zeros(power.shape[0], bins * angles).index_add_(1, which, power.flatten(1))
+    return torch.log(total.index_select(1, kept) / count.to(power.dtype) + 1e-8)
+
+
+@functools.lru_cache(maxsize=64)
+def spectrum_cells(h: int, w: int, bins: int, angles: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For `log_spectrum` of an h x w image: each frequency's cell, the cells kept, and how many frequencies each averages.
+
+    They depend on the shape alone, so they are found once: finding the kept
+    cells reads a data-dependent count back to the host, which a CUDA graph's
+    capture cannot do.
+    """
+    fy = torch.fft.fftfreq(h, device=device)[:, None]
+    fx = torch.fft.rfftfreq(w, device=device)[None, :]
     ring = ((fy.square() + fx.square()).sqrt() / 0.5 * bins).long().clamp(max=bins - 1)
     sector = ((torch.atan2(fy, fx) / math.pi + 0.5) * angles).long().clamp(0, angles - 1)  # fx >= 0: angle in [-pi/2, pi/2]
     which = (ring * angles + sector).flatten()
-    total = power.new_zeros(power.shape[0], bins * angles).index_add_(1, which, power.flatten(1))
-    count = power.new_zeros(bins * angles).index_add_(0, which, torch.ones_like(which, dtype=power.dtype))
-    keep = (count > 0) & (torch.arange(bins * angles, device=img.device) >= angles)
-    return torch.log(total[:, keep] / count[keep] + 1e-8)
+    count = torch.zeros(bins * angles, device=device).index_add_(0, which, torch.ones_like(which, dtype=torch.float32))
+    kept = ((count > 0) & (torch.arange(bins * angles, device=device) >= angles)).nonzero().squeeze(1)
+    return which, kept, count[kept]
 
 
 # ----------------------------------------------------------------------------- choosing a loss

@@ -12,6 +12,7 @@ import copy
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from nca_gradio.graph_step import CaptureUnavailable, GraphedIteration, load_optimizer_in_place, optimizer_tensors, set_lr
 from nca_gradio.train import TrainConfig, Trainer
@@ -48,6 +49,40 @@ def test_the_graph_body_trains_exactly_as_the_eager_step(pebbles_64):
     for a, b in zip(state_of(eager), state_of(graphed)):
         assert torch.equal(b, a)
     assert not torch.equal(eager.pool, torch.zeros_like(eager.pool))  # the pool was written back
+
+
+class HostWaits(TorchDispatchMode):
+    """Records the ops that make a CUDA stream wait for the host (a value read back, a data-dependent shape).
+
+    Inside a graph capture each is an error, so a body that runs none of them on a CPU has none to fail on.
+    Adam's step counter is read on the CPU only (on CUDA it is capturable, and stays on the device): `allowed`.
+    """
+
+    def __init__(self, allowed: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.allowed = {id(t) for t in allowed}
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        aten = torch.ops.aten
+        reads = func in (aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_select.default)
+        bool_index = func is aten.index.Tensor and any(i is not None and i.dtype == torch.bool for i in args[1])
+        if (reads and not (args and id(args[0]) in self.allowed)) or bool_index:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("match_weight", [0.0, 0.02])
+def test_the_graph_body_never_waits_for_the_host(pebbles_64, match_weight):
+    t = trainer(pebbles_64, match_weight=match_weight)
+    t.train_step()
+    graphed = GraphedIteration(t, capture=False)
+    graphed.load(t.draw())
+    t.optimizer.zero_grad(set_to_none=True)
+    steps = [state["step"] for state in t.optimizer.state.values()]
+    with HostWaits(steps) as waits:
+        graphed.body()
+    assert waits.seen == []
 
 
 def test_an_iteration_draws_distinct_pool_samples(pebbles_64):
