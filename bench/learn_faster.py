@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.loss_terms import ResearchPatchLoss
 from nca_gradio.images import load_target, tensor_to_image
 from nca_gradio.model import to_rgb
 from nca_gradio.model_folder import load_folder, read_config
@@ -82,6 +83,8 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
         chosen["fire_rate"] = start.config.fire_rate
     config = TrainConfig(device="cpu", **chosen)
     trainer = Trainer(target, config, log=lambda _: None)
+    if args.loss_kw:
+        trainer.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
     if start is not None:
         trainer.model.load_state_dict(start.state_dict())
         trainer._last_good = trainer._snapshot()  # a rollback returns to the start, not to the identity
@@ -98,12 +101,12 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
         print(f"{iteration:>6} {value:>7.3f} {trainer.seconds:>8.0f}", flush=True)
 
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
-          f"perception {config.perception}, seed {config.seed}")
+          f"perception {config.perception}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}")
     print(f"{'iter':>6} {'score':>7} {'seconds':>8}", flush=True)
     if 0 in score_at:
         record(0)
     trainer.train(callback=lambda p: record(p.iteration) if p.iteration in score_at else None, preview_every=10**9)
-    result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None,
+    result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None, "loss_kw": args.loss_kw,
               "config": {k: v for k, v in config.to_dict().items() if k != "lr_decay_at"} | {"lr_decay_at": list(config.lr_decay_at)},
               "grow_seeds": args.grow_seeds, "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
@@ -135,6 +138,7 @@ def main() -> int:
     parser.add_argument("--decay-at", type=float, nargs="+", help="override the recipe's lr decay fractions")
     parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
     parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
+    parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("/tmp/learn_faster/run"), help="folder for results.json and PNGs")
     parser.add_argument("--rank", action="store_true", help="only list bundled models, nearest texture first")

@@ -134,7 +134,8 @@ class ResearchPatchLoss(PatchLoss):
         *,
         patch_size: int = PatchLoss.patch_size,
         spectrum_bins: int = PatchLoss.spectrum_bins,
-        spectrum_angles: int = 1,
+        spectrum_angles: int = PatchLoss.spectrum_angles,
+        spectrum_weight: float = PatchLoss.spectrum_weight,
         orientations: int = 0,
         nearest_weight: float = 0.0,
         completeness_weight: float = 0.0,
@@ -151,6 +152,7 @@ class ResearchPatchLoss(PatchLoss):
         super().__init__(target, **options)
         self.spectrum_bins = spectrum_bins
         self.spectrum_angles = spectrum_angles
+        self.spectrum_weight = spectrum_weight
         self.nearest_weight = nearest_weight
         self.completeness_weight = completeness_weight
         self.random_gram = RandomFeatureGram(target) if random_gram_weight else None

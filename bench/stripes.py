@@ -91,10 +91,7 @@ def trial(angle: float, config: TrainConfig, out: Path | None, loss_kw: dict | N
     started = time.perf_counter()
     trainer = Trainer(target, config, log=lambda _: None)
     if loss_kw:
-        spectrum_weight = loss_kw.pop("spectrum_weight", None)
         trainer.loss_fn = ResearchPatchLoss(trainer.target, **loss_kw)
-        if spectrum_weight is not None:
-            trainer.loss_fn.spectrum_weight = spectrum_weight
     result = trainer.train()
     seconds = time.perf_counter() - started
     grown_state = run(result.model, result.model.empty_grid(1, 128), 1024, every=1024, seed=0, precision="float32").state
@@ -129,7 +126,7 @@ def main() -> int:
     print(f"{'angle':>5} {'target':>7} {'grown':>7} {'error':>6} {'coherence kept':>14} {'seconds':>8}  result")
     rows = []
     for angle in args.angles:
-        row = trial(angle, config, args.out, dict(args.loss_kw or {}))
+        row = trial(angle, config, args.out, args.loss_kw)
         rows.append(row)
         print(f"{row['angle']:>5g} {row['target_angle']:>7.1f} {row['grown_angle']:>7.1f} {row['error']:>6.1f} "
               f"{row['coherence_kept']:>14.2f} {row['seconds']:>8.0f}  {'pass' if row['passed'] else 'FAIL'}", flush=True)
