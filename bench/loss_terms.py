@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nca_gradio.losses import PatchLoss, completeness_distance, nearest_patch_distance, squared_distances, tiled_log_spectrum
+from nca_gradio.losses import PatchLoss, completeness_distance, nearest_patch_distance, squared_distances
 
 
 def oriented_directions(size: int, orientations: int) -> torch.Tensor:
@@ -136,6 +136,7 @@ class ResearchPatchLoss(PatchLoss):
         spectrum_bins: int = PatchLoss.spectrum_bins,
         spectrum_angles: int = PatchLoss.spectrum_angles,
         spectrum_weight: float = PatchLoss.spectrum_weight,
+        spectrum_soft: bool = PatchLoss.spectrum_soft,
         orientations: int = 0,
         nearest_weight: float = 0.0,
         completeness_weight: float = 0.0,
@@ -153,6 +154,7 @@ class ResearchPatchLoss(PatchLoss):
         self.spectrum_bins = spectrum_bins
         self.spectrum_angles = spectrum_angles
         self.spectrum_weight = spectrum_weight
+        self.spectrum_soft = spectrum_soft
         self.nearest_weight = nearest_weight
         self.completeness_weight = completeness_weight
         self.random_gram = RandomFeatureGram(target) if random_gram_weight else None
@@ -175,9 +177,6 @@ class ResearchPatchLoss(PatchLoss):
         if self.completeness_weight:
             loss = loss + self.completeness_weight * completeness_distance(source, target, self.max_samples)
         return loss
-
-    def spectrum(self, img: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
-        return tiled_log_spectrum(img, tile, self.spectrum_bins, self.spectrum_angles)
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         total = super().forward(img)

@@ -272,6 +272,7 @@ class PatchLoss(nn.Module):
     patch_size = 5
     spectrum_bins = 16  # rings of normalised frequency in the spectrum term
     spectrum_angles = 8  # orientation sectors of each ring: which way stripes and grain run
+    spectrum_soft = True  # each frequency shared between its two nearest sectors: a small turn still moves the loss
     spectrum_weight = 1.0
 
     def __init__(
@@ -341,7 +342,7 @@ class PatchLoss(nn.Module):
 
     def spectrum(self, img: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         """(B, K) what the spectrum term compares: the log power in rings and sectors, on tiles of one size."""
-        return tiled_log_spectrum(img, tile, self.spectrum_bins, self.spectrum_angles)
+        return tiled_log_spectrum(img, tile, self.spectrum_bins, self.spectrum_angles, self.spectrum_soft)
 
     def spectrum_distance(self, img: torch.Tensor) -> torch.Tensor:
         """Mean absolute log-spectrum difference, on tiles the size of the smaller of the image and the target."""
@@ -364,7 +365,7 @@ class PatchLoss(nn.Module):
         return total + self.spectrum_weight * self.spectrum_distance(img)
 
 
-def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angles: int = 1) -> torch.Tensor:
+def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angles: int = 1, soft: bool = False) -> torch.Tensor:
     """(B, K) `log_spectrum` averaged over each image's tiles of one size (Welch's method).
 
     Two images of different sizes compared on tiles of one size have the same
@@ -374,7 +375,7 @@ def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angl
     tiles = img.unfold(2, th, th).unfold(3, tw, tw)  # (B, C, rows, cols, th, tw)
     b, c, rows, cols = tiles.shape[:4]
     tiles = tiles.permute(0, 2, 3, 1, 4, 5).reshape(b * rows * cols, c, th, tw)
-    return log_spectrum(tiles, bins, angles).view(b, rows * cols, -1).mean(dim=1)
+    return log_spectrum(tiles, bins, angles, soft).view(b, rows * cols, -1).mean(dim=1)
 
 
 def squared_distances(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -409,7 +410,7 @@ def completeness_distance(source: torch.Tensor, target: torch.Tensor, samples: i
     return (matched - keep[None]).square().sum(1).mean(-1)
 
 
-def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1) -> torch.Tensor:
+def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1, soft: bool = False) -> torch.Tensor:
     """(B, K) log power of each image's luminance in rings of normalised frequency, cut into `angles` sectors.
 
     Normalised frequencies make images of different sizes comparable; the
@@ -417,32 +418,48 @@ def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1) -> torch.Te
     the image size, bins and angles. One sector is the radial average (the size
     of the grain); several also see orientation, which a radial average cannot:
     parallel streaks and round grains of one size have the same radial spectrum.
+    `soft` shares each frequency between its two nearest sectors (`spectrum_cells`).
     """
     grey = img.mean(dim=1)
     grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
     h, w = grey.shape[-2:]
-    power = torch.fft.rfft2(grey).abs().square() / (h * w)
-    which, kept, count = spectrum_cells(h, w, bins, angles, img.device)
-    total = power.new_zeros(power.shape[0], bins * angles).index_add_(1, which, power.flatten(1))
+    power = torch.fft.rfft2(grey).abs().square().flatten(1) / (h * w)
+    cells, shares, kept, count = spectrum_cells(h, w, bins, angles, soft, img.device)
+    total = power.new_zeros(power.shape[0], bins * angles)
+    for cell, share in zip(cells, shares):
+        total.index_add_(1, cell, power if share is None else power * share.to(power.dtype))
     return torch.log(total.index_select(1, kept) / count.to(power.dtype) + 1e-8)
 
 
 @functools.lru_cache(maxsize=64)
-def spectrum_cells(h: int, w: int, bins: int, angles: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For `log_spectrum` of an h x w image: each frequency's cell, the cells kept, and how many frequencies each averages.
+def spectrum_cells(h: int, w: int, bins: int, angles: int, soft: bool, device: torch.device) -> tuple:
+    """For `log_spectrum` of an h x w image: each frequency's cells and its share of each, the cells kept, their counts.
 
-    They depend on the shape alone, so they are found once: finding the kept
-    cells reads a data-dependent count back to the host, which a CUDA graph's
-    capture cannot do.
+    Hard sectors give each frequency to one cell, so a turn within a sector
+    changes nothing and a loss on them has no gradient towards the right angle
+    there; `soft` shares it between the two sectors whose centres it lies
+    between, by how near each is (orientation wraps at 180 degrees), so power
+    moves smoothly from sector to sector as a texture turns. They depend on the
+    shape alone and are found once: finding the kept cells reads a count back to
+    the host, which a CUDA graph's capture cannot do.
     """
     fy = torch.fft.fftfreq(h, device=device)[:, None]
     fx = torch.fft.rfftfreq(w, device=device)[None, :]
     ring = ((fy.square() + fx.square()).sqrt() / 0.5 * bins).long().clamp(max=bins - 1)
-    sector = ((torch.atan2(fy, fx) / math.pi + 0.5) * angles).long().clamp(0, angles - 1)  # fx >= 0: angle in [-pi/2, pi/2]
-    which = (ring * angles + sector).flatten()
-    count = torch.zeros(bins * angles, device=device).index_add_(0, which, torch.ones_like(which, dtype=torch.float32))
+    position = (torch.atan2(fy, fx) / math.pi + 0.5) * angles  # fx >= 0: the angle in [-pi/2, pi/2], in sectors
+    if soft:
+        low = (position - 0.5).floor()  # the sector centre at or before this frequency
+        upper_share = position - 0.5 - low
+        parts = [(low.long() % angles, 1.0 - upper_share), ((low.long() + 1) % angles, upper_share)]
+    else:
+        parts = [(position.long().clamp(0, angles - 1), None)]
+    cells = [(ring * angles + sector).flatten() for sector, _ in parts]
+    shares = [None if share is None else share.expand_as(ring).flatten() for _, share in parts]
+    count = torch.zeros(bins * angles, device=device)
+    for cell, share in zip(cells, shares):
+        count.index_add_(0, cell, torch.ones_like(cell, dtype=torch.float32) if share is None else share)
     kept = ((count > 0) & (torch.arange(bins * angles, device=device) >= angles)).nonzero().squeeze(1)
-    return which, kept, count[kept]
+    return cells, shares, kept, count[kept]
 
 
 # ----------------------------------------------------------------------------- choosing a loss

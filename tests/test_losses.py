@@ -216,6 +216,28 @@ def test_oriented_spectrum_tells_streaks_apart_by_direction_where_the_radial_one
     assert gap(1) < 0.1 and gap(6) > 10 * gap(1)
 
 
+def test_soft_sectors_share_each_frequency_between_the_two_nearest_sector_centres():
+    """8 sectors of 22.5 degrees, centred at -78.75, -56.25, ... 78.75 degrees of frequency angle (fx >= 0)."""
+    from nca_gradio.losses import spectrum_cells
+
+    cells, shares, _, _ = spectrum_cells(64, 64, 4, 8, True, torch.device("cpu"))
+    width = 33  # rfft columns
+    total = torch.zeros(64 * width)
+    for share in shares:
+        total += share
+    assert torch.allclose(total, torch.ones_like(total))  # all of every frequency's power is given out
+
+    def given(fy: int, fx: int) -> dict[int, float]:
+        i = (fy % 64) * width + fx
+        return {int(cell[i]) % 8: round(float(share[i]), 3) for cell, share in zip(cells, shares) if float(share[i]) > 0}
+
+    assert given(0, 5) == {3: 0.5, 4: 0.5}  # 0 degrees lies between the centres at -11.25 and 11.25
+    assert given(5, 0) == {7: 0.5, 0: 0.5}  # 90 degrees: orientation wraps, so the last sector and the first share it
+    centre = math.tan(math.radians(33.75))  # the centre of sector 5
+    fx, fy = 20, round(20 * centre)
+    assert given(fy, fx)[5] > 0.9
+
+
 def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg):
     """A model trained with `--loss auto` where VGG16 loads says on its card, and in its command, that it trained with ot."""
     from nca_gradio.card import model_card
