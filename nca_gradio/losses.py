@@ -273,7 +273,7 @@ class PatchLoss(nn.Module):
     spectrum_bins = 16  # rings of normalised frequency in the spectrum term
     spectrum_angles = 8  # orientation sectors of each ring: which way stripes and grain run
     spectrum_soft = True  # each frequency shared between its two nearest sectors: a small turn still moves the loss
-    spectrum_weight = 1.0
+    spectrum_weight = 0.3
 
     def __init__(
         self,

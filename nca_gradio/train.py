@@ -254,8 +254,8 @@ class TrainResult:
 class Trainer:
     """Holds a run's state so it can stop, checkpoint and resume in the middle.
 
-    On CUDA, from the second iteration on, the whole iteration replays as one
-    CUDA graph (`graph_step.GraphedIteration`): at NCA sizes a GPU waits on
+    On CUDA, after a first eager iteration and two warm-ups, every iteration replays
+    as one CUDA graph (`graph_step.GraphedIteration`): at NCA sizes a GPU waits on
     kernel launches, not on arithmetic. Where capture fails it says so and steps
     eagerly; set `cuda_graph = False` to step eagerly anyway. Gradient
     checkpointing and `compile` step eagerly too: `compile = True` (set before
