@@ -183,7 +183,7 @@ GRAPH_TARGET_ITERS_PER_S = 100.0  # issue 22: the GPU recipe's iteration as one 
 
 
 def graph_rows(sizes: Sizes, device: torch.device) -> tuple[list[Row], dict]:
-    """(3) the GPU recipe's iteration (texture preset, patch loss with matching, batch 8, 64x64, 32..96 steps).
+    """(2g) the GPU recipe's iteration (texture preset, patch loss with matching, batch 8, 64x64, 32..96 steps).
 
     Graphed (the default on CUDA: one replay an iteration) against eager and the lesson on the same
     device. On a CPU the graph's body runs uncaptured: the row then shows what padding every rollout
@@ -214,9 +214,9 @@ def graph_rows(sizes: Sizes, device: torch.device) -> tuple[list[Row], dict]:
     shape = f"texture preset, patch loss, match {recipe['match_weight']:g}, {recipe['size']}x{recipe['size']}, " \
             f"batch {recipe['batch']}, {recipe['steps_min']}..{recipe['steps_max']} steps"
     graph_rate = 1 / med(times["graph"])
-    rows = [Row(f"(3) train it/s, GPU recipe ({shape}), {path}, against the lesson config of (1)",
+    rows = [Row(f"(2g) train it/s, GPU recipe ({shape}), {path}, against the lesson config of (1)",
                 f"{1 / med(times['lesson']):.1f} it/s", f"{graph_rate:.1f} it/s", f"{speedup(times, 'lesson', 'graph'):.2f}x"),
-            Row(f"(3e) same recipe, {path} against eager", f"{1 / med(times['eager']):.1f} it/s (eager)",
+            Row(f"(2ge) same recipe, {path} against eager", f"{1 / med(times['eager']):.1f} it/s (eager)",
                 f"{graph_rate:.1f} it/s", f"{speedup(times, 'eager', 'graph'):.2f}x")]
     return rows, {"graph_iters_per_s": graph_rate, "graph_path": path}
 
