@@ -12,13 +12,11 @@ import copy
 
 import pytest
 import torch
+from conftest import needs_cuda
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nca_gradio.graph_step import CaptureUnavailable, GraphedIteration, load_optimizer_in_place, optimizer_tensors, set_lr
 from nca_gradio.train import TrainConfig, Trainer
-
-CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU here")
 
 # Steps vary from 3 to 6 (the body pads to 6), a grid is damaged every 2nd iteration, and iteration 8 re-injects.
 SMALL = {"preset": "fast", "loss": "patch", "size": 24, "target_size": 48, "batch": 2, "pool_size": 4, "steps_min": 3,

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import needs_cuda
 from reference import rollout
 
 from nca_gradio import fast
@@ -19,8 +20,6 @@ from nca_gradio.fast import Grower, apply_steps, circular_pad, compile_steps
 from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, cell_mask, draw_masks
 from nca_gradio.train import TrainConfig, Trainer
 
-CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA GPU here")
 DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
