@@ -427,7 +427,7 @@ def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1, soft: bool 
     cells, shares, kept, count = spectrum_cells(h, w, bins, angles, soft, img.device)
     total = power.new_zeros(power.shape[0], bins * angles)
     for cell, share in zip(cells, shares):
-        total.index_add_(1, cell, power if share is None else power * share.to(power.dtype))
+        total.index_add_(1, cell, power * share.to(power.dtype))
     return torch.log(total.index_select(1, kept) / count.to(power.dtype) + 1e-8)
 
 
@@ -452,12 +452,12 @@ def spectrum_cells(h: int, w: int, bins: int, angles: int, soft: bool, device: t
         upper_share = position - 0.5 - low
         parts = [(low.long() % angles, 1.0 - upper_share), ((low.long() + 1) % angles, upper_share)]
     else:
-        parts = [(position.long().clamp(0, angles - 1), None)]
+        parts = [(position.long().clamp(0, angles - 1), torch.ones_like(position))]
     cells = [(ring * angles + sector).flatten() for sector, _ in parts]
-    shares = [None if share is None else share.expand_as(ring).flatten() for _, share in parts]
+    shares = [share.expand_as(ring).flatten() for _, share in parts]
     count = torch.zeros(bins * angles, device=device)
     for cell, share in zip(cells, shares):
-        count.index_add_(0, cell, torch.ones_like(cell, dtype=torch.float32) if share is None else share)
+        count.index_add_(0, cell, share)
     kept = ((count > 0) & (torch.arange(bins * angles, device=device) >= angles)).nonzero().squeeze(1)
     return cells, shares, kept, count[kept]
 
