@@ -34,11 +34,12 @@ import torch
 from lesson_recipe import LessonNCA, LessonTrainer, inference_step
 
 from nca_gradio.fast import Grower
+from nca_gradio.graph_step import GraphedIteration
 from nca_gradio.images import load_target
 from nca_gradio.model import NCA, PRESETS
 from nca_gradio.precision import dtype_name, inference_dtype, training_dtype
 from nca_gradio.render import run
-from nca_gradio.train import TrainConfig, Trainer
+from nca_gradio.train import TrainConfig, Trainer, device_recipe
 
 TARGET = ROOT / "tests" / "data" / "pebbles.png"
 GROW_TARGET_STEPS_PER_S = 5000.0  # issue 6: the texture preset growing 256x256 on one GPU
@@ -154,6 +155,7 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
     for label, state in compiled_runs.items():
         rows.append(Row(f"(1c) same, {label} (Trainer.compile = True, {state})",
                         f"{lesson_s:.3f} s/it", f"{med(times[label]):.3f} s/it", f"{speedup(times, 'lesson', label):.2f}x"))
+    info["lesson"] = lesson  # (2g) times it again, beside the GPU recipe
     info["best_train_speedup"] = max(speedup(times, "lesson", label) for label in fns if label != "lesson")
 
     # (2) the recipe people actually run: TrainConfig defaults (texture preset, patch loss), rollout pinned to its mean
@@ -182,18 +184,13 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
 GRAPH_TARGET_ITERS_PER_S = 100.0  # issue 22: the GPU recipe's iteration as one CUDA graph on an H100/H200
 
 
-def graph_rows(sizes: Sizes, device: torch.device) -> tuple[list[Row], dict]:
+def graph_rows(sizes: Sizes, device: torch.device, lesson: LessonTrainer) -> tuple[list[Row], dict]:
     """(2g) the GPU recipe's iteration (texture preset, patch loss with matching, batch 8, 64x64, 32..96 steps).
 
     Graphed (the default on CUDA: one replay an iteration) against eager and the lesson on the same
     device. On a CPU the graph's body runs uncaptured: the row then shows what padding every rollout
-    to 96 steps costs where launches are free, not a speed-up.
+    to 96 steps costs where launches are free, not a speed-up. `lesson` is (1)'s.
     """
-    from nca_gradio.graph_step import GraphedIteration
-    from nca_gradio.train import device_recipe
-
-    lesson_target = load_target(TARGET, 128)
-    lesson = LessonTrainer(lesson_target[0], random_vgg(device), n=128, sz=sizes.train_size, bs=4, device=device)
     settings = TrainConfig(**device_recipe(torch.device("cuda")))  # the GPU recipe, whatever runs it
     quick = sizes.train_size < 64
     recipe = {f: getattr(settings, f) for f in ("batch", "pool_size", "match_weight", "steps_min", "steps_max", "size", "target_size")}
@@ -467,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
 
     roof = matmul_flops(sizes.matmul, device)
     rows, _, train_info = training_rows(sizes, device, device.type == "cuda")  # Trainer.compile is CUDA-only
-    graphed, graph_info = graph_rows(sizes, device)
+    graphed, graph_info = graph_rows(sizes, device, train_info["lesson"])
     rows += graphed
     show_progress(rows, started)
     grow_rows, roof_rows, grow_info = inference_rows(sizes, device, compile_too, roof)
