@@ -9,7 +9,7 @@ try:  # on ZeroGPU `spaces` must be imported before anything touches CUDA; elsew
 except ImportError:
     pass
 
-from nca_gradio.studio import stop_trainings_on_sigterm
+from nca_gradio.run import sigterm_stops_runs
 from nca_gradio.ui import build_demo, launch_options
 
 
@@ -25,5 +25,5 @@ demo = build_demo()
 
 if __name__ == "__main__":
     host, port = server_address()
-    stop_trainings_on_sigterm()  # a Space sends SIGTERM before it restarts: running trainings save their models first
+    sigterm_stops_runs()  # a Space sends SIGTERM before it restarts: running trainings save their models first
     demo.launch(server_name=host, server_port=port, **launch_options())

@@ -203,7 +203,7 @@ def graph_rows(sizes: Sizes, device: torch.device, lesson: LessonTrainer) -> tup
         trainer.cuda_graph = name == "graph"
         trainer.train_step()  # Adam's state: the graph needs it
         if name == "graph" and device.type != "cuda":
-            trainer._graphed = GraphedIteration(trainer, capture=False)
+            trainer._graphed = GraphedIteration(trainer.parts, capture=False)
         trainers[name] = trainer
     times = alternate({"lesson": lambda: lesson.train_step(sizes.train_steps), **{n: t.train_step for n, t in trainers.items()}},
                       max(sizes.train_rounds, 10), device, warmup=3)  # warm-up: the graph is captured in it

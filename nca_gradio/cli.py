@@ -6,11 +6,9 @@ Bad input exits with status 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -160,11 +158,9 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .atomic import SaveError, free_bytes, prepare_folder
-    from .card import write_card
     from .images import load_target
     from .model_folder import REQUIRED_FILES
-    from .train import Trainer
+    from .run import TrainingRun, sigterm_stops_runs
     from .train_options import config_from_args
 
     out = Path(args.output)
@@ -175,16 +171,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)
-    if args.resume:
-        more = {k: v for k, v in (("iters", args.iters), ("time_budget", args.time_budget)) if v is not None}
-        trainer = Trainer.resume(out, target, {**more, "device": args.device}, log=log)  # keeps its precision
-    else:
-        trainer = Trainer(target, config, log=log)
-    prepare_folder(out)  # now, not after hours of training
-    needed, free = trainer.checkpoint_bytes, free_bytes(out)
-    if free < needed:
-        raise UsageError(f"{out} has {free / 1e6:,.1f} MB free, but this run's checkpoint needs about {needed / 1e6:,.1f} MB: "
-                         f"free some space or choose another folder")
+    asked = {"iters": args.iters, "time_budget": args.time_budget, "lr": args.lr}  # on --resume, what was given changes
+    overrides = {**{k: v for k, v in asked.items() if v is not None}, "device": args.device}
+    run = TrainingRun.open(out, target, config, resume=args.resume, overrides=overrides, log=log)
+    trainer = run.trainer
     if args.compile and trainer.device.type != "cuda":
         log(f"--compile speeds up CUDA GPUs only; training on {trainer.device} without it")
     trainer.compile = args.compile
@@ -195,50 +185,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
     bar = tqdm(total=trainer.planned_iters, initial=trainer.iteration, unit="it", dynamic_ncols=True)
 
-    def show(progress) -> None:
-        bar.total = progress.total  # a time budget refits the plan as the speed is measured
+    def show(status) -> None:
+        bar.total = status.total  # a time budget refits the plan as the speed is measured
         bar.update(1)
-        bar.set_postfix(loss=f"{progress.texture_loss:.4f}", overflow=f"{progress.overflow_loss:.3f}")
+        bar.set_postfix(loss=f"{status.texture_loss:.4f}", overflow=f"{status.overflow_loss:.3f}")
 
-    def save() -> None:
+    restore_sigterm = sigterm_stops_runs()
+    try:
+        status = run.run(show, card=True)
+    except KeyboardInterrupt:
+        log(f"interrupted at iteration {trainer.iteration}: the model so far is saved in {out}; --resume continues")
+        return 130
+    finally:
         bar.close()
-        trainer.save(out, target)
-        try:
-            write_card(out)  # README.md and preview.gif: the folder is ready to share
-        except SaveError as exc:
-            raise UsageError(f"{exc}; the model itself is saved in {out}") from None
-
-    with _sigterm_stops() as terminated:
-        try:
-            result = trainer.train(show, should_stop=terminated.is_set, preview_every=10**9)
-        except FloatingPointError as exc:
-            save()
-            raise UsageError(f"{exc}; the last good model is saved in {out}") from None
-        except KeyboardInterrupt:
-            save()
-            log(f"interrupted at iteration {trainer.iteration}: the model so far is saved in {out}; --resume continues")
-            return 130
-        save()
-    if result.stopped:
+        restore_sigterm()
+    if status.stopped:
         log(f"stopped by SIGTERM at iteration {trainer.iteration}: the model so far is saved in {out}; --resume continues")
         return TERMINATED
-    log(f"saved {out} with its card after {result.iterations} iterations in {result.seconds:.0f} s")
+    log(f"saved {out} with its card after {status.iteration} iterations in {status.seconds:.0f} s")
     return 0
-
-
-@contextlib.contextmanager
-def _sigterm_stops():
-    """While training, SIGTERM (what a scheduler or a Space sends) asks for a stop at the next iteration, then a save,
-    as Ctrl-C does; yields the event it sets. Off the main thread (signals cannot be caught there) it is never set."""
-    terminated = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield terminated
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: terminated.set())
-    try:
-        yield terminated
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _load(model_ref: str):

@@ -21,41 +21,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import torch
 
 from .fast import apply_steps
-from .model import NCA
-from .render import Damage
-
-
-@dataclass
-class Draw:
-    """One iteration's random choices, drawn by the Trainer with its generators (`Trainer.draw`)."""
-
-    idx: torch.Tensor  # (batch,) pool samples, on the CPU
-    reinject: bool  # the first sample starts again from the empty grid
-    damage: Damage | None  # erased from the last sample
-    steps: int
-
-
-class Iterating(Protocol):
-    """What the graph needs of its `train.Trainer` (named here, not imported: train imports this module)."""
-
-    config: Any  # TrainConfig: batch, size, steps_max, fire_rate
-    device: torch.device
-    model: NCA
-    optimizer: torch.optim.Optimizer
-    pool: torch.Tensor
-    mask_generator: torch.Generator
-    log: Callable[[str], None]
-
-    def autocast(self, cache: bool = True) -> torch.autocast: ...
-    def losses(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
-    def normalise_gradients(self) -> list[torch.Tensor]: ...
-    def settle(self, x: torch.Tensor) -> torch.Tensor: ...
+from .iteration import Draw, Parts
 
 
 class CaptureUnavailable(RuntimeError):
@@ -74,17 +44,17 @@ class GraphedIteration:
 
     WARMUP = 2  # PyTorch's whole-network capture example warms up 3 times; the Trainer's first iteration is eager
 
-    def __init__(self, trainer: Iterating, capture: bool = True) -> None:
-        cfg = trainer.config
-        device = trainer.device
-        self.trainer = trainer
+    def __init__(self, parts: Parts, log: Callable[[str], None] = print, capture: bool = True) -> None:
+        device = parts.device
+        self.parts = parts
+        self.log = log
         self.capture = capture
         if capture and device.type != "cuda":
             raise CaptureUnavailable(f"CUDA graphs need a CUDA device, not {device.type}")
-        self.idx = torch.zeros(cfg.batch, dtype=torch.long, device=device)
-        self.keep = torch.ones(cfg.batch, 1, 1, 1, dtype=torch.bool, device=device)
-        self.erase = torch.ones(cfg.batch, 1, cfg.size, cfg.size, device=device)  # 0 where the damage erases
-        self.noise = torch.ones(cfg.steps_max, cfg.batch, 1, cfg.size, cfg.size, device=device)
+        self.idx = torch.zeros(parts.batch, dtype=torch.long, device=device)
+        self.keep = torch.ones(parts.batch, 1, 1, 1, dtype=torch.bool, device=device)
+        self.erase = torch.ones(parts.batch, 1, parts.size, parts.size, device=device)  # 0 where the damage erases
+        self.noise = torch.ones(parts.steps_max, parts.batch, 1, parts.size, parts.size, device=device)
         self.report: torch.Tensor | None = None  # loss, texture, overflow, finite (1 or 0): written by the body
         self.graph: torch.cuda.CUDAGraph | None = None
         self.failed = False  # the capture failed: the Trainer steps eagerly from the next iteration
@@ -108,14 +78,14 @@ class GraphedIteration:
         self.erase.fill_(1.0)
         if draw.damage is not None:
             self.erase[-1:] = 1.0 - draw.damage.mask(size, size, self.erase.device)
-        self.noise[: draw.steps].uniform_(generator=self.trainer.mask_generator)
+        self.noise[: draw.steps].uniform_(generator=self.parts.mask_generator)
         self.noise[draw.steps :].fill_(1.0)
 
     def run(self, draw: Draw) -> list[float]:
         """One iteration: [loss, texture, overflow, finite (1.0 or 0.0)].
 
         Where the capture fails, this iteration runs uncaptured, the Trainer is told
-        (`trainer.log`) and `failed` turns True: the Trainer then steps eagerly.
+        (`log`) and `failed` turns True: the Trainer then steps eagerly.
         """
         self.load(draw)
         if self.graph is not None:
@@ -126,7 +96,7 @@ class GraphedIteration:
                 self.graph.replay()
             except CaptureUnavailable as exc:
                 self.capture, self.failed = False, True
-                self.trainer.log(f"CUDA graph capture of the training iteration failed, training eagerly ({exc})")
+                self.log(f"CUDA graph capture of the training iteration failed, training eagerly ({exc})")
                 self._uncaptured()
         elif self.capture:
             side = torch.cuda.Stream()
@@ -140,12 +110,12 @@ class GraphedIteration:
         return self.report.tolist()
 
     def _uncaptured(self) -> None:
-        self.trainer.optimizer.zero_grad(set_to_none=True)
+        self.parts.optimizer.zero_grad(set_to_none=True)
         self.body()
 
     def _capture(self) -> None:
         """Record the body; the gradients it writes become the graph's own (static) tensors."""
-        optimizer = self.trainer.optimizer
+        optimizer = self.parts.optimizer
         optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
         try:
@@ -158,24 +128,24 @@ class GraphedIteration:
 
     def body(self) -> None:
         """The iteration from its inputs to `report`: what the graph records. Nothing here may wait for the host."""
-        trainer = self.trainer
-        pool = trainer.pool
+        parts = self.parts
+        pool = parts.pool
         x = torch.where(self.keep, pool.index_select(0, self.idx), 0.0) * self.erase
-        masks = (self.noise < trainer.config.fire_rate).to(x.dtype)
-        with trainer.autocast(cache=False):  # autocast's weight cache would outlive the capture
-            x = apply_steps(trainer.model, x.contiguous(memory_format=torch.channels_last), masks)
-        loss, texture, overflow = trainer.losses(x)
+        masks = (self.noise < parts.fire_rate).to(x.dtype)
+        with parts.autocast(cache=False):  # autocast's weight cache would outlive the capture
+            x = apply_steps(parts.model, x.contiguous(memory_format=torch.channels_last), masks)
+        loss, texture, overflow = parts.losses(x)
         loss.backward()
-        grads = trainer.normalise_gradients()
+        grads = parts.normalise_gradients()
         checked = torch.stack([loss.detach(), texture.detach(), overflow.detach(), *(g.sum() for g in grads)])
         finite = torch.isfinite(checked).all()
-        guarded = optimizer_tensors(trainer.optimizer)
+        guarded = optimizer_tensors(parts.optimizer)
         before = [t.clone() for t in guarded]
-        trainer.optimizer.step()
+        parts.optimizer.step()
         for now, old in zip(guarded, before):
             now.copy_(torch.where(finite, now, old))  # a non-finite iteration changes nothing
         with torch.no_grad():  # the samples are distinct (`Trainer.draw`): a plain indexed copy
-            pool.index_copy_(0, self.idx, torch.where(finite, trainer.settle(x.detach()), pool.index_select(0, self.idx)))
+            pool.index_copy_(0, self.idx, torch.where(finite, parts.settle(x.detach()), pool.index_select(0, self.idx)))
         self.report = torch.stack([checked[0], checked[1], checked[2], finite.to(checked.dtype)])
 
 

@@ -4,7 +4,7 @@ A folder holds one model (config.json and model.safetensors) and what came
 with it: the target, the training log and resume state, quality figures, the
 card, a preview and the live page. It is untrusted input (it may come from the
 Hub), so nothing here unpickles, and every failure to read one is a one-line
-`ModelLoadError` or `CheckpointError` that says what to do. Every write replaces
+`ModelLoadError` that says what to do (a checkpoint's: `checkpoint.CheckpointError`). Every write replaces
 its file whole (`atomic`).
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from safetensors.torch import save_model as save_safetensors_model
 
 from . import atomic
@@ -39,16 +39,10 @@ HEALING_FILE = "regenerate.gif"  # a bundled model's damage-and-heal animation (
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 SHARED_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)  # what a push shares besides the model
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-STATE_KEYS = ("pool", "generator", "mask_generator", "global_generator")
-RESUME_ADVICE = "this run cannot be resumed: start the training again, or restore the folder from a backup"
 
 
 class ModelLoadError(UserError, ValueError):
     """A model that cannot be loaded, with a one-line reason."""
-
-
-class CheckpointError(UserError, ValueError):
-    """A training run that cannot be resumed from its folder, with a one-line reason."""
 
 
 # ------------------------------------------------------------------ the model
@@ -166,56 +160,3 @@ def read_training_log(folder: Path) -> dict | None:
     """training.json as the trainer wrote it, or None when it is missing or unreadable (it is only shown)."""
     info = read_json(folder, TRAINING_LOG)
     return info if info is not None and isinstance(info.get("config", {}), dict) else None
-
-
-# ------------------------------------------------------------------ the resume state
-
-
-def has_checkpoint(folder: Path) -> bool:
-    return (folder / TRAINING_STATE).is_file() and (folder / TRAINING_LOG).is_file()
-
-
-def write_training_state(folder: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """The pool, the generators and Adam's moments: what a resume needs besides the model and training.json."""
-    with atomic.replacing(folder / TRAINING_STATE, write_errors=(SafetensorError,)) as temp:
-        save_file(tensors, str(temp))
-
-
-def read_checkpoint(folder: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """training.json and training_state.safetensors, checked for what a resume reads from them."""
-    folder = Path(folder)
-    state_path, log_path = folder / TRAINING_STATE, folder / TRAINING_LOG
-    if not state_path.exists() or not log_path.exists():
-        raise CheckpointError(f"{folder} holds no checkpoint to resume ({TRAINING_STATE} is missing)")
-    return _read_strict_training_log(log_path), _read_training_state(state_path)
-
-
-def damaged(path: Path, why: object) -> CheckpointError:
-    return CheckpointError(f"{path} is damaged ({why}); {RESUME_ADVICE}")
-
-
-def _read_strict_training_log(path: Path) -> dict:
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise damaged(path, f"not valid JSON: {exc.__class__.__name__}") from None
-    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
-        raise damaged(path, "no training settings in it")
-    iterations = info.get("iterations")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise damaged(path, f"iterations is {iterations!r}, not a count")
-    for key, kind in (("seconds", (int, float)), ("history", list), ("rollbacks", int)):
-        if key in info and (isinstance(info[key], bool) or not isinstance(info[key], kind)):
-            raise damaged(path, f"{key} has the wrong type")
-    return info
-
-
-def _read_training_state(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise damaged(path, str(exc).splitlines()[0] if str(exc) else "unreadable") from None
-    missing = [key for key in STATE_KEYS if key not in tensors]
-    if missing:
-        raise damaged(path, f"{', '.join(missing)} missing")
-    return tensors

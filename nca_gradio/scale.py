@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -20,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from .card import grow_preview, preview_score, write_card
+from .card import grow_preview, preview_score
+from .checkpoint import has_checkpoint
 from .errors import USER_ERRORS
 from .hub import push
 from .images import load_target
@@ -30,7 +30,6 @@ from .model_folder import (
     RECORD_FILE,
     TRAINING_LOG,
     WEIGHTS_FILE,
-    has_checkpoint,
     load_folder,
     read_json,
     read_training_log,
@@ -38,14 +37,14 @@ from .model_folder import (
     write_json,
 )
 from .quality import Score
-from .train import TrainConfig, Trainer
+from .run import CHECKPOINT_SECONDS, TrainingFailed, TrainingRun
+from .train import TrainConfig
 
 INSTALL_HINT = 'train-many needs Ray, an optional extra: pip install -e ".[scale]" (or pip install "ray>=2.40")'
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 SUMMARY_CSV, SUMMARY_MD = "summary.csv", "summary.md"
 TASK_PREFIX = "nca-train:"  # Ray's task name; a worker's process title is then "ray::nca-train:NAME"
 GPU_SHARE = 1 / 8  # default GPU per task where the cluster has GPUs: a small NCA leaves most of one idle
-CHECKPOINT_SECONDS = 60.0
 
 
 class ScaleError(Exception):
@@ -157,34 +156,18 @@ def train_texture(
         torch.set_num_threads(threads)
     try:
         target = load_target(image, config.target_size)
-        if has_checkpoint(folder):
-            trainer = Trainer.resume(folder, target, {"iters": config.iters, "device": config.device}, log=log)
-        else:
-            trainer = Trainer(target, config, log=log)
+        run = TrainingRun.open(folder, target, config, resume=has_checkpoint(folder),
+                               overrides={"iters": config.iters, "device": config.device}, log=log, checkpoint_seconds=checkpoint_seconds)
     except USER_ERRORS as exc:
         return Outcome(folder.name, "failed", error=one_line(exc))
+    trainer = run.trainer
     resumed_from = trainer.iteration
-    folder.mkdir(parents=True, exist_ok=True)
     (folder / PREVIEW_FILE).unlink(missing_ok=True)  # stale once training goes on; its absence marks the folder unfinished
-    last_save = time.monotonic()
-
-    def checkpoint(progress) -> None:
-        nonlocal last_save
-        if progress.iteration < progress.total and time.monotonic() - last_save >= checkpoint_seconds:
-            trainer.save(folder, target)  # every file replaced whole, training.json last: a killed worker leaves a checkpoint
-            last_save = time.monotonic()
-
-    note = ""
     try:
-        result = trainer.train(checkpoint, preview_every=10**9)
-    except FloatingPointError as exc:
-        note = f"{exc}; the last good model is kept"
-    trainer.save(folder, target)
-    if note:
-        return Outcome(folder.name, "failed", round(trainer.seconds, 1), trainer.iteration, error=note, resumed_from=resumed_from)
-    write_card(folder)
-    outcome = Outcome(folder.name, "done", round(result.seconds, 1), result.iterations, texture_score(folder),
-                      resumed_from=resumed_from)
+        status = run.run(card=True)
+    except TrainingFailed as exc:
+        return Outcome(folder.name, "failed", round(trainer.seconds, 1), trainer.iteration, error=one_line(exc), resumed_from=resumed_from)
+    outcome = Outcome(folder.name, "done", round(status.seconds, 1), status.iteration, texture_score(folder), resumed_from=resumed_from)
     write_json(folder, RECORD_FILE, asdict(outcome))
     return outcome
 

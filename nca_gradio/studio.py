@@ -13,10 +13,7 @@ import os
 import random
 import re
 import shutil
-import signal
 import tempfile
-import threading
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -28,11 +25,13 @@ import torch.nn.functional as F
 
 from . import render
 from .card import shared_files
+from .checkpoint import has_checkpoint
 from .images import image_to_tensor
 from .losses import PatchLoss
-from .model_folder import TRAINING_STATE, is_model_folder, load_folder
+from .model_folder import is_model_folder, load_folder
 from .render import HEAL_GRIDS, MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
-from .train import TrainConfig, Trainer, pick_device
+from .run import StopRequest, TrainingRun, stops_on_sigterm
+from .train import Status, TrainConfig, pick_device
 
 # The studio's inputs, as (lowest, highest): its sliders are built from these and its handlers check against them.
 TRAIN_ITERATIONS = (1, 5000)
@@ -180,144 +179,19 @@ def zip_model(folder: Path, destination: Path) -> Path:
 # ------------------------------------------------------------------ training
 
 
-@dataclass
-class TrainUpdate:
-    """What the page shows while training; plain data, so it can cross from a ZeroGPU worker."""
-
-    iteration: int
-    total: int
-    seconds: float
-    loss_name: str
-    device: str
-    preview: object  # a PIL image of pool samples
-    history: list[dict]
-    finished: bool
-    stopped: bool
-
-    @property
-    def last_texture_loss(self) -> float | None:
-        """How far the look is from the target: the total minus the overflow penalty, which spikes early and means no divergence."""
-        return texture_term(self.history[-1]) if self.history else None
-
-    @property
-    def last_overflow(self) -> float | None:
-        return self.history[-1].get("overflow") if self.history else None
-
-    @property
-    def seconds_left(self) -> float | None:
-        """A straight-line estimate from the pace so far; None before the first iteration or once done."""
-        if self.iteration <= 0 or self.finished or self.stopped:
-            return None
-        return self.seconds / self.iteration * (self.total - self.iteration)
-
-
-def _open_trainer(folder: Path, target: torch.Tensor, config: TrainConfig) -> Trainer:
-    """Resume the run saved in `folder` (a later ZeroGPU chunk), or start it."""
-    quiet = lambda message: None
-    if (folder / TRAINING_STATE).exists():
-        return Trainer.resume(folder, target, {"iters": config.iters, "device": config.device}, log=quiet)
-    return Trainer(target, config, log=quiet)
-
-
-def _update(trainer: Trainer, stopped: bool) -> TrainUpdate:
-    return TrainUpdate(
-        iteration=trainer.iteration,
-        total=trainer.planned_iters,
-        seconds=trainer.seconds,
-        loss_name=trainer.loss_name,
-        device=str(trainer.device),
-        preview=trainer.preview(),
-        history=list(trainer.history),
-        finished=trainer.finished,
-        stopped=stopped,
-    )
-
-
 def train_chunk(
-    folder: Path,
-    target: torch.Tensor,
-    config: TrainConfig,
-    stop_file: Path,
-    seconds: float | None = None,
+    folder: Path, target: torch.Tensor, config: TrainConfig, stop_file: Path, seconds: float | None = None,
     update_seconds: float = UPDATE_SECONDS,
-) -> Iterator[TrainUpdate]:
-    """Train for up to `seconds` (None: to the end), reporting every `update_seconds`, and save to `folder`.
+) -> Iterator[Status]:
+    """Train for up to `seconds` (None: to the end), reporting every `update_seconds`; continues the folder's checkpoint.
 
-    The model is saved before the last update is yielded, so whoever reads
-    that update finds the model on disk; if the reader goes away early the
-    model so far is saved anyway.
+    A run (`run.TrainingRun`) saves before its last status is yielded and writes the card when it ends,
+    so whoever reads that status finds the model and its card on disk.
     """
-    trainer = _open_trainer(folder, target, config)
-    started, saved = time.perf_counter(), False
-    _trainings.started(stop_file)
-    try:
-        while True:
-            left = None if seconds is None else seconds - (time.perf_counter() - started)
-            slice_seconds = update_seconds if left is None else max(0.0, min(update_seconds, left))
-            result = trainer.train(should_stop=stop_file.exists, max_seconds=slice_seconds)
-            update = _update(trainer, result.stopped)
-            last = update.finished or update.stopped or (left is not None and time.perf_counter() - started >= seconds)
-            if last:
-                trainer.save(folder, target)
-                saved = True
-                _trainings.ended(stop_file)
-            yield update
-            if last:
-                return
-    finally:
-        if not saved:
-            trainer.save(folder, target)
-        _trainings.ended(stop_file)
-
-
-class _Trainings:
-    """The stop files of the trainings running in this process, so that SIGTERM can stop and save them all."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._stop_files: set[Path] = set()
-
-    def started(self, stop_file: Path) -> None:
-        with self._lock:
-            self._stop_files.add(stop_file)
-
-    def ended(self, stop_file: Path) -> None:
-        with self._lock:
-            self._stop_files.discard(stop_file)
-
-    def running(self) -> list[Path]:
-        with self._lock:
-            return list(self._stop_files)
-
-
-_trainings = _Trainings()
-SIGTERM_GRACE_SECONDS = 20.0  # a Space waits about 30 s after SIGTERM before it kills
-
-
-def stop_trainings_on_sigterm(grace_seconds: float = SIGTERM_GRACE_SECONDS) -> None:
-    """From now on, SIGTERM (a Space restarting, a scheduler) first stops every training in this process as the Stop
-    button does, so each saves its model, waits up to `grace_seconds` for them, then ends the process as SIGTERM would.
-
-    Call it from the main thread (Python runs signal handlers there), before `launch`. Trainings run in worker threads.
-    """
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handle(signum: int, frame) -> None:
-        for stop_file in _trainings.running():
-            try:
-                stop_file.touch()
-            except OSError:  # the session's folder is gone: nothing left to save
-                _trainings.ended(stop_file)
-        deadline = time.monotonic() + grace_seconds
-        while _trainings.running() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if callable(previous):
-            previous(signum, frame)
-            return
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-        os.kill(os.getpid(), signum)  # the default action ends the process; an ignored signal stays ignored
-
-    signal.signal(signal.SIGTERM, handle)
+    quiet = lambda message: None
+    run = TrainingRun.open(folder, target, config, resume=has_checkpoint(folder), overrides={"iters": config.iters, "device": config.device},
+                           log=quiet, stop=StopRequest(stop_file))
+    yield from run.updates(seconds=seconds, every=update_seconds, previews=True, card=True)
 
 
 _zero_gpu_chunk = gpu(duration=ZERO_GPU_CHUNK_SECONDS + 25)(train_chunk)
@@ -325,15 +199,19 @@ _zero_gpu_chunk = gpu(duration=ZERO_GPU_CHUNK_SECONDS + 25)(train_chunk)
 
 def train_stream(
     folder: Path, target: torch.Tensor, config: TrainConfig, stop_file: Path, chunk_seconds: float | None = None
-) -> Iterator[TrainUpdate]:
-    """Train to the end or until stopped. With `chunk_seconds` (ZeroGPU) it runs as resumable GPU calls."""
+) -> Iterator[Status]:
+    """Train to the end or until stopped. With `chunk_seconds` (ZeroGPU) it runs as resumable GPU calls.
+
+    SIGTERM reaches a chunk in another process through its stop file, registered here in the process that gets the signal.
+    """
     run_chunk = _zero_gpu_chunk if chunk_seconds else train_chunk
-    while True:
-        update = None
-        for update in run_chunk(folder, target, config, stop_file, chunk_seconds):
-            yield update
-        if update is None or update.finished or update.stopped:
-            return
+    with stops_on_sigterm(StopRequest(stop_file)):
+        while True:
+            update = None
+            for update in run_chunk(folder, target, config, stop_file, chunk_seconds):
+                yield update
+            if update is None or update.finished or update.stopped:
+                return
 
 
 def texture_term(entry: dict) -> float:
@@ -595,7 +473,6 @@ def card_markdown(text: str) -> str:
 __all__ = [
     "Grown",
     "Healing",
-    "TrainUpdate",
     "Workspace",
     "bundled_models",
     "card_markdown",
@@ -618,7 +495,7 @@ __all__ = [
     "on_zero_gpu",
     "random_damage",
     "readable",
-    "stop_trainings_on_sigterm",
+    "train_chunk",
     "train_stream",
     "zip_model",
 ]

@@ -27,7 +27,7 @@ from .losses import VGG_LOSSES
 from .model import NCA, PRESETS
 from .model_folder import CARD_FILE, PREVIEW_FILE, load_folder, slug
 from .render import DAMAGE_SHAPES, save_animation, save_png
-from .train import ConfigError, TrainConfig, device_recipe, estimated_seconds, pick_device
+from .train import ConfigError, Status, TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import StudioBlocks, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -466,10 +466,10 @@ def status_html(state: str, iteration: int, total: int, detail: str) -> str:
     )
 
 
-def train_status(update: studio.TrainUpdate, label: str | None = None) -> str:
+def train_status(update: Status, label: str | None = None) -> str:
     done = update.finished or update.stopped
     state = ("Finished" if update.finished else "Stopped") if label else "Saving" if done else "Training"
-    loss = f"texture loss {studio.readable(update.last_texture_loss)} · " if update.last_texture_loss is not None else ""
+    loss = f"texture loss {studio.readable(update.texture_loss)} · " if update.texture_loss is not None else ""
     left = f" · about {studio.duration(update.seconds_left)} left" if update.seconds_left is not None else ""
     detail = f"· {loss}{studio.duration(update.seconds)} elapsed{left} · {update.loss_name} loss on {update.device}"
     if label:

@@ -36,7 +36,7 @@ def test_the_graph_body_trains_exactly_as_the_eager_step(pebbles_64):
     eager_losses = [eager.train_step() for _ in range(10)][1:]
     graphed = trainer(pebbles_64)
     graphed.train_step()  # Adam's state is made by one eager iteration, as on CUDA
-    graphed._graphed = GraphedIteration(graphed, capture=False)
+    graphed._graphed = GraphedIteration(graphed.parts, capture=False)
     graphed_losses = [graphed.train_step() for _ in range(9)]
     assert graphed._graphed.runs == 9 and graphed.iteration == eager.iteration == 10
     for a, b in zip(eager_losses, graphed_losses):
@@ -74,7 +74,7 @@ class HostWaits(TorchDispatchMode):
 def test_the_graph_body_never_waits_for_the_host(pebbles_64, match_weight):
     t = trainer(pebbles_64, match_weight=match_weight)
     t.train_step()
-    graphed = GraphedIteration(t, capture=False)
+    graphed = GraphedIteration(t.parts, capture=False)
     graphed.load(t.draw())
     t.optimizer.zero_grad(set_to_none=True)
     steps = [state["step"] for state in t.optimizer.state.values()]
@@ -92,7 +92,7 @@ def test_an_iteration_draws_distinct_pool_samples(pebbles_64):
 
 def test_steps_past_the_drawn_count_fire_no_cell(pebbles_64):
     t = trainer(pebbles_64)
-    graphed = GraphedIteration(t, capture=False)
+    graphed = GraphedIteration(t.parts, capture=False)
     draw = t.draw()
     graphed.load(draw)
     assert draw.steps < SMALL["steps_max"] or draw.steps == SMALL["steps_max"]
@@ -104,7 +104,7 @@ def test_steps_past_the_drawn_count_fire_no_cell(pebbles_64):
 def test_a_non_finite_iteration_changes_nothing_inside_the_graph_body(pebbles_64):
     t = trainer(pebbles_64)
     t.train_step()
-    graphed = GraphedIteration(t, capture=False)
+    graphed = GraphedIteration(t.parts, capture=False)
     t.pool.fill_(float("nan"))  # every grid poisoned: loss and gradients are NaN
     before = state_of(t)
     values = graphed.run(t.draw())
@@ -116,7 +116,7 @@ def test_a_non_finite_iteration_changes_nothing_inside_the_graph_body(pebbles_64
 def test_rollback_restores_into_the_same_tensors(pebbles_64):
     t = trainer(pebbles_64)
     t.train_step()
-    t._graphed = GraphedIteration(t, capture=False)
+    t._graphed = GraphedIteration(t.parts, capture=False)
     tensors = optimizer_tensors(t.optimizer)
     good = copy.deepcopy(t._last_good)  # taken before any step: Adam with no state
     t.pool.fill_(float("nan"))
@@ -165,7 +165,7 @@ def test_on_a_cpu_the_trainer_steps_eagerly_and_capture_is_refused(pebbles_64):
     t.train()
     assert t.path == "eager" and t._graphed is None
     with pytest.raises(CaptureUnavailable, match="CUDA graphs need a CUDA device, not cpu"):
-        GraphedIteration(t)
+        GraphedIteration(t.parts)
 
 
 @needs_cuda

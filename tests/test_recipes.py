@@ -9,7 +9,8 @@ from collections import Counter
 import pytest
 import torch
 
-from nca_gradio.train import GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds, fitted_milestones
+from nca_gradio.schedule import fitted_milestones
+from nca_gradio.train import GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds
 from nca_gradio.train_options import parse_duration
 
 
@@ -55,11 +56,11 @@ def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_
     budget = 3.0
     trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=100_000, time_budget=budget), log=lambda _: None)
     result = trainer.train()
-    assert result.iterations == trainer.planned_iters and trainer.finished
-    assert budget / 0.05 - 2 <= result.iterations <= budget / 0.05
+    assert result.iteration == trainer.planned_iters and trainer.finished
+    assert budget / 0.05 - 2 <= result.iteration <= budget / 0.05
     assert result.seconds <= budget + 0.05  # the plan leaves no iteration past the budget
-    milestones = sorted(trainer.scheduler.milestones.elements())
-    assert milestones == pytest.approx([0.5 * result.iterations, 0.8 * result.iterations], abs=1)
+    milestones = sorted(trainer.schedule.milestones.elements())
+    assert milestones == pytest.approx([0.5 * result.iteration, 0.8 * result.iteration], abs=1)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr * 0.3**2)  # both decays happened
 
 
@@ -71,7 +72,7 @@ def test_a_resumed_budgeted_run_keeps_its_fitted_schedule(pebbles_64, tmp_path, 
     first.train(should_stop=lambda: first.optimizer.param_groups[0]["lr"] < config.lr)  # just past the first decay
     first.save(tmp_path)
     resumed = Trainer.resume(tmp_path, pebbles_64[..., :32, :32], log=lambda _: None)
-    assert resumed.scheduler.milestones == first.scheduler.milestones != Counter({50_000: 1, 80_000: 1})
+    assert resumed.schedule.milestones == first.schedule.milestones != Counter({50_000: 1, 80_000: 1})
     assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(first.optimizer.param_groups[0]["lr"])
     assert resumed.planned_iters == first.planned_iters < config.iters
 
@@ -85,7 +86,7 @@ def test_lr_milestones_follow_the_plan_and_never_fall_in_the_past():
 
 def test_without_a_budget_the_run_is_exactly_its_iterations(pebbles_64):
     trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=12), log=lambda _: None)
-    assert trainer.train().iterations == 12 and trainer.planned_iters == 12
+    assert trainer.train().iteration == 12 and trainer.planned_iters == 12
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("1.5m", 90.0), ("1h", 3600.0), (" 2M ", 120.0)])

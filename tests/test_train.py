@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nca_gradio.losses import PatchLoss
-from nca_gradio.model_folder import CheckpointError, load_folder
+from nca_gradio.checkpoint import CheckpointError
+from nca_gradio.model_folder import load_folder
 from nca_gradio.quality import score
 from nca_gradio.render import grow
 from nca_gradio.train import RUNAWAY_BOUND, ConfigError, TrainConfig, Trainer, pick_device, reset_runaways, train
@@ -108,13 +109,13 @@ def test_stop_keeps_the_model_trained_so_far(pebbles_64):
     seen = []
     trainer = Trainer(pebbles_64, tiny(iters=50), log=lambda m: None)
     result = trainer.train(callback=lambda p: seen.append(p.iteration), should_stop=lambda: len(seen) >= 3)
-    assert result.stopped and result.iterations == 3
-    assert result.model.w2.weight.abs().sum() > 0  # it learned something and kept it
+    assert result.stopped and result.iteration == 3
+    assert trainer.model.w2.weight.abs().sum() > 0  # it learned something and kept it
 
 
 @pytest.mark.parametrize("perception", ["sobel", "isotropic"])
 def test_resume_continues_exactly_where_it_stopped(pebbles_64, tmp_path, perception):
-    straight = Trainer(pebbles_64, tiny(iters=6, perception=perception), log=lambda m: None).train().model
+    straight = train(pebbles_64, tiny(iters=6, perception=perception), log=lambda m: None).model
 
     first = Trainer(pebbles_64, tiny(iters=6, perception=perception), log=lambda m: None)
     first.train(should_stop=lambda: first.iteration >= 3)
@@ -123,8 +124,8 @@ def test_resume_continues_exactly_where_it_stopped(pebbles_64, tmp_path, percept
     resumed = Trainer.resume(tmp_path, pebbles_64, log=lambda m: None)
     assert resumed.iteration == 3 and resumed.model.perception == perception
     result = resumed.train()
-    assert result.iterations == 6 and len(result.history) == 6
-    for p, q in zip(straight.parameters(), result.model.parameters()):
+    assert result.iteration == 6 and len(result.history) == 6
+    for p, q in zip(straight.parameters(), resumed.model.parameters()):
         assert torch.allclose(p, q, atol=1e-6)
 
 
@@ -143,7 +144,7 @@ def test_nan_rolls_back_to_the_last_good_model_and_never_saves_garbage(pebbles_6
     assert all(torch.equal(good[k], v) for k, v in trainer.model.state_dict().items())
     assert torch.isfinite(trainer.pool).all()  # the poisoned pool was cleared
     result = trainer.train()  # and training goes on
-    assert result.iterations == 20
+    assert result.iteration == 20
     trainer.save(tmp_path)
     assert all(torch.isfinite(p).all() for p in load_folder(tmp_path).parameters())
 
