@@ -43,7 +43,7 @@ def places():
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from test_hub import model_folder
+    from helpers import model_folder
 
     from nca_gradio.hub import push
 

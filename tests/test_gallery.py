@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHOTS, chromium, needs_chromium, running_demo
+from helpers import weights_bytes
 from hub_server import LoopbackHub
 from huggingface_hub import constants
 from PIL import Image
-from test_hub import weights_bytes
 
 from nca_gradio import gallery
 from nca_gradio.card import card_metadata
