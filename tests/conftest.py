@@ -1,4 +1,4 @@
-"""Shared fixtures: the real texture the tests train on, and a randomly initialised VGG16."""
+"""Shared fixtures: the real texture the tests train on, the tiny training run, and a randomly initialised VGG16."""
 
 import contextlib
 import os
@@ -6,6 +6,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
 
@@ -60,6 +61,18 @@ def pebbles_64(pebbles_path) -> torch.Tensor:
     from nca_gradio.images import load_target
 
     return load_target(pebbles_path, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """tiny_config(**changes) -> TrainConfig: the tests' one small training run (helpers.TINY)."""
+    return helpers.tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_flags():
+    """tiny_flags(**changes) -> the same run as `nca train` flags, spelled from the same settings."""
+    return helpers.tiny_flags
 
 
 @pytest.fixture(scope="session")

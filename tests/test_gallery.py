@@ -121,12 +121,11 @@ def test_an_unreachable_hub_is_one_line():
     assert "\n" not in str(info.value)
 
 
-def test_a_pushed_card_carries_the_tag_the_library_the_preview_and_its_score(tmp_path, pebbles_path):
+def test_a_pushed_card_carries_the_tag_the_library_the_preview_and_its_score(tmp_path, pebbles_path, tiny_config):
     from nca_gradio.images import load_target
-    from nca_gradio.train import TrainConfig, Trainer
+    from nca_gradio.train import Trainer
 
-    config = TrainConfig(preset="seed", loss="patch", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4,
-                         steps_max=8, device="cpu")
+    config = tiny_config(iters=2)
     target = load_target(pebbles_path, config.target_size)
     trainer = Trainer(target, config, log=lambda message: None)
     trainer.train(None)

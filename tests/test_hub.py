@@ -64,15 +64,13 @@ def shared_server():
 
 
 @pytest.fixture(scope="module")
-def pushed(shared_server, tmp_path_factory, pebbles_path):
+def pushed(shared_server, tmp_path_factory, pebbles_path, tiny_config):
     """A model trained for 2 iterations (so it has training.json and target.png, no preview), pushed once."""
     from nca_gradio.images import load_target
-    from nca_gradio.train import TrainConfig, Trainer
+    from nca_gradio.train import Trainer
 
     folder = tmp_path_factory.mktemp("trained") / "pebbles"
-    config = TrainConfig(
-        preset="seed", loss="patch", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu"
-    )
+    config = tiny_config(iters=2)
     target = load_target(pebbles_path, config.target_size)
     trainer = Trainer(target, config, log=lambda message: None)
     trainer.train(None)

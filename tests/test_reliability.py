@@ -15,17 +15,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY
 from safetensors.torch import load_file, save_file
 
 from nca_gradio import cli
 from nca_gradio.images import load_target
 from nca_gradio.model_folder import ModelLoadError, load_folder
-from nca_gradio.train import TrainConfig, Trainer
+from nca_gradio.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_ARGS = ["--preset", "fast", "--loss", "patch", "--size", "32", "--target-size", "64", "--batch", "2", "--pool-size", "4", "--seed", "1"]
-TINY = {"preset": "fast", "loss": "patch", "size": 32, "target_size": 64, "batch": 2, "pool_size": 4, "steps_min": 8, "steps_max": 16,
-        "device": "cpu"}
 
 
 def env() -> dict:
@@ -56,11 +54,11 @@ def run_main(capsys, *args) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, pebbles_path) -> Path:
+def model(tmp_path_factory, pebbles_path, tiny_config) -> Path:
     """A tiny trained model folder with its checkpoint."""
     folder = tmp_path_factory.mktemp("model")
     target = load_target(pebbles_path, 64)
-    trainer = Trainer(target, TrainConfig(iters=3, **TINY), log=lambda m: None)
+    trainer = Trainer(target, tiny_config(iters=3), log=lambda m: None)
     trainer.train()
     trainer.save(folder, target)
     return folder
@@ -106,24 +104,24 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", ["read-only", "a file", "under a file"])
-def test_train_refuses_an_output_it_cannot_write_before_training(case, unwritable, tmp_path, pebbles_path, capsys):
+def test_train_refuses_an_output_it_cannot_write_before_training(case, unwritable, tmp_path, pebbles_path, capsys, tiny_flags):
     afile = tmp_path / "afile"
     afile.write_text("mine")
     output = {"read-only": unwritable / "model", "a file": afile, "under a file": afile / "sub"}[case]
     started = time.perf_counter()
-    code, stderr = run_main(capsys, "train", pebbles_path, "-o", output, "--iters", "30", *TINY_ARGS)
+    code, stderr = run_main(capsys, "train", pebbles_path, "-o", output, "--iters", "30", *tiny_flags())
     line = one_line_error((code, stderr), str(output if case != "under a file" else afile))
     assert "training" not in stderr.replace(line, "") and time.perf_counter() - started < 20  # refused before training
     assert afile.read_text() == "mine"
 
 
-def test_a_full_disk_at_save_says_what_failed_and_keeps_the_last_good_checkpoint(model, tmp_path, pebbles_path):
+def test_a_full_disk_at_save_says_what_failed_and_keeps_the_last_good_checkpoint(model, tmp_path, pebbles_path, tiny_flags):
     """RLIMIT_FSIZE makes every write past 100 kB fail as a full disk would (EFBIG instead of ENOSPC)."""
     folder = tmp_path / "model"
     shutil.copytree(model, folder)
     before = snapshot(folder)
 
-    result = nca("train", pebbles_path, "-o", folder, "--resume", "--iters", "5", *TINY_ARGS, preexec_fn=small_files_only)
+    result = nca("train", pebbles_path, "-o", folder, "--resume", "--iters", "5", *tiny_flags(), preexec_fn=small_files_only)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "could not write" in result.stderr and "training_state.safetensors" in result.stderr
     assert snapshot(folder) == before  # nothing half-written, no temporary file left behind
@@ -134,14 +132,14 @@ def test_a_full_disk_at_save_says_what_failed_and_keeps_the_last_good_checkpoint
 # ------------------------------------------------------------------ 5. an existing model is not replaced silently
 
 
-def test_train_into_an_existing_model_needs_resume_or_force(model, tmp_path, pebbles_path, capsys):
+def test_train_into_an_existing_model_needs_resume_or_force(model, tmp_path, pebbles_path, capsys, tiny_flags):
     folder = tmp_path / "model"
     shutil.copytree(model, folder)
     before = snapshot(folder)
-    one_line_error(run_main(capsys, "train", pebbles_path, "-o", folder, "--iters", "2", *TINY_ARGS), "already holds a model",
+    one_line_error(run_main(capsys, "train", pebbles_path, "-o", folder, "--iters", "2", *tiny_flags()), "already holds a model",
                    "--resume", "--force")
     assert snapshot(folder) == before
-    assert run_main(capsys, "train", pebbles_path, "-o", folder, "--iters", "1", "--force", *TINY_ARGS)[0] == 0
+    assert run_main(capsys, "train", pebbles_path, "-o", folder, "--iters", "1", "--force", *tiny_flags())[0] == 0
     assert json.loads((folder / "training.json").read_text())["iterations"] == 1
 
 
@@ -159,23 +157,23 @@ def _wait_for(path: Path, pattern: str, process: subprocess.Popen, seconds: floa
     raise AssertionError(f"no {pattern!r} in {path}")
 
 
-def test_sigterm_stops_the_cli_training_and_saves_a_resumable_checkpoint(tmp_path, pebbles_path):
+def test_sigterm_stops_the_cli_training_and_saves_a_resumable_checkpoint(tmp_path, pebbles_path, tiny_flags):
     folder, log = tmp_path / "model", tmp_path / "stderr"
     with open(log, "w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "nca_gradio.cli", "train", pebbles_path, "-o", folder, "--iters",
-                                    "100000", *TINY_ARGS], stderr=stderr, stdout=subprocess.DEVNULL, env=env())
+                                    "100000", *tiny_flags()], stderr=stderr, stdout=subprocess.DEVNULL, env=env())
         _wait_for(log, r"\b([2-9]|\d\d+)/100000", process)  # two iterations done (the bar may skip some)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in log.read_text() and "--resume continues" in log.read_text()
     done = json.loads((folder / "training.json").read_text())["iterations"]
     assert done >= 2
-    result = nca("train", pebbles_path, "-o", folder, "--resume", "--iters", str(done + 1), *TINY_ARGS)
+    result = nca("train", pebbles_path, "-o", folder, "--resume", "--iters", str(done + 1), *tiny_flags())
     assert result.returncode == 0, result.stderr
     assert json.loads((folder / "training.json").read_text())["iterations"] == done + 1
 
 
-STUDIO_SERVER = textwrap.dedent("""
+STUDIO_SERVER = textwrap.dedent(f"""
     # The studio's training as app.py runs it: the handler installed in the main thread, training in a worker thread.
     import sys, threading, time
     from pathlib import Path
@@ -185,8 +183,7 @@ STUDIO_SERVER = textwrap.dedent("""
 
     folder, stop_file, image = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     studio.stop_trainings_on_sigterm()
-    config = TrainConfig(iters=100000, preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4,
-                         steps_min=8, steps_max=16, device="cpu")
+    config = TrainConfig(iters=100000, **{TINY!r})
 
     def session():
         for update in studio.train_stream(folder, load_target(image, 64), config, stop_file):
@@ -307,16 +304,16 @@ DAMAGE = {
 
 
 @pytest.mark.parametrize("case", list(DAMAGE))
-def test_resume_from_a_damaged_checkpoint_names_the_file(case, model, tmp_path, pebbles_path, capsys):
+def test_resume_from_a_damaged_checkpoint_names_the_file(case, model, tmp_path, pebbles_path, capsys, tiny_flags):
     folder = tmp_path / "model"
     shutil.copytree(model, folder)
     name, damage = DAMAGE[case]
     damage(folder / name)
-    line = one_line_error(run_main(capsys, "train", pebbles_path, "-o", folder, "--resume", "--iters", "5", *TINY_ARGS), name)
+    line = one_line_error(run_main(capsys, "train", pebbles_path, "-o", folder, "--resume", "--iters", "5", *tiny_flags()), name)
     assert "cannot be resumed" in line
 
 
-KILLED_SAVER = textwrap.dedent("""
+KILLED_SAVER = textwrap.dedent(f"""
     # Trains and saves again and again, as fast as it can, until it is killed.
     import sys
     from nca_gradio.card import write_card
@@ -324,8 +321,7 @@ KILLED_SAVER = textwrap.dedent("""
     from nca_gradio.train import TrainConfig, Trainer
 
     folder, target = sys.argv[1], load_target(sys.argv[2], 64)
-    trainer = Trainer(target, TrainConfig(iters=100000, preset="fast", loss="patch", size=32, target_size=64, batch=2,
-                                          pool_size=4, steps_min=8, steps_max=16, device="cpu"), log=lambda m: None)
+    trainer = Trainer(target, TrainConfig(iters=100000, **{TINY!r}), log=lambda m: None)
     while True:
         trainer.train(max_seconds=0.01)
         trainer.save(folder, target)
@@ -384,10 +380,10 @@ def test_more_threads_than_cores_are_clamped_not_a_crash(model, tmp_path):
 # ------------------------------------------------------------------ 13. pipes
 
 
-def test_training_from_a_pipe_is_refused_not_a_hang(tmp_path):
+def test_training_from_a_pipe_is_refused_not_a_hang(tmp_path, tiny_flags):
     fifo = tmp_path / "texture.png"
     os.mkfifo(fifo)
-    one_line_error(nca("train", fifo, "-o", tmp_path / "m", *TINY_ARGS, timeout=60), "not a regular file")
+    one_line_error(nca("train", fifo, "-o", tmp_path / "m", *tiny_flags(), timeout=60), "not a regular file")
 
 
 # ------------------------------------------------------------------ 14. one-line errors
