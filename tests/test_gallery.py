@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHOTS, chromium, needs_chromium, running_demo
+from conftest import SHOTS, chromium, running_demo
 from helpers import weights_bytes
 from hub_server import LoopbackHub
 from huggingface_hub import constants
@@ -171,6 +171,7 @@ def studio_url(hub, tmp_path_factory):
             yield url
 
 
+@pytest.mark.slow  # launches the studio
 def test_the_studio_gallery_lists_pages_with_previews_and_says_when_the_hub_is_down(hub, studio_url):
     from gradio_client import Client
 
@@ -192,7 +193,7 @@ def test_the_studio_gallery_lists_pages_with_previews_and_says_when_the_hub_is_d
     assert Path(png).exists()
 
 
-@needs_chromium
+@pytest.mark.browser
 def test_one_click_in_the_gallery_pulls_the_model_and_opens_it_in_grow(hub, studio_url):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 1000})

@@ -210,6 +210,7 @@ def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_i
     assert trained_precision({"device": "cpu", "precision": "bfloat16"}) == "bfloat16"
 
 
+@pytest.mark.slow  # 17 s measured
 def test_card_shows_the_stability_figures_of_quality_json_and_push_uploads_it(server, tmp_path):
     folder = model_folder(tmp_path / "m")
     (folder / "target.png").write_bytes((Path(__file__).parent / "data" / "pebbles.png").read_bytes())

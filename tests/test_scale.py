@@ -24,6 +24,8 @@ from nca_gradio import cli
 from nca_gradio.scale import TASK_PREFIX, ScaleError, Texture, find_textures, ray_session, train_many, trained_iterations
 from nca_gradio.train import TrainConfig
 
+pytestmark = pytest.mark.slow  # a Ray cluster and its trainings
+
 TOKEN = "hf_LoopbackSecretToken0123456789"
 
 

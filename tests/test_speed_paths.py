@@ -12,7 +12,6 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import needs_cuda
 from reference import rollout
 
 from nca_gradio import fast
@@ -20,7 +19,7 @@ from nca_gradio.fast import Grower, apply_steps, circular_pad, compile_steps
 from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, cell_mask, draw_masks
 from nca_gradio.train import Trainer
 
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 def trained_like(name: str = "texture", device: str = "cpu", seed: int = 0, perception: str = "sobel") -> NCA:
@@ -203,7 +202,7 @@ def test_a_failing_probe_means_the_plain_loop():
     [
         pytest.param("cpu", marks=pytest.mark.skipif(not os.environ.get("NCA_TEST_COMPILE"),
                                                      reason="compiling on a CPU takes minutes; set NCA_TEST_COMPILE=1")),
-        pytest.param("cuda", marks=needs_cuda),
+        pytest.param("cuda", marks=pytest.mark.gpu),
     ],
 )
 def test_compiled_steps_match_the_plain_loop(device, strict_cuda_math):
@@ -234,7 +233,7 @@ def test_compiled_grower_reproduces_the_plain_rollout_on_cpu():
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-@needs_cuda
+@pytest.mark.gpu
 @pytest.mark.parametrize("compile", [False, True])
 def test_cuda_graph_grower_matches_eager_stepping(compile, strict_cuda_math):
     model = trained_like("texture", "cuda")
@@ -248,7 +247,7 @@ def test_cuda_graph_grower_matches_eager_stepping(compile, strict_cuda_math):
     assert torch.equal(again, got)
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_math, tiny_config):
     config = tiny_config(steps_min=8, steps_max=20, device="cuda")
     plain = Trainer(pebbles_64, config, log=lambda m: None)
@@ -264,7 +263,7 @@ def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_
         assert close_to_scale(a, b, 1e-4)
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_run_on_cuda_replays_graphs_between_frames_and_events(strict_cuda_math):
     """render.run cuts the rollout at frames and before events, and replays a recorded chunk for each full one."""
     from nca_gradio.render import Damage, apply_damage, run
@@ -281,7 +280,7 @@ def test_run_on_cuda_replays_graphs_between_frames_and_events(strict_cuda_math):
     assert torch.allclose(got.state, expected, atol=1e-5, rtol=1e-4), (got.state - expected).abs().max()
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_compiled_training_with_cuda_graphs_follows_the_plain_run(pebbles_64, tiny_config):
     """Whole iterations (bfloat16 autocast, Adam, pool writes) with graphed chunks: same losses and weights, to rounding.
 
