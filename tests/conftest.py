@@ -1,4 +1,4 @@
-"""Shared fixtures: the real texture the tests train on, and a randomly initialised VGG16."""
+"""Shared fixtures: the real texture the tests train on, the tiny training run, and a randomly initialised VGG16."""
 
 import contextlib
 import os
@@ -6,8 +6,12 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import helpers
 import pytest
 import torch
+
+from nca_gradio.images import load_target
+from nca_gradio.train import Trainer
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,8 +21,18 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
 ]  # fmt: skip
-needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed (apt-get install -y chromium)")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+MISSING = {  # marker: (what it needs is absent here, why it is skipped)
+    "browser": (not CHROMIUM.exists(), "Debian chromium is not installed (apt-get install -y chromium)"),
+    "gpu": (not torch.cuda.is_available(), "no CUDA GPU here"),
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test marked browser or gpu is skipped where Chromium or a CUDA GPU is missing: the marker says what it needs."""
+    for item in items:
+        for marker, (absent, reason) in MISSING.items():
+            if absent and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @contextlib.contextmanager
@@ -60,6 +74,53 @@ def pebbles_64(pebbles_path) -> torch.Tensor:
     from nca_gradio.images import load_target
 
     return load_target(pebbles_path, 64)
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """tiny_config(**changes) -> TrainConfig: the tests' one small training run (helpers.TINY)."""
+    return helpers.tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_flags():
+    """tiny_flags(**changes) -> the same run as `nca train` flags, spelled from the same settings."""
+    return helpers.tiny_flags
+
+
+@pytest.fixture(scope="session")
+def model(tmp_path_factory, pebbles_path, tiny_config) -> Path:
+    """A tiny trained model folder with its checkpoint, trained once per run: tests copy it before they change it."""
+    folder = tmp_path_factory.mktemp("model")
+    target = load_target(pebbles_path, 64)
+    trainer = Trainer(target, tiny_config(iters=3), log=lambda m: None)
+    trainer.train()
+    trainer.save(folder, target)
+    return folder
+
+
+@pytest.fixture
+def unwritable(tmp_path) -> Path:
+    """A folder this process cannot write in: read-only, or for root (whom permissions do not stop) a sysfs folder."""
+    if os.geteuid() == 0:
+        if not Path("/sys/kernel").is_dir() or _can_create(Path("/sys/kernel")):
+            pytest.skip("no read-only folder for root here")
+        yield Path("/sys/kernel")
+        return
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    yield folder
+    folder.chmod(0o755)
+
+
+def _can_create(folder: Path) -> bool:
+    try:
+        (folder / "nca-probe").touch()
+    except OSError:
+        return False
+    (folder / "nca-probe").unlink()
+    return True
 
 
 @pytest.fixture(scope="session")

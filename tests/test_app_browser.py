@@ -14,12 +14,12 @@ import tempfile
 import time
 
 import pytest
-from conftest import SHOTS, needs_chromium, running_demo, set_number
+from conftest import SHOTS, running_demo, set_number
 from playwright.sync_api import expect
 
 SLOW = 180_000  # ms: training and growing on a busy 2-core CPU
 
-pytestmark = needs_chromium
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")

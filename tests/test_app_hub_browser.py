@@ -21,12 +21,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHOTS, chromium, free_port, needs_chromium
+from conftest import ROOT, SHOTS, chromium, free_port
 from hub_server import LoopbackHub
 
 TOKEN = "hf_BrowserLoopbackSecret012345678"
 
-pytestmark = needs_chromium
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def places():
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    from test_hub import model_folder
+    from helpers import model_folder
 
     from nca_gradio.hub import push
 

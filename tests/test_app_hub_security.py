@@ -22,7 +22,7 @@ GENERIC = "The upstream Gradio app has raised an exception"
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """The owner's Hub with a private model, and the app's environment as on a Space whose owner set HF_TOKEN."""
-    from test_hub import model_folder
+    from helpers import model_folder
 
     home = tmp_path_factory.mktemp("hf_home")
     with pytest.MonkeyPatch.context() as env, LoopbackHub(token=TOKEN) as server:

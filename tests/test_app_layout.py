@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHOTS, needs_chromium, running_demo, set_number
+from conftest import SHOTS, running_demo, set_number
 
 from nca_gradio import studio
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PHONE = {"width": 420, "height": 720}  # a phone's page area, below the browser's own bars
 SLOW = 180_000  # ms: growing on a busy 2-core CPU
 
-pytestmark = needs_chromium
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")

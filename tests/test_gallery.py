@@ -9,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHOTS, chromium, needs_chromium, running_demo
+from conftest import SHOTS, chromium, running_demo
+from helpers import weights_bytes
 from hub_server import LoopbackHub
 from huggingface_hub import constants
 from PIL import Image
-from test_hub import weights_bytes
 
 from nca_gradio import gallery
 from nca_gradio.card import card_metadata
@@ -121,12 +121,11 @@ def test_an_unreachable_hub_is_one_line():
     assert "\n" not in str(info.value)
 
 
-def test_a_pushed_card_carries_the_tag_the_library_the_preview_and_its_score(tmp_path, pebbles_path):
+def test_a_pushed_card_carries_the_tag_the_library_the_preview_and_its_score(tmp_path, pebbles_path, tiny_config):
     from nca_gradio.images import load_target
-    from nca_gradio.train import TrainConfig, Trainer
+    from nca_gradio.train import Trainer
 
-    config = TrainConfig(preset="seed", loss="patch", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4,
-                         steps_max=8, device="cpu")
+    config = tiny_config(iters=2)
     target = load_target(pebbles_path, config.target_size)
     trainer = Trainer(target, config, log=lambda message: None)
     trainer.train(None)
@@ -172,6 +171,7 @@ def studio_url(hub, tmp_path_factory):
             yield url
 
 
+@pytest.mark.slow  # launches the studio
 def test_the_studio_gallery_lists_pages_with_previews_and_says_when_the_hub_is_down(hub, studio_url):
     from gradio_client import Client
 
@@ -193,7 +193,7 @@ def test_the_studio_gallery_lists_pages_with_previews_and_says_when_the_hub_is_d
     assert Path(png).exists()
 
 
-@needs_chromium
+@pytest.mark.browser
 def test_one_click_in_the_gallery_pulls_the_model_and_opens_it_in_grow(hub, studio_url):
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 1000})

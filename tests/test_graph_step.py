@@ -4,7 +4,7 @@ A CPU cannot capture CUDA graphs, but it runs the very body a graph records
 (`GraphedIteration(capture=False)`): these tests hold that body to the eager
 `Trainer.train_step` through whole runs (padded steps, re-injection, damage,
 patch matching), and check what stands in for the host inside a graph (the
-non-finite guard, in-place restores). The tests marked needs_cuda run the
+non-finite guard, in-place restores). The tests marked gpu run the
 captured graph itself where a GPU is present.
 """
 
@@ -12,7 +12,6 @@ import copy
 
 import pytest
 import torch
-from conftest import needs_cuda
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from nca_gradio.graph_step import CaptureUnavailable, GraphedIteration, load_optimizer_in_place, optimizer_tensors, set_lr
@@ -168,7 +167,7 @@ def test_on_a_cpu_the_trainer_steps_eagerly_and_capture_is_refused(pebbles_64):
         GraphedIteration(t.parts)
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_the_captured_graph_gives_the_eager_losses_on_cuda(pebbles_64):
     """The same seed, graphed and eager: the same losses within bfloat16 tolerance."""
     eager, graphed = trainer(pebbles_64, "cuda"), trainer(pebbles_64, "cuda")
@@ -180,7 +179,7 @@ def test_the_captured_graph_gives_the_eager_losses_on_cuda(pebbles_64):
         assert y["loss"] == pytest.approx(x["loss"], rel=2e-2)
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_a_refused_capture_falls_back_and_says_so(pebbles_64, monkeypatch):
     said = []
     t = Trainer(pebbles_64, TrainConfig(**{**SMALL, "device": "cuda"}), log=said.append)

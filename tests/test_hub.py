@@ -13,22 +13,21 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers import model_folder, tiny_model, weights_bytes
 from hub_server import LoopbackHub, check_card_metadata
 from huggingface_hub import ModelCard, constants
 from reference import rollout as reference_rollout
-from safetensors.torch import save, save_file
+from safetensors.torch import save_file
 
 from nca_gradio import hub as nca_hub
 from nca_gradio.card import model_card
 from nca_gradio.cli import main
 from nca_gradio.hub import HubError, is_repo_id, pull, push
 from nca_gradio.loading import load_model
-from nca_gradio.model import NCA, NCAConfig
-from nca_gradio.model_folder import ModelLoadError, load_folder, save_model
-from nca_gradio.render import save_animation
+from nca_gradio.model import NCA
+from nca_gradio.model_folder import ModelLoadError, load_folder
 
 TOKEN = "hf_LoopbackSecretToken0123456789"
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,40 +63,14 @@ def shared_server():
     assert not hub.unknown, f"the client called endpoints the loopback hub does not know: {hub.unknown}"
 
 
-def tiny_model(seed: int = 0) -> NCA:
-    """A 168-parameter model with non-zero weights, as if trained."""
-    torch.manual_seed(seed)
-    model = NCA(NCAConfig(channels=4, hidden=8))
-    torch.nn.init.normal_(model.w2.weight, std=0.05)
-    return model
-
-
-def model_folder(path: Path, seed: int = 0, preview: bool = True) -> Path:
-    """A saved model; with a ready preview.gif (so pushing it grows nothing) and no target.png."""
-    save_model(tiny_model(seed), path)
-    if preview:
-        frames = [np.full((16, 16, 3), 40 * i, dtype=np.uint8) for i in range(3)]
-        save_animation(frames, path / "preview.gif", fps=10)
-    return path
-
-
-def weights_bytes(seed: int = 0) -> tuple[bytes, bytes]:
-    """config.json and model.safetensors of a tiny model, as bytes for seeding a repo directly."""
-    model = tiny_model(seed)
-    config = {"channels": model.channels, "hidden": model.hidden, "fire_rate": model.fire_rate}
-    return json.dumps(config).encode(), save(model.state_dict(), metadata={"format": "pt"})
-
-
 @pytest.fixture(scope="module")
-def pushed(shared_server, tmp_path_factory, pebbles_path):
+def pushed(shared_server, tmp_path_factory, pebbles_path, tiny_config):
     """A model trained for 2 iterations (so it has training.json and target.png, no preview), pushed once."""
     from nca_gradio.images import load_target
-    from nca_gradio.train import TrainConfig, Trainer
+    from nca_gradio.train import Trainer
 
     folder = tmp_path_factory.mktemp("trained") / "pebbles"
-    config = TrainConfig(
-        preset="seed", loss="patch", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu"
-    )
+    config = tiny_config(iters=2)
     target = load_target(pebbles_path, config.target_size)
     trainer = Trainer(target, config, log=lambda message: None)
     trainer.train(None)
@@ -237,6 +210,7 @@ def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_i
     assert trained_precision({"device": "cpu", "precision": "bfloat16"}) == "bfloat16"
 
 
+@pytest.mark.slow  # 17 s measured
 def test_card_shows_the_stability_figures_of_quality_json_and_push_uploads_it(server, tmp_path):
     folder = model_folder(tmp_path / "m")
     (folder / "target.png").write_bytes((Path(__file__).parent / "data" / "pebbles.png").read_bytes())

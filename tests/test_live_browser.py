@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, needs_chromium
+from conftest import ROOT
 from PIL import Image
 from reference import rollout
 
@@ -32,7 +32,7 @@ STEPS = 64
 SIZE = 64  # cells a side: the smallest canvas the page offers
 TOLERANCE = 0.01
 
-pytestmark = needs_chromium
+pytestmark = pytest.mark.browser
 
 
 def open_page(browser, model: NCA, folder: Path, autoplay: bool = False, size: int = SIZE):

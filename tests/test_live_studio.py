@@ -7,9 +7,10 @@ import os
 import time
 from pathlib import Path
 
-from conftest import SHOTS, launched, needs_chromium, running_demo, set_number
+import pytest
+from conftest import SHOTS, launched, running_demo, set_number
 
-pytestmark = needs_chromium
+pytestmark = pytest.mark.browser
 
 
 @contextlib.contextmanager

@@ -238,14 +238,12 @@ def test_soft_sectors_share_each_frequency_between_the_two_nearest_sector_centre
     assert given(fy, fx)[5] > 0.9
 
 
-def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg):
+def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg, tiny_config):
     """A model trained with `--loss auto` where VGG16 loads says on its card, and in its command, that it trained with ot."""
     from nca_gradio.card import model_card
-    from nca_gradio.train import TrainConfig, Trainer
+    from nca_gradio.train import Trainer
 
-    config = TrainConfig(
-        preset="seed", loss="auto", iters=2, size=16, target_size=64, batch=1, pool_size=4, steps_min=4, steps_max=8, device="cpu"
-    )
+    config = tiny_config(loss="auto", iters=2)
     trainer = Trainer(pebbles_64, config, vgg_features=random_vgg, log=lambda message: None)
     trainer.train(None)
     trainer.save(tmp_path / "model", pebbles_64)

@@ -35,10 +35,6 @@ def test_the_users_own_choices_win_over_the_recipe():
     assert (config.iters, config.batch, config.time_budget) == (7, 2, 30.0)
 
 
-def _tiny(**changes) -> TrainConfig:
-    return TrainConfig(preset="fast", size=16, target_size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, device="cpu", **changes)
-
-
 class SteadyClock:
     """time.perf_counter for a machine where every reading is `tick` seconds after the last: each iteration takes one tick."""
 
@@ -50,11 +46,11 @@ class SteadyClock:
         return self.now
 
 
-def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_64, monkeypatch):
+def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_64, monkeypatch, tiny_config):
     """On a steady clock (a shared machine's own speed varies tenfold from one iteration to the next)."""
     monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
     budget = 3.0
-    trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=100_000, time_budget=budget), log=lambda _: None)
+    trainer = Trainer(pebbles_64[..., :32, :32], tiny_config(iters=100_000, time_budget=budget), log=lambda _: None)
     result = trainer.train()
     assert result.iteration == trainer.planned_iters and trainer.finished
     assert budget / 0.05 - 2 <= result.iteration <= budget / 0.05
@@ -64,10 +60,10 @@ def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr * 0.3**2)  # both decays happened
 
 
-def test_a_resumed_budgeted_run_keeps_its_fitted_schedule(pebbles_64, tmp_path, monkeypatch):
+def test_a_resumed_budgeted_run_keeps_its_fitted_schedule(pebbles_64, tmp_path, monkeypatch, tiny_config):
     """A ZeroGPU chunk ends mid-run and the next one resumes it: the lr must stay where the fitted schedule put it."""
     monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
-    config = _tiny(iters=100_000, time_budget=3.0)
+    config = tiny_config(iters=100_000, time_budget=3.0)
     first = Trainer(pebbles_64[..., :32, :32], config, log=lambda _: None)
     first.train(should_stop=lambda: first.optimizer.param_groups[0]["lr"] < config.lr)  # just past the first decay
     first.save(tmp_path)
@@ -84,8 +80,8 @@ def test_lr_milestones_follow_the_plan_and_never_fall_in_the_past():
     assert sorted(fitted_milestones(Counter([50, 80]), 60, fractions, 300).elements()) == [50, 240]  # the first is kept
 
 
-def test_without_a_budget_the_run_is_exactly_its_iterations(pebbles_64):
-    trainer = Trainer(pebbles_64[..., :32, :32], _tiny(iters=12), log=lambda _: None)
+def test_without_a_budget_the_run_is_exactly_its_iterations(pebbles_64, tiny_config):
+    trainer = Trainer(pebbles_64[..., :32, :32], tiny_config(iters=12), log=lambda _: None)
     assert trainer.train().iteration == 12 and trainer.planned_iters == 12
 
 
@@ -94,10 +90,10 @@ def test_durations_read_as_a_user_writes_them(text, seconds):
     assert parse_duration(text) == seconds
 
 
-def test_nca_train_time_stops_on_its_budget_and_bad_durations_are_one_line(tmp_path, pebbles_path):
+def test_nca_train_time_stops_on_its_budget_and_bad_durations_are_one_line(tmp_path, pebbles_path, tiny_flags):
     out = tmp_path / "model"
-    args = [sys.executable, "-m", "nca_gradio.cli", "train", str(pebbles_path), "-o", str(out), "--preset", "fast",
-            "--size", "16", "--target-size", "64", "--batch", "2", "--iters", "100000"]
+    args = [sys.executable, "-m", "nca_gradio.cli", "train", str(pebbles_path), "-o", str(out),
+            *tiny_flags(iters=100000)]
     done = subprocess.run([*args, "--time", "3s"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     log = json.loads((out / "training.json").read_text())
@@ -117,11 +113,11 @@ def test_the_expected_time_follows_the_work_and_a_time_budget_caps_it():
     assert estimated_seconds(TrainConfig(time_budget=60.0), cpu) == 60.0
 
 
-def test_the_studio_stream_ends_when_the_time_budget_is_spent(pebbles_64, tmp_path, monkeypatch):
+def test_the_studio_stream_ends_when_the_time_budget_is_spent(pebbles_64, tmp_path, monkeypatch, tiny_config):
     from nca_gradio import studio
 
     monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
-    config = _tiny(iters=100_000, time_budget=1.0)
+    config = tiny_config(iters=100_000, time_budget=1.0)
     updates = list(studio.train_stream(tmp_path / "model", pebbles_64[..., :32, :32], config, tmp_path / "stop"))
     assert updates[-1].finished and not updates[-1].stopped and updates[-1].iteration == updates[-1].total < 100_000
     assert (tmp_path / "model" / "model.safetensors").exists()

@@ -17,16 +17,15 @@ from PIL import Image, ImageOps
 
 pytest.importorskip("ray", reason='the scale extra: pip install -e ".[scale]"')
 
+from helpers import TINY
 from hub_server import LoopbackHub
 
 from nca_gradio import cli
 from nca_gradio.scale import TASK_PREFIX, ScaleError, Texture, find_textures, ray_session, train_many, trained_iterations
 from nca_gradio.train import TrainConfig
 
-TINY = {"preset": "fast", "loss": "patch", "size": 16, "target_size": 64, "batch": 2, "pool_size": 8, "steps_min": 8,
-        "steps_max": 16, "device": "cpu"}
-TINY_FLAGS = ["--preset", "fast", "--loss", "patch", "--size", "16", "--target-size", "64", "--batch", "2", "--pool-size", "8",
-              "--device", "cpu"]
+pytestmark = pytest.mark.slow  # a Ray cluster and its trainings
+
 TOKEN = "hf_LoopbackSecretToken0123456789"
 
 
@@ -70,14 +69,14 @@ def test_two_images_that_would_share_a_folder_are_refused_before_training(tmp_pa
 
 
 def test_good_textures_finish_the_corrupt_one_is_reported_and_a_rerun_skips_what_is_done(
-    ray_local, textures, tmp_path, monkeypatch, capsys
+    ray_local, textures, tmp_path, monkeypatch, capsys, tiny_flags
 ):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     out = tmp_path / "zoo"
     with LoopbackHub(token=TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        code = cli.main(["train-many", str(textures), "-o", str(out), "--iters", "4", *TINY_FLAGS, "--push-to", "alice"])
+        code = cli.main(["train-many", str(textures), "-o", str(out), "--iters", "4", *tiny_flags(), "--push-to", "alice"])
         pushed = {repo: hub.files(repo) for repo in ("alice/pebbles", "alice/turned")}
         assert "alice/broken" not in hub.repos
     assert code == 1  # one texture failed

@@ -12,15 +12,14 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import needs_cuda
 from reference import rollout
 
 from nca_gradio import fast
 from nca_gradio.fast import Grower, apply_steps, circular_pad, compile_steps
 from nca_gradio.model import NCA, PERCEPTIONS, PRESETS, cell_mask, draw_masks
-from nca_gradio.train import TrainConfig, Trainer
+from nca_gradio.train import Trainer
 
-DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 def trained_like(name: str = "texture", device: str = "cpu", seed: int = 0, perception: str = "sobel") -> NCA:
@@ -130,10 +129,9 @@ def _rollout_and_grads(trainer: Trainer, x: torch.Tensor, steps: int, seed: int)
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_trainer_rollout_is_the_plain_step_loop(pebbles_64, checkpointing):
+def test_trainer_rollout_is_the_plain_step_loop(pebbles_64, checkpointing, tiny_config):
     """Chunked (and checkpointed, with its short segments) rollout == one model.step per mask, odd lengths included."""
-    config = TrainConfig(preset="fast", loss="patch", size=16, target_size=64, batch=2, pool_size=4, steps_min=4,
-                         steps_max=21, grad_checkpoint=checkpointing, device="cpu")
+    config = tiny_config(size=16, steps_min=4, steps_max=21, grad_checkpoint=checkpointing)
     trainer = Trainer(pebbles_64, config, log=lambda m: None)
     torch.nn.init.normal_(trainer.model.w2.weight, std=0.05)
     x = torch.randn(2, trainer.model.channels, 16, 16) * 0.1
@@ -150,10 +148,9 @@ def test_trainer_rollout_is_the_plain_step_loop(pebbles_64, checkpointing):
         assert close_to_scale(a, p.grad, 1e-5)
 
 
-def test_one_sync_guard_still_rolls_back_a_nan_gradient_under_a_finite_loss(pebbles_64):
+def test_one_sync_guard_still_rolls_back_a_nan_gradient_under_a_finite_loss(pebbles_64, tiny_config):
     """sqrt(|d|) at d = 0 has the value 0 and the gradient NaN: only the gradient check can see it."""
-    config = TrainConfig(preset="fast", loss="patch", size=16, target_size=64, batch=2, pool_size=4, steps_min=2,
-                         steps_max=3, device="cpu", iters=5)
+    config = tiny_config(size=16, steps_min=2, steps_max=3, iters=5)
     trainer = Trainer(pebbles_64, config, log=lambda m: None)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.loss_fn = lambda img: (img - img.detach()).abs().sqrt().flatten(1).sum(1)
@@ -205,7 +202,7 @@ def test_a_failing_probe_means_the_plain_loop():
     [
         pytest.param("cpu", marks=pytest.mark.skipif(not os.environ.get("NCA_TEST_COMPILE"),
                                                      reason="compiling on a CPU takes minutes; set NCA_TEST_COMPILE=1")),
-        pytest.param("cuda", marks=needs_cuda),
+        pytest.param("cuda", marks=pytest.mark.gpu),
     ],
 )
 def test_compiled_steps_match_the_plain_loop(device, strict_cuda_math):
@@ -236,7 +233,7 @@ def test_compiled_grower_reproduces_the_plain_rollout_on_cpu():
     assert torch.allclose(got, expected, atol=1e-5)
 
 
-@needs_cuda
+@pytest.mark.gpu
 @pytest.mark.parametrize("compile", [False, True])
 def test_cuda_graph_grower_matches_eager_stepping(compile, strict_cuda_math):
     model = trained_like("texture", "cuda")
@@ -250,10 +247,9 @@ def test_cuda_graph_grower_matches_eager_stepping(compile, strict_cuda_math):
     assert torch.equal(again, got)
 
 
-@needs_cuda
-def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_math):
-    config = TrainConfig(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4, steps_min=8,
-                         steps_max=20, device="cuda")
+@pytest.mark.gpu
+def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_math, tiny_config):
+    config = tiny_config(steps_min=8, steps_max=20, device="cuda")
     plain = Trainer(pebbles_64, config, log=lambda m: None)
     fast = Trainer(pebbles_64, config, log=lambda m: None)
     fast.compile = True
@@ -267,7 +263,7 @@ def test_compiled_trainer_rollout_matches_the_plain_one(pebbles_64, strict_cuda_
         assert close_to_scale(a, b, 1e-4)
 
 
-@needs_cuda
+@pytest.mark.gpu
 def test_run_on_cuda_replays_graphs_between_frames_and_events(strict_cuda_math):
     """render.run cuts the rollout at frames and before events, and replays a recorded chunk for each full one."""
     from nca_gradio.render import Damage, apply_damage, run
@@ -284,14 +280,13 @@ def test_run_on_cuda_replays_graphs_between_frames_and_events(strict_cuda_math):
     assert torch.allclose(got.state, expected, atol=1e-5, rtol=1e-4), (got.state - expected).abs().max()
 
 
-@needs_cuda
-def test_compiled_training_with_cuda_graphs_follows_the_plain_run(pebbles_64):
+@pytest.mark.gpu
+def test_compiled_training_with_cuda_graphs_follows_the_plain_run(pebbles_64, tiny_config):
     """Whole iterations (bfloat16 autocast, Adam, pool writes) with graphed chunks: same losses and weights, to rounding.
 
     A graph output reused after a later replay overwrote it would show here as a jump, not as rounding.
     """
-    config = TrainConfig(preset="fast", loss="patch", size=32, target_size=64, batch=2, pool_size=4, steps_min=16,
-                         steps_max=28, device="cuda")
+    config = tiny_config(steps_min=16, steps_max=28, device="cuda")
     runs = {}
     for compiled in (False, True):
         trainer = Trainer(pebbles_64, config, log=lambda m: None)  # seeds every generator the same way

@@ -1,4 +1,5 @@
-"""The package's shape: no module imports one that imports it back, directly or through others."""
+"""The code's shape: no package module imports one that imports it back, directly or through others, and no test module
+imports another (shared test helpers live in tests/helpers.py and conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nca_gradio"
+TESTS = Path(__file__).resolve().parent
 
 
 def imports_of(path: Path) -> set[str]:
@@ -72,3 +74,27 @@ def test_the_core_model_reads_in_one_screen():
     core = next(node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "NCA")
     assert core.end_lineno - core.lineno + 1 <= 60
     assert {f.name for f in core.body if isinstance(f, ast.FunctionDef)} >= {"perceive", "update", "forward"}
+
+
+def imported_test_modules(path: Path) -> set[str]:
+    """The tests/test_*.py modules a module imports anywhere in it (a function-local import counts too)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+    return {name for name in names if name.startswith("test_")}
+
+
+def test_no_test_module_imports_another():
+    """Importing a test module runs its module-level code and can collect its tests twice: helpers go in helpers.py."""
+    found = {path.name: imported_test_modules(path) for path in sorted(TESTS.glob("test_*.py"))}
+    assert len(found) > 10  # the walk sees the tests
+    assert {name: imported for name, imported in found.items() if imported} == {}
+
+
+def test_the_test_import_check_sees_local_and_dotted_imports(tmp_path):
+    module = tmp_path / "test_x.py"
+    module.write_text("import os\nfrom helpers import TINY\ndef f():\n    from test_hub import model_folder\n    import test_a.b\n")
+    assert imported_test_modules(module) == {"test_hub", "test_a"}

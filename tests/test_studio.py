@@ -11,11 +11,9 @@ import torch
 from nca_gradio import studio
 from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage, RenderError
-from nca_gradio.train import TrainConfig
+from nca_gradio.train import Status
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-TINY = {"preset": "seed", "loss": "patch", "size": 16, "target_size": 64, "batch": 1, "pool_size": 4, "steps_min": 4,
-        "steps_max": 8, "device": "cpu"}
 
 
 @pytest.fixture
@@ -32,18 +30,18 @@ def target(pebbles_path):
     return load_target(pebbles_path, 64)
 
 
-def test_training_in_short_chunks_resumes_to_the_end(workspace, target):
+def test_training_in_short_chunks_resumes_to_the_end(workspace, target, tiny_config):
     """What ZeroGPU does: each chunk resumes the checkpoint the last one saved."""
     folder = workspace.path("model")
-    updates = list(studio.train_stream(folder, target, TrainConfig(iters=5, **TINY), workspace.stop_file, chunk_seconds=1e-3))
+    updates = list(studio.train_stream(folder, target, tiny_config(preset="seed", iters=5), workspace.stop_file, chunk_seconds=1e-3))
     assert [u.iteration for u in updates] == [1, 2, 3, 4, 5]  # one iteration per chunk
     assert updates[-1].finished and [h["iteration"] for h in updates[-1].history] == [1, 2, 3, 4, 5]
     assert load_folder(folder).channels == 4
 
 
-def test_stop_keeps_the_model_trained_so_far(workspace, target):
+def test_stop_keeps_the_model_trained_so_far(workspace, target, tiny_config):
     folder = workspace.path("model")
-    stream = studio.train_stream(folder, target, TrainConfig(iters=1000, **TINY), workspace.stop_file)
+    stream = studio.train_stream(folder, target, tiny_config(iters=1000), workspace.stop_file)
     first = next(stream)
     workspace.request_stop()
     last = list(stream)[-1]
@@ -139,11 +137,11 @@ def test_losses_read_as_three_significant_digits():
 def test_the_status_shows_the_texture_loss_and_the_time_left():
     from nca_gradio.ui import train_status
 
-    update = studio.TrainUpdate(2, 10, 30.0, "patch", "cpu", None, SPIKY_HISTORY[:2], finished=False, stopped=False)
+    update = Status(2, 10, 30.0, "patch", "cpu", SPIKY_HISTORY[:2], finished=False, stopped=False)
     status = train_status(update)
     assert "texture loss 0.61 ·" in status and "339" not in status
     assert "30 s elapsed · about 2 min 00 s left" in status
-    done = studio.TrainUpdate(10, 10, 150.0, "patch", "cpu", None, SPIKY_HISTORY, finished=True, stopped=False)
+    done = Status(10, 10, 150.0, "patch", "cpu", SPIKY_HISTORY, finished=True, stopped=False)
     assert "left" not in train_status(done, "pebbles") and "2 min 30 s elapsed" in train_status(done, "pebbles")
 
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from helpers import TINY
 
 from nca_gradio.losses import PatchLoss
 from nca_gradio.checkpoint import CheckpointError
@@ -11,9 +12,6 @@ from nca_gradio.model_folder import load_folder
 from nca_gradio.quality import score
 from nca_gradio.render import grow
 from nca_gradio.train import RUNAWAY_BOUND, ConfigError, TrainConfig, Trainer, pick_device, reset_runaways, train
-
-TINY = {"preset": "fast", "loss": "patch", "size": 32, "target_size": 64, "batch": 2, "pool_size": 16, "steps_min": 8, "steps_max": 16,
-        "device": "cpu"}
 
 
 def tiny(**overrides) -> TrainConfig:
