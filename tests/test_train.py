@@ -6,8 +6,8 @@ import pytest
 import torch
 from helpers import TINY
 
-from nca_gradio.losses import PatchLoss
 from nca_gradio.checkpoint import CheckpointError
+from nca_gradio.losses import PatchLoss
 from nca_gradio.model_folder import load_folder
 from nca_gradio.quality import score
 from nca_gradio.render import grow
