@@ -83,10 +83,16 @@ class Checkpoint:
         return cls(info, tensors)
 
     def config(self, overrides: dict | None = None) -> TrainConfig:
-        """The run's settings, with a resume's `overrides` (only `OVERRIDABLE` ones) on top."""
-        refused = sorted(set(overrides or {}) - set(OVERRIDABLE))
+        """The run's settings, with a resume's `overrides` (only `OVERRIDABLE` ones) on top.
+
+        `iters` is the run's total; a `time_budget` counts from the resume (more seconds on top of those spent).
+        """
+        overrides = dict(overrides or {})
+        refused = sorted(set(overrides) - set(OVERRIDABLE))
         if refused:
             raise ConfigError(f"a resumed run keeps its {', '.join(refused)}; only {', '.join(OVERRIDABLE)} can change on resume")
+        if overrides.get("time_budget"):
+            overrides["time_budget"] = round(float(self.info.get("seconds", 0.0)) + overrides["time_budget"], 2)
         try:
             return TrainConfig.from_dict({**self.info["config"], **(overrides or {})})
         except (TypeError, ValueError) as exc:
@@ -114,7 +120,11 @@ class Checkpoint:
         except (RuntimeError, ValueError, TypeError, KeyError) as exc:
             raise damaged(self.path, str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__) from None
         iteration = self.info["iterations"]
-        trainer.schedule.resume(iteration, _count_list(self.info.get("lr_milestones")), _count(self.info.get("planned_iterations")))
+        saved = self.info["config"]
+        if saved.get("iters") == trainer.config.iters and saved.get("time_budget") == trainer.config.time_budget:
+            trainer.schedule.resume(iteration, _count_list(self.info.get("lr_milestones")), _count(self.info.get("planned_iterations")))
+        else:  # a new length or budget: the plan is made again from here
+            trainer.schedule.resume(iteration)
         trainer.iteration = iteration
         trainer.seconds = float(self.info.get("seconds", 0.0))
         trainer.history = list(self.info.get("history", []))

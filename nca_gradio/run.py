@@ -25,7 +25,19 @@ from .errors import UserError
 from .train import Status, TrainConfig, Trainer
 
 CHECKPOINT_SECONDS = 60.0  # at most this much training is lost to a kill -9; a checkpoint costs well under 1% of it
+CHECKPOINT_ENV = "NCA_CHECKPOINT_SECONDS"  # another cadence, for tests and for those who want a different trade
 SIGTERM_GRACE_SECONDS = 20.0  # a Space waits about 30 s after SIGTERM before it kills
+
+
+def checkpoint_cadence() -> float:
+    """The checkpoint cadence: `NCA_CHECKPOINT_SECONDS` if set to a positive number, else `CHECKPOINT_SECONDS`."""
+    try:
+        seconds = float(os.environ.get(CHECKPOINT_ENV, CHECKPOINT_SECONDS))
+    except ValueError:
+        raise UserError(f"{CHECKPOINT_ENV} must be a number of seconds, got {os.environ[CHECKPOINT_ENV]!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise UserError(f"{CHECKPOINT_ENV} must be a positive number of seconds, got {seconds:g}")
+    return seconds
 
 
 class TrainingFailed(UserError):
@@ -53,19 +65,19 @@ class TrainingRun:
     """A Trainer bound to its folder and target: what to save, when, and how a stop or an end is handled."""
 
     def __init__(self, folder: Path, target: torch.Tensor, trainer: Trainer, stop: StopRequest | None = None,
-                 checkpoint_seconds: float = CHECKPOINT_SECONDS) -> None:
+                 checkpoint_seconds: float | None = None) -> None:
         self.folder = folder
         self.target = target
         self.trainer = trainer
         self.stop = stop or StopRequest()
-        self.checkpoint_seconds = checkpoint_seconds
+        self.checkpoint_seconds = checkpoint_seconds if checkpoint_seconds is not None else checkpoint_cadence()
         self._saved_at = time.monotonic()
 
     @classmethod
     def open(
         cls, folder: str | Path, target: torch.Tensor, config: TrainConfig, resume: bool = False, overrides: dict | None = None,
         log: Callable[[str], None] = lambda message: None, stop: StopRequest | None = None,
-        checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        checkpoint_seconds: float | None = None,
     ) -> TrainingRun:
         """Start a run of `config`, or with `resume` continue the folder's checkpoint with `overrides` on its settings
         (iters, time_budget, lr, device: `checkpoint.OVERRIDABLE`; a resume's NaN count starts again).

@@ -37,7 +37,7 @@ from .model_folder import (
     write_json,
 )
 from .quality import Score
-from .run import CHECKPOINT_SECONDS, TrainingFailed, TrainingRun
+from .run import TrainingFailed, TrainingRun
 from .train import TrainConfig
 
 INSTALL_HINT = 'train-many needs Ray, an optional extra: pip install -e ".[scale]" (or pip install "ray>=2.40")'
@@ -143,7 +143,7 @@ def train_texture(
     folder: str | Path,
     config: TrainConfig | dict,
     threads: int | None = None,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    checkpoint_seconds: float | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> Outcome:
     """Train one texture into `folder` as `nca train` does, continuing its checkpoint if it has one.
@@ -267,7 +267,7 @@ def train_many(
     push_to: str | None = None,
     hub_token: str | None = None,
     hub_endpoint: str | None = None,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    checkpoint_seconds: float | None = None,
     progress: bool = True,
 ) -> list[Outcome]:
     """Train every texture in `images` (files, folders, `Texture`s) into OUT_DIR/NAME, one Ray task each; write the summary.
@@ -316,7 +316,7 @@ def train_many(
 
 
 def run_tasks(
-    ray, textures: list[Texture], out: Path, gpus_per_task: float, cpus_per_task: float, checkpoint_seconds: float
+    ray, textures: list[Texture], out: Path, gpus_per_task: float, cpus_per_task: float, checkpoint_seconds: float | None
 ) -> Iterator[Outcome]:
     """One Ray task per texture, all submitted at once; their outcomes as they finish."""
     task = ray.remote(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=1, retry_exceptions=True)(train_texture)

@@ -46,10 +46,11 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--damage-every", type=int, default=defaults.damage_every, metavar="N",
                         help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
                         "try 4 if your texture blows up where it is damaged (default 0: off)")
-    parser.add_argument("--iters", type=int, help=f"iterations, at most (default {defaults.iters} on a CPU, {GPU_RECIPE['iters']} on a GPU)")
+    parser.add_argument("--iters", type=int, help=f"iterations in all, at most; with --resume, counting those done (default {defaults.iters} on a CPU, "
+                        f"{GPU_RECIPE['iters']} on a GPU)")
     parser.add_argument("--time", type=parse_duration, metavar="SECONDS", dest="time_budget",
-                        help="train for this long (90, 90s, 2m, 1h): iterations and lr schedule fit the measured speed, "
-                        f"at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
+                        help="train for this long (90, 90s, 2m, 1h; with --resume, from the resume): iterations and lr schedule "
+                        f"fit the measured speed, at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
     parser.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
     parser.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
     parser.add_argument("--batch", type=int, help=f"grids per iteration (default {defaults.batch} on a CPU, {GPU_RECIPE['batch']} on a GPU)")
