@@ -32,18 +32,9 @@ from .images import image_to_tensor
 from .losses import PatchLoss
 from .model_folder import TRAINING_STATE, is_model_folder, load_folder
 from .render import HEAL_GRIDS, MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
+from .studio_settings import CANVAS_SIDES, RENDER_STEPS
 from .train import TrainConfig, Trainer, pick_device
 
-# The studio's inputs, as (lowest, highest): its sliders are built from these and its handlers check against them.
-TRAIN_ITERATIONS = (1, 5000)
-TRAIN_SIZES = (16, 128)
-TIME_LIMITS = (0, 3600)  # seconds: longer runs belong to `nca train --time`
-CANVAS_SIDES = (32, 1024)
-RENDER_STEPS = (10, 4000)
-HEALING_STEPS = (10, 2000)
-FRAME_RATES = (5, 60)
-SEEDS = (0, 2**31 - 1)
-DAMAGE_SIZES = (0.02, 0.5)
 MAX_CANVAS, MAX_RENDER_STEPS = CANVAS_SIDES[1], RENDER_STEPS[1]
 CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
 GPU_CELL_STEPS = MAX_CANVAS * MAX_CANVAS * MAX_RENDER_STEPS

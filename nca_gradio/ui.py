@@ -13,21 +13,36 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from . import gallery, live, studio
-from .errors import USER_ERRORS
+from .errors import USER_ERRORS, UserError
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, load_image, load_target
-from .losses import VGG_LOSSES
 from .model import NCA, PRESETS
 from .model_folder import CARD_FILE, PREVIEW_FILE, load_folder, slug
 from .render import DAMAGE_SHAPES, save_animation, save_png
-from .train import ConfigError, TrainConfig, device_recipe, estimated_seconds, pick_device
+from .studio_settings import (
+    CANVAS_SIDES,
+    DAMAGE_SIZES,
+    FRAME_RATES,
+    HEALING_DAMAGE_EVERY,
+    HEALING_STEPS,
+    OBJECT_STRENGTHS,
+    RENDER_STEPS,
+    SEEDS,
+    TIME_LIMITS,
+    TRAIN_ITERATIONS,
+    TRAIN_SIZES,
+    StudioTrainSettings,
+    fraction,
+    whole,
+)
+from .train import TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import StudioBlocks, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,13 +98,6 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 **Share** one of yours: a model card with a preview and training details is written for you.
 """
 
-# The "Whole objects" choice: how hard patch matching pulls towards copies of the image. No one weight fits
-# every texture, and more fades the colours.
-OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
-STRENGTH_NAMES = {weight: name for name, weight in OBJECT_STRENGTHS.items()}
-STUDIO_CPU_ITERS = 300  # a first model in about 9 minutes on 2 CPU cores; the GPU recipe's own iterations elsewhere
-STUDIO_PRESET = "fast"  # the Train tab's model size at first: a model in minutes on a CPU
-HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
     ("patch: compares small patches, needs no download", "patch"),
@@ -155,22 +163,6 @@ def friendly(fn: Callable) -> Callable:
     return plain
 
 
-def whole(name: str, value: Any, bounds: tuple[int, int]) -> int:
-    """A whole number in range from a slider or an API call, else a gr.Error that says the range."""
-    low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
-        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return int(value)
-
-
-def fraction(name: str, value: Any, bounds: tuple[float, float] = (0.0, 1.0)) -> float:
-    """A number in range (a position or size as a fraction of the canvas), else a gr.Error that says the range."""
-    low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise gr.Error(f"{name} must be a number from {low} to {high}, got {value!r}")
-    return float(value)
-
-
 # ------------------------------------------------------------------ handlers
 
 
@@ -219,24 +211,11 @@ class Handlers:
         return str(self.examples[evt.index])
 
     @staticmethod
-    def train_config(preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
-                     time_limit: float) -> TrainConfig:
-        """The run the Train tab describes: its own settings on top of the recipe for this machine's device."""
-        if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
-            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
-        return TrainConfig.for_device(
-            "auto", preset=preset, loss=loss, iters=whole("Iterations", iterations, studio.TRAIN_ITERATIONS),
-            size=whole("Training size", size, studio.TRAIN_SIZES), perception="isotropic" if isotropic else "sobel",
-            match_weight=OBJECT_STRENGTHS[objects], damage_every=HEALING_DAMAGE_EVERY if practise_healing else 0,
-            time_budget=float(whole("Time limit", time_limit or 0, studio.TIME_LIMITS)),
-        )
-
-    def expected_time(self, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
-                      time_limit: float) -> str:
-        """What Start will cost, said before it is pressed."""
+    def expected_time(**settings: Any) -> str:
+        """What Start will cost, said before it is pressed (the Train settings come as keywords: `StudioTrainSettings`)."""
         try:
-            config = self.train_config(preset, loss, iterations, size, isotropic, objects, practise_healing, time_limit)
-        except (gr.Error, ConfigError):
+            config = StudioTrainSettings(**settings).config()
+        except UserError:
             return ""
         device = pick_device(config.device)
         seconds = estimated_seconds(config, device)
@@ -244,12 +223,13 @@ class Handlers:
         return f"Expected: about {studio.duration(seconds)}{limit} on this machine's {device.type.upper()}, batch {config.batch}."
 
     @friendly
-    def train(
-        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str,
-        practise_healing: bool, time_limit: float, workspace: studio.Workspace,
-    ):
-        """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
-        config = self.train_config(preset, loss, iterations, size, isotropic, objects, practise_healing, time_limit)
+    def train(self, texture: str | None, workspace: studio.Workspace, **chosen: Any):
+        """Stream previews, the loss curve and progress; at the end, add the model to every model list.
+
+        The Train settings come as keywords, named as in `StudioTrainSettings`.
+        """
+        settings = StudioTrainSettings(**chosen)
+        config = settings.config()
         data = self.texture_bytes(texture)
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
@@ -261,8 +241,7 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        shape = (" · round" if isotropic else "") + ("" if objects == "off" else f" · {objects} objects") + (" · heals" if practise_healing else "")
-        label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
+        label = workspace.add_model(f"{Path(texture).stem} · {settings.preset}{settings.traits()} · {update.iteration} it", folder)
         archive = studio.zip_model(folder, workspace.path(f"{slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
@@ -275,8 +254,8 @@ class Handlers:
     def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> tuple[Path, int, int, int, int]:
         """A grow request's model folder and numbers, or a gr.Error before any work (a broken model fails here too)."""
         folder = self.model_folder(workspace, label)
-        size, steps = whole("Canvas size", size, studio.CANVAS_SIDES), whole("Steps", steps, studio.RENDER_STEPS)
-        fps, seed = whole("Frames per second", fps, studio.FRAME_RATES), whole("Seed", seed, studio.SEEDS)
+        size, steps = whole("Canvas size", size, CANVAS_SIDES), whole("Steps", steps, RENDER_STEPS)
+        fps, seed = whole("Frames per second", fps, FRAME_RATES), whole("Seed", seed, SEEDS)
         studio.check_render(size, steps)
         load_folder(folder)
         return folder, size, steps, fps, seed
@@ -335,27 +314,27 @@ class Handlers:
         grown = self.grown(workspace)
         zoom = studio.display_scale(grown.frame)  # the click is in the zoomed image's pixels
         height, width = grown.frame.shape[:2]
-        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, studio.DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
+        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
         return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
 
     @friendly
     def show_damage(self, shape: str, size: float, x: float, y: float, workspace: studio.Workspace):
         if workspace.grown is None:
             return None
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, studio.DAMAGE_SIZES))
+        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
         return studio.for_display(studio.damage_overlay(workspace.grown.frame, damage))
 
     @friendly
     def random_damage(self, shape: str, size: float, workspace: studio.Workspace):
         grown = self.grown(workspace)
-        damage = studio.random_damage(shape, fraction("Damage size", size, studio.DAMAGE_SIZES))
+        damage = studio.random_damage(shape, fraction("Damage size", size, DAMAGE_SIZES))
         return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
 
     def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace):
         """A healing request's grown texture, damage and numbers, or a gr.Error before any work."""
         grown = self.grown(workspace)
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, studio.DAMAGE_SIZES))
-        steps, fps = whole("Healing steps", steps, studio.HEALING_STEPS), whole("Frames per second", fps, studio.FRAME_RATES)
+        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
+        steps, fps = whole("Healing steps", steps, HEALING_STEPS), whole("Frames per second", fps, FRAME_RATES)
         side = grown.state.shape[-1]
         every = studio.frame_every(steps, side)
         lead = studio.lead_steps(every, steps)
@@ -532,9 +511,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     # a Workspace of its own, so the session's files go about an hour after its page is closed.
     gr.context.Context.root_block.load(studio.Workspace, None, workspace, api_visibility="private")
     bundled = list(studio.bundled_models(models_dir))
-    recipe = device_recipe(pick_device("auto"))  # the Train tab's defaults follow this machine's device
-    start_iters, start_objects = recipe.get("iters", STUDIO_CPU_ITERS), STRENGTH_NAMES.get(recipe.get("match_weight", 0.0), "off")
-    start_limit = recipe.get("time_budget", 0)
+    start = StudioTrainSettings.for_recipe(device_recipe(pick_device("auto")))  # the Train tab's defaults follow this machine's device
     first = bundled[0] if bundled else None
 
     with gr.Tabs(overflow_behavior="wrap", elem_id="nca-tabs") as tabs:  # on a phone the tabs wrap onto a second line, never hide in a menu
@@ -550,31 +527,31 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     target = gr.Image(label="What the model learns from", interactive=False, height=200, format="png", elem_id="nca-target", buttons=[])
                 with gr.Column(scale=4):
                     preset = gr.Radio(
-                        preset_choices(), value=STUDIO_PRESET, label="Model size", info="how many numbers the rule learns: more look better but train slower",
+                        preset_choices(), value=start.preset, label="Model size", info="how many numbers the rule learns: more look better but train slower",
                         elem_id="nca-preset",
                     )
-                    loss = gr.Dropdown(LOSS_CHOICES, value="auto", label="Loss (how looks are compared)", elem_id="nca-loss")
+                    loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="Loss (how looks are compared)", elem_id="nca-loss")
                     isotropic = gr.Checkbox(
-                        False, label="Round shapes (no sense of direction)",
+                        start.isotropic, label="Round shapes (no sense of direction)",
                         info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
                     objects = gr.Radio(
-                        list(OBJECT_STRENGTHS), value=start_objects,
+                        list(OBJECT_STRENGTHS), value=start.objects,
                         label="Whole objects (patch loss, about 40% slower)",
                         info="copies patches of the image, so shapes keep their edges; stronger fades colours", elem_id="nca-objects",
                     )
                     healing = gr.Checkbox(
-                        False, label="Practise healing",
+                        start.practise_healing, label="Practise healing",
                         info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in the Heal tab; "
                         "it can change the texture", elem_id="nca-healing",
                     )
                     with gr.Row():
-                        iterations = gr.Slider(*studio.TRAIN_ITERATIONS, value=start_iters, step=1, precision=0, label="Iterations",
+                        iterations = gr.Slider(*TRAIN_ITERATIONS, value=start.iterations, step=1, precision=0, label="Iterations",
                                                info="more = better, slower", elem_id="nca-iterations")
-                        size = gr.Slider(*studio.TRAIN_SIZES, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
-                        time_limit = gr.Number(start_limit, minimum=studio.TIME_LIMITS[0], maximum=studio.TIME_LIMITS[1], precision=0, label="Time limit (s)",
+                        size = gr.Slider(*TRAIN_SIZES, value=start.size, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
+                        time_limit = gr.Number(start.time_limit, minimum=TIME_LIMITS[0], maximum=TIME_LIMITS[1], precision=0, label="Time limit (s)",
                                                info="0: none; with a limit the run fits its iterations to it", elem_id="nca-time-limit")
-                    expected = gr.Markdown(handlers.expected_time(STUDIO_PRESET, "auto", start_iters, 64, False, start_objects, False, start_limit),
+                    expected = gr.Markdown(handlers.expected_time(**asdict(start)),
                                            elem_id="nca-train-expected")
                     with gr.Row():
                         train_button = gr.Button("Start training", variant="primary", elem_id="nca-start")
@@ -593,10 +570,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
             with gr.Row():
                 with gr.Column(scale=2):
                     grow_model = gr.Dropdown(bundled, value=first, label="Model", info="bundled, trained or from the Hub", elem_id="nca-grow-model")
-                    canvas = gr.Slider(*studio.CANVAS_SIDES, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
-                    steps = gr.Slider(*studio.RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
-                    fps = gr.Slider(*studio.FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
-                    seed = gr.Number(0, precision=0, minimum=studio.SEEDS[0], label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
+                    canvas = gr.Slider(*CANVAS_SIDES, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
+                    steps = gr.Slider(*RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
+                    fps = gr.Slider(*FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
+                    seed = gr.Number(0, precision=0, minimum=SEEDS[0], label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
                     fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
                 with gr.Column(scale=3):
@@ -615,12 +592,12 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     grown_note = gr.Markdown("*Nothing grown yet: use the Grow tab.*", elem_id="nca-grown-note")
                 with gr.Column(scale=2):
                     shape = gr.Radio(list(DAMAGE_SHAPES), value="circle", label="Shape", elem_id="nca-shape")
-                    damage_size = gr.Slider(*studio.DAMAGE_SIZES, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
+                    damage_size = gr.Slider(*DAMAGE_SIZES, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
                     with gr.Row():
                         damage_x = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre x", info="0 left, 1 right", elem_id="nca-damage-x")
                         damage_y = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre y", info="0 top, 1 bottom", elem_id="nca-damage-y")
-                    heal_steps = gr.Slider(*studio.HEALING_STEPS, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
-                    heal_fps = gr.Slider(*studio.FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
+                    heal_steps = gr.Slider(*HEALING_STEPS, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
+                    heal_fps = gr.Slider(*FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
                     with gr.Row():
                         random_button = gr.Button("Random spot", elem_id="nca-random")
                         heal_button = gr.Button("Heal", variant="primary", elem_id="nca-heal")
@@ -669,11 +646,15 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
-    train_settings = [preset, loss, iterations, size, isotropic, objects, healing, time_limit]
-    for setting in train_settings:
-        setting.change(handlers.expected_time, train_settings, expected, api_visibility="private", queue=False, show_progress="hidden")
+    train_settings = StudioTrainSettings.in_order({
+        "preset": preset, "loss": loss, "iterations": iterations, "size": size, "isotropic": isotropic, "objects": objects,
+        "practise_healing": healing, "time_limit": time_limit,
+    })  # passed by name (inputs_kwargs), so the handlers get them as one StudioTrainSettings; the API keeps this order
+    for setting in train_settings.values():
+        setting.change(handlers.expected_time, inputs_kwargs=train_settings, outputs=expected, api_visibility="private", queue=False,
+                       show_progress="hidden")
     train_button.click(
-        handlers.train, [texture, *train_settings, workspace], [preview, plot, status, download],
+        handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)

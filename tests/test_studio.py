@@ -212,3 +212,19 @@ def test_healed_means_staying_back_at_the_twins_level():
 
     assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.011, 0.01, 0.01]), 5) == 24  # smoothed over three frames, so one frame late
     assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.04, 0.04, 0.04]), 5) is None  # scarred: it settles above the twin
+
+
+def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of_range():
+    from nca_gradio.studio_settings import SettingError, StudioTrainSettings, narrowed
+
+    config = StudioTrainSettings(preset="seed", loss="patch", iterations=7, size=32, isotropic=True, objects="light", practise_healing=True,
+                                 time_limit=90).config("cpu")
+    assert (config.preset, config.loss, config.iters, config.size) == ("seed", "patch", 7, 32)
+    assert (config.perception, config.match_weight, config.damage_every, config.time_budget) == ("isotropic", 0.01, 4, 90.0)
+    assert StudioTrainSettings(isotropic=True, objects="light", practise_healing=True).traits() == " · round · light objects · heals"
+    with pytest.raises(SettingError, match=r"^Training size must be a whole number from 16 to 128, got 256$"):
+        StudioTrainSettings(size=256).config("cpu")
+    with pytest.raises(SettingError, match=r"^Time limit must be a whole number from 0 to 3600, got 3601$"):
+        StudioTrainSettings(time_limit=3601).config("cpu")
+    with pytest.raises(ValueError, match="outside TrainConfig's range"):
+        narrowed("size", 1024)  # the studio may offer less than the library, never more
