@@ -43,7 +43,7 @@ from .studio_settings import (
     whole,
 )
 from .train import TrainConfig, device_recipe, estimated_seconds, pick_device
-from .ui_checks import StudioBlocks, user_error
+from .ui_checks import check_events, user_error
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -500,7 +500,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
 
     Training events share the concurrency group "nca-train" (one at a time unless
     `train_concurrency` or NCA_TRAIN_CONCURRENCY says more), so waiting users see their place in the queue.
+    The tabs' own events check the values an API call sends (`ui_checks`), whatever Blocks hosts them.
     """
+    root = gr.context.Context.root_block
+    host_events = set(root.fns)
     models_dir, examples_dir = Path(models_dir), Path(examples_dir)
     examples = sorted(examples_dir.glob("*.png")) if examples_dir.is_dir() else []
     gr.set_static_paths([p for p in (models_dir, examples_dir) if p.is_dir()])
@@ -509,7 +512,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     workspace = gr.State(studio.Workspace(), delete_callback=studio.Workspace.close)
     # Gradio deletes (delete_callback) only a State value that an event has set: each page load gives its session
     # a Workspace of its own, so the session's files go about an hour after its page is closed.
-    gr.context.Context.root_block.load(studio.Workspace, None, workspace, api_visibility="private")
+    root.load(studio.Workspace, None, workspace, api_visibility="private")
     bundled = list(studio.bundled_models(models_dir))
     start = StudioTrainSettings.for_recipe(device_recipe(pick_device("auto")))  # the Train tab's defaults follow this machine's device
     first = bundled[0] if bundled else None
@@ -690,12 +693,13 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
         handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
     ).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
     push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
+    check_events(root, set(root.fns) - host_events)
     return StudioTabs(workspace, texture, grow_model, share_model, train_button, grow_button, heal_button)
 
 
 def build_demo(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> gr.Blocks:
     """The whole studio as a Blocks app with its queue set up; launch it with `launch_options()`."""
-    with StudioBlocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
+    with gr.Blocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown(INTRO, elem_id="nca-intro")
         with gr.Accordion("What is a neural cellular automaton?", open=False, elem_id="nca-about"):
             gr.Markdown(ABOUT)

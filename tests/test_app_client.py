@@ -16,7 +16,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from conftest import running_demo
+from conftest import launched, running_demo
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import constants
@@ -252,6 +252,28 @@ def test_the_tabs_mount_inside_another_app():
     names = {fn.api_name for fn in host.fns.values()}
     assert {"train", "models", "grow", "heal", "random_damage", "pull", "push"} <= names
     assert isinstance(tabs.workspace, gr.State) and tabs.grow_model in host.blocks.values()
+
+
+def test_api_values_are_checked_when_the_tabs_are_mounted_in_a_plain_blocks(pebbles_path):
+    """A host's gr.Blocks runs the studio's field checks for the studio's events, and leaves its own events to Gradio."""
+    import gradio as gr
+
+    from nca_gradio.ui import render_tabs
+
+    with gr.Blocks() as host:
+        gr.Markdown("# A creative-coding toolkit")
+        with gr.Tab("Textures"):
+            render_tabs()
+        with gr.Tab("Echo"):
+            words, echoed = gr.Textbox(), gr.Textbox()
+            words.submit(lambda text: text, words, echoed, api_name="echo")
+    with launched(host) as url:  # nothing is computed: every call is refused, or echoed
+        session = client(url)
+        assert "Canvas (pixels a side) must be a whole number from 32 to 1024, got 'abc'" in error_of(
+            session.predict, "pebbles (bundled)", "abc", 24, 10, 0, api_name="/grow")
+        message = error_of(session.predict, handle_file(str(pebbles_path)), "seed", "patch", 3, 256, api_name="/train")
+        assert "Training size (cells) must be a whole number from 16 to 128, got 256" in message and "\n" not in message.strip()
+        assert session.predict("hello", api_name="/echo") == "hello"
 
 
 def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbles_path):
