@@ -1,11 +1,11 @@
 """The Gradio studio: Train, Grow, Live, Heal and Hub tabs.
 
 This module only lays out components and wires them to the library
-(`studio`, `train`, `render`, `images`, `loading`, `hub`); it computes nothing
+(`studio`, `studio_settings`, `workspace`, `damage`, `train`, `render`, `images`, `loading`, `hub`); it computes nothing
 itself. `build_demo()` makes the whole app; `render_tabs()` renders the same
 tabs inside another app's `gr.Blocks`, so a toolkit can mount them.
 
-Each browser session keeps its models in a `gr.State` (a `studio.Workspace`),
+Each browser session keeps its models in a `gr.State` (a `Workspace`),
 so sessions never see each other's models; there is no global model.
 """
 
@@ -20,12 +20,15 @@ from typing import Any
 import gradio as gr
 
 from . import gallery, live, studio
+from .card import card_markdown
+from .damage import damage_at_pixel, damage_overlay, display_scale, for_display
+from .damage import random_damage as random_spot
 from .errors import USER_ERRORS, UserError
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, load_image, load_target
 from .model import NCA, PRESETS
 from .model_folder import CARD_FILE, PREVIEW_FILE, load_folder, slug
-from .render import DAMAGE_SHAPES, save_animation, save_png
+from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
 from .studio_settings import (
     CANVAS_SIDES,
     DAMAGE_SIZES,
@@ -44,6 +47,7 @@ from .studio_settings import (
 )
 from .train import TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import check_events, user_error
+from .workspace import Grown, Workspace, bundled_models, model_choices, zip_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -175,18 +179,18 @@ class Handlers:
 
     # ---------------------------------------------------------- models
 
-    def choices(self, workspace: studio.Workspace) -> list[str]:
-        return list(studio.model_choices(workspace, self.models_dir))
+    def choices(self, workspace: Workspace) -> list[str]:
+        return list(model_choices(workspace, self.models_dir))
 
-    def model_folder(self, workspace: studio.Workspace, label: str | None) -> Path:
-        models = studio.model_choices(workspace, self.models_dir)
+    def model_folder(self, workspace: Workspace, label: str | None) -> Path:
+        models = model_choices(workspace, self.models_dir)
         if not label:
             raise gr.Error("Choose a model first: train one, get one from the Hub, or pick a bundled one.")
         if label not in models:
             raise gr.Error(f"There is no model called {label!r} in this session: choose one from the list.")
         return models[label]
 
-    def refresh_models(self, workspace: studio.Workspace, grow_choice: str | None, share_choice: str | None):
+    def refresh_models(self, workspace: Workspace, grow_choice: str | None, share_choice: str | None):
         """Both model lists with this session's models; the one added last is selected."""
         choices = self.choices(workspace)
         pick = lambda current: workspace.latest or current
@@ -223,7 +227,7 @@ class Handlers:
         return f"Expected: about {studio.duration(seconds)}{limit} on this machine's {device.type.upper()}, batch {config.batch}."
 
     @friendly
-    def train(self, texture: str | None, workspace: studio.Workspace, **chosen: Any):
+    def train(self, texture: str | None, workspace: Workspace, **chosen: Any):
         """Stream previews, the loss curve and progress; at the end, add the model to every model list.
 
         The Train settings come as keywords, named as in `StudioTrainSettings`.
@@ -242,16 +246,16 @@ class Handlers:
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
         label = workspace.add_model(f"{Path(texture).stem} · {settings.preset}{settings.traits()} · {update.iteration} it", folder)
-        archive = studio.zip_model(folder, workspace.path(f"{slug(label)}.zip"))
+        archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
-    def stop(self, workspace: studio.Workspace) -> None:
+    def stop(self, workspace: Workspace) -> None:
         workspace.request_stop()
         gr.Info("Stopping after this iteration; the model so far is kept.")
 
     # ---------------------------------------------------------- grow
 
-    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> tuple[Path, int, int, int, int]:
+    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace) -> tuple[Path, int, int, int, int]:
         """A grow request's model folder and numbers, or a gr.Error before any work (a broken model fails here too)."""
         folder = self.model_folder(workspace, label)
         size, steps = whole("Canvas size", size, CANVAS_SIDES), whole("Steps", steps, RENDER_STEPS)
@@ -261,12 +265,12 @@ class Handlers:
         return folder, size, steps, fps, seed
 
     @friendly
-    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> None:
+    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace) -> None:
         """Run before Grow, with no outputs: a refused request leaves the last video and PNG in place."""
         self.checked_grow(label, size, steps, fps, seed, workspace)
 
     @friendly
-    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace, progress=gr.Progress()):
+    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace, progress=gr.Progress()):
         """Grow from a blank grid; keep the grid for the Heal tab."""
         folder, size, steps, fps, seed = self.checked_grow(label, size, steps, fps, seed, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
@@ -274,7 +278,7 @@ class Handlers:
         name = f"{slug(label)}-{size}px"
         video = save_animation(rollout.frames, workspace.path(f"{name}-growing.mp4"), fps=fps)
         png = save_png(rollout.final, workspace.path(f"{name}.png"))
-        workspace.grown = studio.Grown(label, folder, rollout.state, rollout.final, seed)
+        workspace.grown = Grown(label, folder, rollout.state, rollout.final, seed)
         return video, str(png), str(png)
 
     @staticmethod
@@ -291,63 +295,63 @@ class Handlers:
         steps = fitted_steps(steps, studio.most_steps(size))
         return gr.Slider(value=steps), self.steps_note(size, steps)
 
-    def show_grown(self, workspace: studio.Workspace, heal_steps: int):
+    def show_grown(self, workspace: Workspace, heal_steps: int):
         """The Heal tab's canvas, the texture grown last (zoomed if small), and healing steps that fit its size."""
         grown = self.grown(workspace)
         height, width = grown.frame.shape[:2]
         most = studio.most_heal_steps(width)
         fitted = fitted_steps(heal_steps, most)
         note = f"Grown with **{grown.model}**: {width}×{height} cells (heals up to {most} steps here). Click on it to place the damage."
-        return studio.for_display(grown.frame), note, gr.Slider(value=fitted)
+        return for_display(grown.frame), note, gr.Slider(value=fitted)
 
     # ---------------------------------------------------------- damage
 
     @staticmethod
-    def grown(workspace: studio.Workspace) -> studio.Grown:
+    def grown(workspace: Workspace) -> Grown:
         if workspace.grown is None:
             raise gr.Error("Grow a texture in the Grow tab first: it appears here, ready to be damaged.")
         return workspace.grown
 
     @friendly
-    def place_damage(self, shape: str, size: float, workspace: studio.Workspace, evt: gr.SelectData):
+    def place_damage(self, shape: str, size: float, workspace: Workspace, evt: gr.SelectData):
         """A click on the texture: centre the damage there and show the region that will be erased."""
         grown = self.grown(workspace)
-        zoom = studio.display_scale(grown.frame)  # the click is in the zoomed image's pixels
+        zoom = display_scale(grown.frame)  # the click is in the zoomed image's pixels
         height, width = grown.frame.shape[:2]
-        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
-        return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
+        damage = damage_at_pixel(shape, fraction("Damage size", size, DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
+        return damage.x, damage.y, for_display(damage_overlay(grown.frame, damage))
 
     @friendly
-    def show_damage(self, shape: str, size: float, x: float, y: float, workspace: studio.Workspace):
+    def show_damage(self, shape: str, size: float, x: float, y: float, workspace: Workspace):
         if workspace.grown is None:
             return None
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
-        return studio.for_display(studio.damage_overlay(workspace.grown.frame, damage))
+        damage = Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
+        return for_display(damage_overlay(workspace.grown.frame, damage))
 
     @friendly
-    def random_damage(self, shape: str, size: float, workspace: studio.Workspace):
+    def random_damage(self, shape: str, size: float, workspace: Workspace):
         grown = self.grown(workspace)
-        damage = studio.random_damage(shape, fraction("Damage size", size, DAMAGE_SIZES))
-        return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
+        damage = random_spot(shape, fraction("Damage size", size, DAMAGE_SIZES))
+        return damage.x, damage.y, for_display(damage_overlay(grown.frame, damage))
 
-    def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace):
+    def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: Workspace):
         """A healing request's grown texture, damage and numbers, or a gr.Error before any work."""
         grown = self.grown(workspace)
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
+        damage = Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
         steps, fps = whole("Healing steps", steps, HEALING_STEPS), whole("Frames per second", fps, FRAME_RATES)
         side = grown.state.shape[-1]
         every = studio.frame_every(steps, side)
         lead = studio.lead_steps(every, steps)
-        studio.check_render(side, lead + steps, grids=studio.HEAL_GRIDS)
+        studio.check_render(side, lead + steps, grids=HEAL_GRIDS)
         return grown, damage, steps, fps, every, lead
 
     @friendly
-    def check_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace) -> None:
+    def check_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: Workspace) -> None:
         """Run before Heal, with no outputs: a refused request leaves the last video and curve in place."""
         self.checked_heal(shape, size, x, y, steps, fps, workspace)
 
     @friendly
-    def heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
+    def heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: Workspace, progress=gr.Progress()):
         """Erase the region of the grown texture, let it heal beside an undamaged twin, and measure the healing."""
         grown, damage, steps, fps, every, lead = self.checked_heal(shape, size, x, y, steps, fps, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
@@ -373,7 +377,7 @@ class Handlers:
         return (typed or "").strip() or (oauth_token.token if oauth_token is not None else None) or False
 
     @friendly
-    def pull(self, repo_id: str, revision: str, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+    def pull(self, repo_id: str, revision: str, typed_token: str, workspace: Workspace, oauth_token: gr.OAuthToken | None):
         """Pull into the session's own cache, so a private model never serves another session (and the files may be shown)."""
         repo_id = (repo_id or "").strip()
         if not repo_id:
@@ -387,10 +391,10 @@ class Handlers:
         card = (folder / CARD_FILE).read_text(errors="replace") if (folder / CARD_FILE).exists() else "*This repo has no model card.*"
         preview = str(folder / PREVIEW_FILE) if (folder / PREVIEW_FILE).exists() else None
         note = f"Got **{label}**: it is now in your model lists (Grow, and Share below)."
-        return studio.card_markdown(card), gr.Image(preview, visible=preview is not None), note
+        return card_markdown(card), gr.Image(preview, visible=preview is not None), note
 
     @friendly
-    def push(self, label: str, repo_id: str, private: bool, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+    def push(self, label: str, repo_id: str, private: bool, typed_token: str, workspace: Workspace, oauth_token: gr.OAuthToken | None):
         folder = self.model_folder(workspace, label)
         repo_id = (repo_id or "").strip()
         if not repo_id:
@@ -429,7 +433,7 @@ class Handlers:
         pictures = gallery.previews(models)
         yield [(str(p) if p else waiting, m.caption()) for p, m in zip(pictures, models)], ids, note, more
 
-    def get_shared(self, shown: list[str], typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None,
+    def get_shared(self, shown: list[str], typed_token: str, workspace: Workspace, oauth_token: gr.OAuthToken | None,
                    evt: gr.SelectData):
         """One click on a gallery card pulls that model, as Get model would."""
         if not shown or not 0 <= evt.index < len(shown):
@@ -509,11 +513,11 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     gr.set_static_paths([p for p in (models_dir, examples_dir) if p.is_dir()])
     handlers = Handlers(models_dir, examples)
     train_limit = train_concurrency or int(os.environ.get("NCA_TRAIN_CONCURRENCY", "1"))
-    workspace = gr.State(studio.Workspace(), delete_callback=studio.Workspace.close)
+    workspace = gr.State(Workspace(), delete_callback=Workspace.close)
     # Gradio deletes (delete_callback) only a State value that an event has set: each page load gives its session
     # a Workspace of its own, so the session's files go about an hour after its page is closed.
-    root.load(studio.Workspace, None, workspace, api_visibility="private")
-    bundled = list(studio.bundled_models(models_dir))
+    root.load(Workspace, None, workspace, api_visibility="private")
+    bundled = list(bundled_models(models_dir))
     start = StudioTrainSettings.for_recipe(device_recipe(pick_device("auto")))  # the Train tab's defaults follow this machine's device
     first = bundled[0] if bundled else None
 

@@ -22,7 +22,7 @@ from gradio_client.exceptions import AppError
 from huggingface_hub import constants
 from PIL import Image
 
-from nca_gradio import studio
+from nca_gradio.damage import damage_overlay, for_display
 from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage
 
@@ -158,7 +158,7 @@ def test_heal_mends_the_grown_texture_and_plots_the_curve(trained):
     with Image.open(overlay) as image, Image.open(final) as grown:
         assert image.size == (6 * 64, 6 * 64)  # a small canvas is shown zoomed by whole pixels
         shown = np.asarray(image.convert("RGB"))
-        expected = studio.for_display(studio.damage_overlay(np.asarray(grown.convert("RGB")), Damage("square", x, y, 0.2)))
+        expected = for_display(damage_overlay(np.asarray(grown.convert("RGB")), Damage("square", x, y, 0.2)))
     assert np.array_equal(shown, expected)  # the square is tinted where the returned x and y say
     video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/heal")
     frames = video_frames(video)
