@@ -263,3 +263,9 @@ def shared_files(
         files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
     return files
 
+
+def card_markdown(text: str) -> str:
+    """A model card for display: without its YAML front matter or images that point into the repo."""
+    body = re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.DOTALL)
+    body = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)\n?", "", body)
+    return re.sub(r"\n{3,}", "\n\n", body).strip()

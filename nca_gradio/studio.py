@@ -1,22 +1,20 @@
-"""The pure functions behind the Gradio studio: a per-session workspace, resumable training, renders, plots.
+"""The computations behind the Gradio studio: resumable training (with its ZeroGPU and SIGTERM handling), renders, curves.
 
-`ui.py` only wires components to what is here (and to the rest of the library),
-so every computation the studio shows can be tested without a browser, and
-nothing here imports gradio. The functions that need a GPU take paths and
-plain tensors and return CPU objects, so that on ZeroGPU, where `spaces.GPU`
-runs them in another process, their arguments and results can travel.
+`ui.py` wires components to what is here and to the rest of the library (the
+session's files are `workspace`, the Heal tab's damage spots `damage`, the
+inputs' ranges `studio_settings`), so every computation the studio shows can be
+tested without a browser, and nothing here imports gradio. The functions that
+need a GPU take paths and plain tensors and return CPU objects, so that on
+ZeroGPU, where `spaces.GPU` runs them in another process, their arguments and
+results can travel. Training itself is `run.TrainingRun`; here it is only cut
+into ZeroGPU calls, each stopped through a file that SIGTERM also reaches.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import re
-import shutil
-import tempfile
-import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,25 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from . import render
-from .card import shared_files
 from .checkpoint import has_checkpoint
 from .images import image_to_tensor
 from .losses import PatchLoss
-from .model_folder import is_model_folder, load_folder
+from .model_folder import load_folder
 from .render import HEAL_GRIDS, MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
 from .run import StopRequest, TrainingRun, stops_on_sigterm
+from .studio_settings import CANVAS_SIDES, RENDER_STEPS
 from .train import Status, TrainConfig, pick_device
 
-# The studio's inputs, as (lowest, highest): its sliders are built from these and its handlers check against them.
-TRAIN_ITERATIONS = (1, 5000)
-TRAIN_SIZES = (16, 128)
-TIME_LIMITS = (0, 3600)  # seconds: longer runs belong to `nca train --time`
-CANVAS_SIDES = (32, 1024)
-RENDER_STEPS = (10, 4000)
-HEALING_STEPS = (10, 2000)
-FRAME_RATES = (5, 60)
-SEEDS = (0, 2**31 - 1)
-DAMAGE_SIZES = (0.02, 0.5)
 MAX_CANVAS, MAX_RENDER_STEPS = CANVAS_SIDES[1], RENDER_STEPS[1]
 CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
 GPU_CELL_STEPS = MAX_CANVAS * MAX_CANVAS * MAX_RENDER_STEPS
@@ -66,114 +54,6 @@ def gpu(duration: int) -> Callable[[Callable], Callable]:
     except ImportError:
         return lambda fn: fn
     return spaces.GPU(duration=duration)
-
-
-# ------------------------------------------------------------------ the session's workspace
-
-
-@dataclass
-class Grown:
-    """The last texture grown in a session: the Heal tab damages and heals this grid."""
-
-    model: str
-    folder: Path
-    state: torch.Tensor  # the full cell grid (1, C, H, W) on the CPU
-    frame: np.ndarray  # what it looks like, H x W x 3 uint8
-    seed: int = 0
-
-
-@dataclass
-class Workspace:
-    """One browser session's models and files. It lives in a `gr.State`, so sessions never see each other's models."""
-
-    models: dict[str, Path] = field(default_factory=dict)
-    grown: Grown | None = None
-    latest: str | None = None  # the model trained or pulled last: the one the model lists select
-    root: Path | None = None
-    count: int = 0
-
-    @property
-    def folder(self) -> Path:
-        """The session's own temporary folder, made on first use."""
-        if self.root is None:
-            self.root = Path(tempfile.mkdtemp(prefix="nca-studio-"))
-        return self.root
-
-    def path(self, name: str) -> Path:
-        """A fresh path called `name` in the session's own folder.
-
-        Each path gets a numbered folder of its own, so the file keeps its clean name: a download is called `name`.
-        """
-        self.count += 1
-        folder = self.folder / f"{self.count:03d}"
-        folder.mkdir()
-        return folder / name
-
-    def add_model(self, name: str, folder: Path) -> str:
-        """Register a model under a label not used yet in this session; returns the label.
-
-        A folder registered before (the same Hub repo pulled twice) keeps its label.
-        """
-        label = next((known for known, path in self.models.items() if path == Path(folder)), None)
-        if label is None:
-            label, n = name, 1
-            while label in self.models:
-                n += 1
-                label = f"{name} #{n}"
-            self.models[label] = Path(folder)
-        self.latest = label
-        return label
-
-    @property
-    def stop_file(self) -> Path:
-        """A file, not a flag in memory, so that a training chunk in another process (ZeroGPU) sees it too."""
-        return self.folder / "STOP"
-
-    @property
-    def hub_cache(self) -> Path:
-        """This session's own Hub cache: a private model pulled with a token serves only the session that pulled it."""
-        return self.folder / "hub-cache"
-
-    def request_stop(self) -> None:
-        self.stop_file.touch()
-
-    def clear_stop(self) -> None:
-        self.stop_file.unlink(missing_ok=True)
-
-    def close(self) -> None:
-        """Delete the session's files (called when Gradio drops the session's state)."""
-        if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
-def bundled_models(folder: Path) -> dict[str, Path]:
-    """The pretrained models shipped in `folder`: each subfolder that has a config and safetensors weights."""
-    if not folder.is_dir():
-        return {}
-    found = sorted(p for p in folder.iterdir() if is_model_folder(p))
-    return {f"{p.name} (bundled)": p for p in found}
-
-
-def model_choices(workspace: Workspace, bundled: Path) -> dict[str, Path]:
-    """Every model a session may use: bundled ones, then its own trained and pulled ones."""
-    return {**bundled_models(bundled), **workspace.models}
-
-
-def zip_model(folder: Path, destination: Path) -> Path:
-    """The model as a Hub push would share it, zipped: config, weights, card, preview, target, training.json.
-
-    So a model trained in the studio keeps its recipe and its card; the resume state
-    (optimizer, pool) is left out. The files sit in one folder named like the zip,
-    so unzipping never scatters them and the folder loads as it is (`nca grow FOLDER`).
-    """
-    inside = destination.stem
-    with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
-            if isinstance(content, bytes):
-                archive.writestr(f"{inside}/{name}", content)
-            else:
-                archive.write(content, f"{inside}/{name}")
-    return destination
 
 
 # ------------------------------------------------------------------ training
@@ -349,42 +229,7 @@ def lead_steps(every: int, steps: int) -> int:
     return min(4 * every, steps)
 
 
-# ------------------------------------------------------------------ damage
-
-
-def random_damage(shape: str, size: float, rng: random.Random | None = None) -> Damage:
-    """Damage of the given shape and size somewhere away from the very edge."""
-    rng = rng or random.Random()
-    return Damage(shape, round(rng.uniform(0.15, 0.85), 3), round(rng.uniform(0.15, 0.85), 3), size)
-
-
-def damage_at_pixel(shape: str, size: float, x: float, y: float, width: int, height: int) -> Damage:
-    """Damage centred on a clicked pixel, as fractions of the canvas."""
-    fx = min(max((x + 0.5) / width, 0.0), 1.0)
-    fy = min(max((y + 0.5) / height, 0.0), 1.0)
-    return Damage(shape, round(fx, 3), round(fy, 3), size)
-
-
-def damage_overlay(frame: np.ndarray, damage: Damage, colour: tuple[int, int, int] = (255, 40, 90)) -> np.ndarray:
-    """The texture with the region about to be erased tinted, so the user sees what a click will do."""
-    mask = damage.mask(frame.shape[0], frame.shape[1])[0, 0].numpy().astype(bool)
-    out = frame.astype(np.float32)
-    out[mask] = 0.4 * out[mask] + 0.6 * np.asarray(colour, dtype=np.float32)
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
-DISPLAY_SIDE = 384
-
-
-def display_scale(frame: np.ndarray, side: int = DISPLAY_SIDE) -> int:
-    """The whole-number zoom that shows a small canvas at about `side` pixels (1 for large ones)."""
-    return max(1, side // max(frame.shape[:2]))
-
-
-def for_display(frame: np.ndarray, side: int = DISPLAY_SIDE) -> np.ndarray:
-    """A small canvas zoomed by whole pixels (the browser's click coordinates then map back exactly)."""
-    scale = display_scale(frame, side)
-    return frame.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else frame
+# ------------------------------------------------------------------ healing, measured
 
 
 def _downscale(image: torch.Tensor, side: int) -> torch.Tensor:
@@ -460,28 +305,10 @@ def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
     return image_to_tensor(Image.fromarray(frame, "RGB"))
 
 
-# ------------------------------------------------------------------ model cards
-
-
-def card_markdown(text: str) -> str:
-    """A model card for display: without its YAML front matter or images that point into the repo."""
-    body = re.sub(r"\A---\n.*?\n---\n", "", text, count=1, flags=re.DOTALL)
-    body = re.sub(r"!\[[^\]]*\]\((?!https?://)[^)]*\)\n?", "", body)
-    return re.sub(r"\n{3,}", "\n\n", body).strip()
-
-
 __all__ = [
-    "Grown",
     "Healing",
-    "Workspace",
-    "bundled_models",
-    "card_markdown",
     "check_render",
-    "damage_at_pixel",
-    "damage_overlay",
-    "display_scale",
     "duration",
-    "for_display",
     "frame_every",
     "grow_texture",
     "heal",
@@ -489,13 +316,10 @@ __all__ = [
     "healed_at",
     "lead_steps",
     "loss_table",
-    "model_choices",
     "most_heal_steps",
     "most_steps",
     "on_zero_gpu",
-    "random_damage",
     "readable",
     "train_chunk",
     "train_stream",
-    "zip_model",
 ]

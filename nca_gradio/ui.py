@@ -1,11 +1,11 @@
 """The Gradio studio: Train, Grow, Live, Heal and Hub tabs.
 
 This module only lays out components and wires them to the library
-(`studio`, `train`, `render`, `images`, `loading`, `hub`); it computes nothing
+(`studio`, `studio_settings`, `workspace`, `damage`, `train`, `render`, `images`, `loading`, `hub`); it computes nothing
 itself. `build_demo()` makes the whole app; `render_tabs()` renders the same
 tabs inside another app's `gr.Blocks`, so a toolkit can mount them.
 
-Each browser session keeps its models in a `gr.State` (a `studio.Workspace`),
+Each browser session keeps its models in a `gr.State` (a `Workspace`),
 so sessions never see each other's models; there is no global model.
 """
 
@@ -13,22 +13,41 @@ import functools
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from . import gallery, live, studio
-from .errors import USER_ERRORS
+from .card import card_markdown
+from .damage import damage_at_pixel, damage_overlay, display_scale, for_display
+from .damage import random_damage as random_spot
+from .errors import USER_ERRORS, UserError
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, load_image, load_target
-from .losses import VGG_LOSSES
 from .model import NCA, PRESETS
 from .model_folder import CARD_FILE, PREVIEW_FILE, load_folder, slug
-from .render import DAMAGE_SHAPES, save_animation, save_png
-from .train import ConfigError, Status, TrainConfig, device_recipe, estimated_seconds, pick_device
-from .ui_checks import StudioBlocks, user_error
+from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
+from .studio_settings import (
+    CANVAS_SIDES,
+    DAMAGE_SIZES,
+    FRAME_RATES,
+    HEALING_DAMAGE_EVERY,
+    HEALING_STEPS,
+    OBJECT_STRENGTHS,
+    RENDER_STEPS,
+    SEEDS,
+    TIME_LIMITS,
+    TRAIN_ITERATIONS,
+    TRAIN_SIZES,
+    StudioTrainSettings,
+    fraction,
+    whole,
+)
+from .train import Status, TrainConfig, device_recipe, estimated_seconds, pick_device
+from .ui_checks import check_events, user_error
+from .workspace import Grown, Workspace, bundled_models, model_choices, zip_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -83,13 +102,6 @@ Models live on the [Hugging Face Hub](https://huggingface.co/models?other=neural
 **Share** one of yours: a model card with a preview and training details is written for you.
 """
 
-# The "Whole objects" choice: how hard patch matching pulls towards copies of the image. No one weight fits
-# every texture, and more fades the colours.
-OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
-STRENGTH_NAMES = {weight: name for name, weight in OBJECT_STRENGTHS.items()}
-STUDIO_CPU_ITERS = 300  # a first model in about 9 minutes on 2 CPU cores; the GPU recipe's own iterations elsewhere
-STUDIO_PRESET = "fast"  # the Train tab's model size at first: a model in minutes on a CPU
-HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration
 LOSS_CHOICES = [
     ("auto: the best available here", "auto"),
     ("patch: compares small patches, needs no download", "patch"),
@@ -155,22 +167,6 @@ def friendly(fn: Callable) -> Callable:
     return plain
 
 
-def whole(name: str, value: Any, bounds: tuple[int, int]) -> int:
-    """A whole number in range from a slider or an API call, else a gr.Error that says the range."""
-    low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or not low <= value <= high:
-        raise gr.Error(f"{name} must be a whole number from {low} to {high}, got {value!r}")
-    return int(value)
-
-
-def fraction(name: str, value: Any, bounds: tuple[float, float] = (0.0, 1.0)) -> float:
-    """A number in range (a position or size as a fraction of the canvas), else a gr.Error that says the range."""
-    low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise gr.Error(f"{name} must be a number from {low} to {high}, got {value!r}")
-    return float(value)
-
-
 # ------------------------------------------------------------------ handlers
 
 
@@ -183,18 +179,18 @@ class Handlers:
 
     # ---------------------------------------------------------- models
 
-    def choices(self, workspace: studio.Workspace) -> list[str]:
-        return list(studio.model_choices(workspace, self.models_dir))
+    def choices(self, workspace: Workspace) -> list[str]:
+        return list(model_choices(workspace, self.models_dir))
 
-    def model_folder(self, workspace: studio.Workspace, label: str | None) -> Path:
-        models = studio.model_choices(workspace, self.models_dir)
+    def model_folder(self, workspace: Workspace, label: str | None) -> Path:
+        models = model_choices(workspace, self.models_dir)
         if not label:
             raise gr.Error("Choose a model first: train one, get one from the Hub, or pick a bundled one.")
         if label not in models:
             raise gr.Error(f"There is no model called {label!r} in this session: choose one from the list.")
         return models[label]
 
-    def refresh_models(self, workspace: studio.Workspace, grow_choice: str | None, share_choice: str | None):
+    def refresh_models(self, workspace: Workspace, grow_choice: str | None, share_choice: str | None):
         """Both model lists with this session's models; the one added last is selected."""
         choices = self.choices(workspace)
         pick = lambda current: workspace.latest or current
@@ -219,24 +215,11 @@ class Handlers:
         return str(self.examples[evt.index])
 
     @staticmethod
-    def train_config(preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
-                     time_limit: float) -> TrainConfig:
-        """The run the Train tab describes: its own settings on top of the recipe for this machine's device."""
-        if objects != "off" and loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
-            raise gr.Error("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
-        return TrainConfig.for_device(
-            "auto", preset=preset, loss=loss, iters=whole("Iterations", iterations, studio.TRAIN_ITERATIONS),
-            size=whole("Training size", size, studio.TRAIN_SIZES), perception="isotropic" if isotropic else "sobel",
-            match_weight=OBJECT_STRENGTHS[objects], damage_every=HEALING_DAMAGE_EVERY if practise_healing else 0,
-            time_budget=float(whole("Time limit", time_limit or 0, studio.TIME_LIMITS)),
-        )
-
-    def expected_time(self, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str, practise_healing: bool,
-                      time_limit: float) -> str:
-        """What Start will cost, said before it is pressed."""
+    def expected_time(**settings: Any) -> str:
+        """What Start will cost, said before it is pressed (the Train settings come as keywords: `StudioTrainSettings`)."""
         try:
-            config = self.train_config(preset, loss, iterations, size, isotropic, objects, practise_healing, time_limit)
-        except (gr.Error, ConfigError):
+            config = StudioTrainSettings(**settings).config()
+        except UserError:
             return ""
         device = pick_device(config.device)
         seconds = estimated_seconds(config, device)
@@ -244,12 +227,13 @@ class Handlers:
         return f"Expected: about {studio.duration(seconds)}{limit} on this machine's {device.type.upper()}, batch {config.batch}."
 
     @friendly
-    def train(
-        self, texture: str | None, preset: str, loss: str, iterations: int, size: int, isotropic: bool, objects: str,
-        practise_healing: bool, time_limit: float, workspace: studio.Workspace,
-    ):
-        """Stream previews, the loss curve and progress; at the end, add the model to every model list."""
-        config = self.train_config(preset, loss, iterations, size, isotropic, objects, practise_healing, time_limit)
+    def train(self, texture: str | None, workspace: Workspace, **chosen: Any):
+        """Stream previews, the loss curve and progress; at the end, add the model to every model list.
+
+        The Train settings come as keywords, named as in `StudioTrainSettings`.
+        """
+        settings = StudioTrainSettings(**chosen)
+        config = settings.config()
         data = self.texture_bytes(texture)
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
@@ -261,33 +245,32 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        shape = (" · round" if isotropic else "") + ("" if objects == "off" else f" · {objects} objects") + (" · heals" if practise_healing else "")
-        label = workspace.add_model(f"{Path(texture).stem} · {preset}{shape} · {update.iteration} it", folder)
-        archive = studio.zip_model(folder, workspace.path(f"{slug(label)}.zip"))
+        label = workspace.add_model(f"{Path(texture).stem} · {settings.preset}{settings.traits()} · {update.iteration} it", folder)
+        archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"))
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
-    def stop(self, workspace: studio.Workspace) -> None:
+    def stop(self, workspace: Workspace) -> None:
         workspace.request_stop()
         gr.Info("Stopping after this iteration; the model so far is kept.")
 
     # ---------------------------------------------------------- grow
 
-    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> tuple[Path, int, int, int, int]:
+    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace) -> tuple[Path, int, int, int, int]:
         """A grow request's model folder and numbers, or a gr.Error before any work (a broken model fails here too)."""
         folder = self.model_folder(workspace, label)
-        size, steps = whole("Canvas size", size, studio.CANVAS_SIDES), whole("Steps", steps, studio.RENDER_STEPS)
-        fps, seed = whole("Frames per second", fps, studio.FRAME_RATES), whole("Seed", seed, studio.SEEDS)
+        size, steps = whole("Canvas size", size, CANVAS_SIDES), whole("Steps", steps, RENDER_STEPS)
+        fps, seed = whole("Frames per second", fps, FRAME_RATES), whole("Seed", seed, SEEDS)
         studio.check_render(size, steps)
         load_folder(folder)
         return folder, size, steps, fps, seed
 
     @friendly
-    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace) -> None:
+    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace) -> None:
         """Run before Grow, with no outputs: a refused request leaves the last video and PNG in place."""
         self.checked_grow(label, size, steps, fps, seed, workspace)
 
     @friendly
-    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: studio.Workspace, progress=gr.Progress()):
+    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace, progress=gr.Progress()):
         """Grow from a blank grid; keep the grid for the Heal tab."""
         folder, size, steps, fps, seed = self.checked_grow(label, size, steps, fps, seed, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
@@ -295,7 +278,7 @@ class Handlers:
         name = f"{slug(label)}-{size}px"
         video = save_animation(rollout.frames, workspace.path(f"{name}-growing.mp4"), fps=fps)
         png = save_png(rollout.final, workspace.path(f"{name}.png"))
-        workspace.grown = studio.Grown(label, folder, rollout.state, rollout.final, seed)
+        workspace.grown = Grown(label, folder, rollout.state, rollout.final, seed)
         return video, str(png), str(png)
 
     @staticmethod
@@ -312,63 +295,63 @@ class Handlers:
         steps = fitted_steps(steps, studio.most_steps(size))
         return gr.Slider(value=steps), self.steps_note(size, steps)
 
-    def show_grown(self, workspace: studio.Workspace, heal_steps: int):
+    def show_grown(self, workspace: Workspace, heal_steps: int):
         """The Heal tab's canvas, the texture grown last (zoomed if small), and healing steps that fit its size."""
         grown = self.grown(workspace)
         height, width = grown.frame.shape[:2]
         most = studio.most_heal_steps(width)
         fitted = fitted_steps(heal_steps, most)
         note = f"Grown with **{grown.model}**: {width}×{height} cells (heals up to {most} steps here). Click on it to place the damage."
-        return studio.for_display(grown.frame), note, gr.Slider(value=fitted)
+        return for_display(grown.frame), note, gr.Slider(value=fitted)
 
     # ---------------------------------------------------------- damage
 
     @staticmethod
-    def grown(workspace: studio.Workspace) -> studio.Grown:
+    def grown(workspace: Workspace) -> Grown:
         if workspace.grown is None:
             raise gr.Error("Grow a texture in the Grow tab first: it appears here, ready to be damaged.")
         return workspace.grown
 
     @friendly
-    def place_damage(self, shape: str, size: float, workspace: studio.Workspace, evt: gr.SelectData):
+    def place_damage(self, shape: str, size: float, workspace: Workspace, evt: gr.SelectData):
         """A click on the texture: centre the damage there and show the region that will be erased."""
         grown = self.grown(workspace)
-        zoom = studio.display_scale(grown.frame)  # the click is in the zoomed image's pixels
+        zoom = display_scale(grown.frame)  # the click is in the zoomed image's pixels
         height, width = grown.frame.shape[:2]
-        damage = studio.damage_at_pixel(shape, fraction("Damage size", size, studio.DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
-        return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
+        damage = damage_at_pixel(shape, fraction("Damage size", size, DAMAGE_SIZES), evt.index[0], evt.index[1], width * zoom, height * zoom)
+        return damage.x, damage.y, for_display(damage_overlay(grown.frame, damage))
 
     @friendly
-    def show_damage(self, shape: str, size: float, x: float, y: float, workspace: studio.Workspace):
+    def show_damage(self, shape: str, size: float, x: float, y: float, workspace: Workspace):
         if workspace.grown is None:
             return None
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, studio.DAMAGE_SIZES))
-        return studio.for_display(studio.damage_overlay(workspace.grown.frame, damage))
+        damage = Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
+        return for_display(damage_overlay(workspace.grown.frame, damage))
 
     @friendly
-    def random_damage(self, shape: str, size: float, workspace: studio.Workspace):
+    def random_damage(self, shape: str, size: float, workspace: Workspace):
         grown = self.grown(workspace)
-        damage = studio.random_damage(shape, fraction("Damage size", size, studio.DAMAGE_SIZES))
-        return damage.x, damage.y, studio.for_display(studio.damage_overlay(grown.frame, damage))
+        damage = random_spot(shape, fraction("Damage size", size, DAMAGE_SIZES))
+        return damage.x, damage.y, for_display(damage_overlay(grown.frame, damage))
 
-    def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace):
+    def checked_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: Workspace):
         """A healing request's grown texture, damage and numbers, or a gr.Error before any work."""
         grown = self.grown(workspace)
-        damage = studio.Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, studio.DAMAGE_SIZES))
-        steps, fps = whole("Healing steps", steps, studio.HEALING_STEPS), whole("Frames per second", fps, studio.FRAME_RATES)
+        damage = Damage(shape, fraction("Damage x", x), fraction("Damage y", y), fraction("Damage size", size, DAMAGE_SIZES))
+        steps, fps = whole("Healing steps", steps, HEALING_STEPS), whole("Frames per second", fps, FRAME_RATES)
         side = grown.state.shape[-1]
         every = studio.frame_every(steps, side)
         lead = studio.lead_steps(every, steps)
-        studio.check_render(side, lead + steps, grids=studio.HEAL_GRIDS)
+        studio.check_render(side, lead + steps, grids=HEAL_GRIDS)
         return grown, damage, steps, fps, every, lead
 
     @friendly
-    def check_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace) -> None:
+    def check_heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: Workspace) -> None:
         """Run before Heal, with no outputs: a refused request leaves the last video and curve in place."""
         self.checked_heal(shape, size, x, y, steps, fps, workspace)
 
     @friendly
-    def heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: studio.Workspace, progress=gr.Progress()):
+    def heal(self, shape: str, size: float, x: float, y: float, steps: int, fps: int, workspace: Workspace, progress=gr.Progress()):
         """Erase the region of the grown texture, let it heal beside an undamaged twin, and measure the healing."""
         grown, damage, steps, fps, every, lead = self.checked_heal(shape, size, x, y, steps, fps, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
@@ -394,7 +377,7 @@ class Handlers:
         return (typed or "").strip() or (oauth_token.token if oauth_token is not None else None) or False
 
     @friendly
-    def pull(self, repo_id: str, revision: str, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+    def pull(self, repo_id: str, revision: str, typed_token: str, workspace: Workspace, oauth_token: gr.OAuthToken | None):
         """Pull into the session's own cache, so a private model never serves another session (and the files may be shown)."""
         repo_id = (repo_id or "").strip()
         if not repo_id:
@@ -408,10 +391,10 @@ class Handlers:
         card = (folder / CARD_FILE).read_text(errors="replace") if (folder / CARD_FILE).exists() else "*This repo has no model card.*"
         preview = str(folder / PREVIEW_FILE) if (folder / PREVIEW_FILE).exists() else None
         note = f"Got **{label}**: it is now in your model lists (Grow, and Share below)."
-        return studio.card_markdown(card), gr.Image(preview, visible=preview is not None), note
+        return card_markdown(card), gr.Image(preview, visible=preview is not None), note
 
     @friendly
-    def push(self, label: str, repo_id: str, private: bool, typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None):
+    def push(self, label: str, repo_id: str, private: bool, typed_token: str, workspace: Workspace, oauth_token: gr.OAuthToken | None):
         folder = self.model_folder(workspace, label)
         repo_id = (repo_id or "").strip()
         if not repo_id:
@@ -450,7 +433,7 @@ class Handlers:
         pictures = gallery.previews(models)
         yield [(str(p) if p else waiting, m.caption()) for p, m in zip(pictures, models)], ids, note, more
 
-    def get_shared(self, shown: list[str], typed_token: str, workspace: studio.Workspace, oauth_token: gr.OAuthToken | None,
+    def get_shared(self, shown: list[str], typed_token: str, workspace: Workspace, oauth_token: gr.OAuthToken | None,
                    evt: gr.SelectData):
         """One click on a gallery card pulls that model, as Get model would."""
         if not shown or not 0 <= evt.index < len(shown):
@@ -521,20 +504,21 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
 
     Training events share the concurrency group "nca-train" (one at a time unless
     `train_concurrency` or NCA_TRAIN_CONCURRENCY says more), so waiting users see their place in the queue.
+    The tabs' own events check the values an API call sends (`ui_checks`), whatever Blocks hosts them.
     """
+    root = gr.context.Context.root_block
+    host_events = set(root.fns)
     models_dir, examples_dir = Path(models_dir), Path(examples_dir)
     examples = sorted(examples_dir.glob("*.png")) if examples_dir.is_dir() else []
     gr.set_static_paths([p for p in (models_dir, examples_dir) if p.is_dir()])
     handlers = Handlers(models_dir, examples)
     train_limit = train_concurrency or int(os.environ.get("NCA_TRAIN_CONCURRENCY", "1"))
-    workspace = gr.State(studio.Workspace(), delete_callback=studio.Workspace.close)
+    workspace = gr.State(Workspace(), delete_callback=Workspace.close)
     # Gradio deletes (delete_callback) only a State value that an event has set: each page load gives its session
     # a Workspace of its own, so the session's files go about an hour after its page is closed.
-    gr.context.Context.root_block.load(studio.Workspace, None, workspace, api_visibility="private")
-    bundled = list(studio.bundled_models(models_dir))
-    recipe = device_recipe(pick_device("auto"))  # the Train tab's defaults follow this machine's device
-    start_iters, start_objects = recipe.get("iters", STUDIO_CPU_ITERS), STRENGTH_NAMES.get(recipe.get("match_weight", 0.0), "off")
-    start_limit = recipe.get("time_budget", 0)
+    root.load(Workspace, None, workspace, api_visibility="private")
+    bundled = list(bundled_models(models_dir))
+    start = StudioTrainSettings.for_recipe(device_recipe(pick_device("auto")))  # the Train tab's defaults follow this machine's device
     first = bundled[0] if bundled else None
 
     with gr.Tabs(overflow_behavior="wrap", elem_id="nca-tabs") as tabs:  # on a phone the tabs wrap onto a second line, never hide in a menu
@@ -550,31 +534,31 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     target = gr.Image(label="What the model learns from", interactive=False, height=200, format="png", elem_id="nca-target", buttons=[])
                 with gr.Column(scale=4):
                     preset = gr.Radio(
-                        preset_choices(), value=STUDIO_PRESET, label="Model size", info="how many numbers the rule learns: more look better but train slower",
+                        preset_choices(), value=start.preset, label="Model size", info="how many numbers the rule learns: more look better but train slower",
                         elem_id="nca-preset",
                     )
-                    loss = gr.Dropdown(LOSS_CHOICES, value="auto", label="Loss (how looks are compared)", elem_id="nca-loss")
+                    loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="Loss (how looks are compared)", elem_id="nca-loss")
                     isotropic = gr.Checkbox(
-                        False, label="Round shapes (no sense of direction)",
+                        start.isotropic, label="Round shapes (no sense of direction)",
                         info="for scattered dots, stars, bubbles on a plain ground: stops one-sided crescents; not for dense or striped textures", elem_id="nca-isotropic",
                     )
                     objects = gr.Radio(
-                        list(OBJECT_STRENGTHS), value=start_objects,
+                        list(OBJECT_STRENGTHS), value=start.objects,
                         label="Whole objects (patch loss, about 40% slower)",
                         info="copies patches of the image, so shapes keep their edges; stronger fades colours", elem_id="nca-objects",
                     )
                     healing = gr.Checkbox(
-                        False, label="Practise healing",
+                        start.practise_healing, label="Practise healing",
                         info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in the Heal tab; "
                         "it can change the texture", elem_id="nca-healing",
                     )
                     with gr.Row():
-                        iterations = gr.Slider(*studio.TRAIN_ITERATIONS, value=start_iters, step=1, precision=0, label="Iterations",
+                        iterations = gr.Slider(*TRAIN_ITERATIONS, value=start.iterations, step=1, precision=0, label="Iterations",
                                                info="more = better, slower", elem_id="nca-iterations")
-                        size = gr.Slider(*studio.TRAIN_SIZES, value=64, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
-                        time_limit = gr.Number(start_limit, minimum=studio.TIME_LIMITS[0], maximum=studio.TIME_LIMITS[1], precision=0, label="Time limit (s)",
+                        size = gr.Slider(*TRAIN_SIZES, value=start.size, step=8, precision=0, label="Training size (cells)", info="larger sees bigger shapes", elem_id="nca-size")
+                        time_limit = gr.Number(start.time_limit, minimum=TIME_LIMITS[0], maximum=TIME_LIMITS[1], precision=0, label="Time limit (s)",
                                                info="0: none; with a limit the run fits its iterations to it", elem_id="nca-time-limit")
-                    expected = gr.Markdown(handlers.expected_time(STUDIO_PRESET, "auto", start_iters, 64, False, start_objects, False, start_limit),
+                    expected = gr.Markdown(handlers.expected_time(**asdict(start)),
                                            elem_id="nca-train-expected")
                     with gr.Row():
                         train_button = gr.Button("Start training", variant="primary", elem_id="nca-start")
@@ -593,10 +577,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
             with gr.Row():
                 with gr.Column(scale=2):
                     grow_model = gr.Dropdown(bundled, value=first, label="Model", info="bundled, trained or from the Hub", elem_id="nca-grow-model")
-                    canvas = gr.Slider(*studio.CANVAS_SIDES, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
-                    steps = gr.Slider(*studio.RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
-                    fps = gr.Slider(*studio.FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
-                    seed = gr.Number(0, precision=0, minimum=studio.SEEDS[0], label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
+                    canvas = gr.Slider(*CANVAS_SIDES, value=256, step=16, precision=0, label="Canvas (pixels a side)", elem_id="nca-canvas")
+                    steps = gr.Slider(*RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
+                    fps = gr.Slider(*FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
+                    seed = gr.Number(0, precision=0, minimum=SEEDS[0], label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
                     fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
                 with gr.Column(scale=3):
@@ -615,12 +599,12 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     grown_note = gr.Markdown("*Nothing grown yet: use the Grow tab.*", elem_id="nca-grown-note")
                 with gr.Column(scale=2):
                     shape = gr.Radio(list(DAMAGE_SHAPES), value="circle", label="Shape", elem_id="nca-shape")
-                    damage_size = gr.Slider(*studio.DAMAGE_SIZES, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
+                    damage_size = gr.Slider(*DAMAGE_SIZES, value=0.2, step=0.01, label="Size (fraction of the canvas)", elem_id="nca-damage-size")
                     with gr.Row():
                         damage_x = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre x", info="0 left, 1 right", elem_id="nca-damage-x")
                         damage_y = gr.Slider(0, 1, value=0.5, step=0.001, label="Centre y", info="0 top, 1 bottom", elem_id="nca-damage-y")
-                    heal_steps = gr.Slider(*studio.HEALING_STEPS, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
-                    heal_fps = gr.Slider(*studio.FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
+                    heal_steps = gr.Slider(*HEALING_STEPS, value=300, step=10, precision=0, label="Healing steps", elem_id="nca-heal-steps")
+                    heal_fps = gr.Slider(*FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-heal-fps")
                     with gr.Row():
                         random_button = gr.Button("Random spot", elem_id="nca-random")
                         heal_button = gr.Button("Heal", variant="primary", elem_id="nca-heal")
@@ -669,11 +653,15 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
-    train_settings = [preset, loss, iterations, size, isotropic, objects, healing, time_limit]
-    for setting in train_settings:
-        setting.change(handlers.expected_time, train_settings, expected, api_visibility="private", queue=False, show_progress="hidden")
+    train_settings = StudioTrainSettings.in_order({
+        "preset": preset, "loss": loss, "iterations": iterations, "size": size, "isotropic": isotropic, "objects": objects,
+        "practise_healing": healing, "time_limit": time_limit,
+    })  # passed by name (inputs_kwargs), so the handlers get them as one StudioTrainSettings; the API keeps this order
+    for setting in train_settings.values():
+        setting.change(handlers.expected_time, inputs_kwargs=train_settings, outputs=expected, api_visibility="private", queue=False,
+                       show_progress="hidden")
     train_button.click(
-        handlers.train, [texture, *train_settings, workspace], [preview, plot, status, download],
+        handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)
@@ -709,12 +697,13 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
         handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
     ).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
     push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
+    check_events(root, set(root.fns) - host_events)
     return StudioTabs(workspace, texture, grow_model, share_model, train_button, grow_button, heal_button)
 
 
 def build_demo(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> gr.Blocks:
     """The whole studio as a Blocks app with its queue set up; launch it with `launch_options()`."""
-    with StudioBlocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
+    with gr.Blocks(title="NCA texture studio", delete_cache=(3600, 6 * 3600)) as demo:
         gr.Markdown(INTRO, elem_id="nca-intro")
         with gr.Accordion("What is a neural cellular automaton?", open=False, elem_id="nca-about"):
             gr.Markdown(ABOUT)

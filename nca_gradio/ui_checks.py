@@ -2,16 +2,19 @@
 
 Gradio checks an API call's values only as far as its own components need:
 a string for a slider or a missing argument fails inside Gradio with a
-traceback in the log and `{"error": null}` for the caller. `StudioBlocks`
-checks each value against its component first, so the caller reads what was
-wrong (`Steps must be a number from 10 to 4000, got [1]`), and every expected
-mistake costs the log one line instead of a traceback.
+traceback in the log and `{"error": null}` for the caller. `check_events`
+makes a Blocks check each value of the studio's events against its component
+first, so the caller reads what was wrong (`Steps must be a number from 10 to
+4000, got [1]`), and every expected mistake costs the log one line instead of
+a traceback. It hooks the Blocks object, not its class, so the studio's tabs
+mounted in a host app's plain `gr.Blocks` are checked too.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import gradio as gr
@@ -77,27 +80,50 @@ def refusal(block: gr.components.Component, value: Any) -> str | None:
     return None
 
 
-class StudioBlocks(gr.Blocks):
-    """gr.Blocks that checks every API call's values against its components before Gradio preprocesses them."""
+def refuse_bad_values(block_fn, inputs: list[Any], state) -> None:
+    """Raise one user error for the first value of an event call that its component cannot take, or for missing values."""
+    where = f"/{block_fn.api_name}" if block_fn.api_name else str(block_fn.name)
+    fields = [block for block in block_fn.inputs if not block.stateful]
+    if len(inputs) < len(block_fn.inputs):
+        missing = ", ".join(field_name(block) for block in block_fn.inputs[len(inputs) :] if not block.stateful)
+        raise user_error(f"{where} takes {len(fields)} values, got {len(inputs)}: missing {missing}", where)
+    props = getattr(block_fn, "component_prop_inputs", ()) or ()
+    for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
+        if block.stateful or index in props:
+            continue
+        if state is not None and block._id in state:
+            block = state[block._id]  # this session's version: a model list holds the session's own models
+        problem = refusal(block, value)
+        if problem:
+            raise user_error(problem, where)
 
-    async def preprocess_data(self, block_fn, inputs: list[Any], state, explicit_call: bool = False):
-        where = f"/{block_fn.api_name}" if block_fn.api_name else str(block_fn.name)
-        fields = [block for block in block_fn.inputs if not block.stateful]
-        if len(inputs) < len(block_fn.inputs):
-            missing = ", ".join(field_name(block) for block in block_fn.inputs[len(inputs) :] if not block.stateful)
-            raise user_error(f"{where} takes {len(fields)} values, got {len(inputs)}: missing {missing}", where)
-        props = getattr(block_fn, "component_prop_inputs", ()) or ()
-        for index, (block, value) in enumerate(zip(block_fn.inputs, inputs)):
-            if block.stateful or index in props:
-                continue
-            if state is not None and block._id in state:
-                block = state[block._id]  # this session's version: a model list holds the session's own models
-            problem = refusal(block, value)
-            if problem:
-                raise user_error(problem, where)
-        try:
-            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except gr.Error as error:
-            if not error.print_exception:
-                raise
-            raise user_error(error.message, where) from None
+
+CHECKED = "_nca_checked_events"  # the ids of the events a Blocks checks, kept on the Blocks object itself
+
+
+def check_events(blocks: gr.Blocks, event_ids: Iterable[int]) -> None:
+    """From now on `blocks` checks the values of calls to these events before Gradio preprocesses them.
+
+    The first call replaces this one object's `preprocess_data` with a checking one; the events of a host
+    app that mounts the studio are not among `event_ids`, so Gradio handles them as it always does.
+    """
+    checked: set[int] | None = blocks.__dict__.get(CHECKED)
+    if checked is None:
+        checked = set()
+        setattr(blocks, CHECKED, checked)
+        preprocess = blocks.preprocess_data
+
+        async def preprocess_data(block_fn, inputs: list[Any], state, explicit_call: bool = False):
+            if block_fn._id not in checked:
+                return await preprocess(block_fn, inputs, state, explicit_call)
+            refuse_bad_values(block_fn, inputs, state)
+            try:
+                return await preprocess(block_fn, inputs, state, explicit_call)
+            except gr.Error as error:
+                if not error.print_exception:
+                    raise
+                where = f"/{block_fn.api_name}" if block_fn.api_name else str(block_fn.name)
+                raise user_error(error.message, where) from None
+
+        blocks.preprocess_data = preprocess_data
+    checked.update(event_ids)

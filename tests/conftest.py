@@ -144,7 +144,7 @@ def close_workspaces(demo) -> None:
     Gradio deletes a session's state an hour after its page closes, and demo.close() deletes none: so that a
     test run leaves no nca-studio-* folders, they go here. API sessions (gradio_client) have no page load.
     """
-    from nca_gradio.studio import Workspace
+    from nca_gradio.workspace import Workspace
 
     for session in list(demo.state_holder.session_data.values()):
         for value in list(session.state_data.values()):

@@ -16,13 +16,13 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from conftest import running_demo
+from conftest import launched, running_demo
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from huggingface_hub import constants
 from PIL import Image
 
-from nca_gradio import studio
+from nca_gradio.damage import damage_overlay, for_display
 from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage
 
@@ -158,7 +158,7 @@ def test_heal_mends_the_grown_texture_and_plots_the_curve(trained):
     with Image.open(overlay) as image, Image.open(final) as grown:
         assert image.size == (6 * 64, 6 * 64)  # a small canvas is shown zoomed by whole pixels
         shown = np.asarray(image.convert("RGB"))
-        expected = studio.for_display(studio.damage_overlay(np.asarray(grown.convert("RGB")), Damage("square", x, y, 0.2)))
+        expected = for_display(damage_overlay(np.asarray(grown.convert("RGB")), Damage("square", x, y, 0.2)))
     assert np.array_equal(shown, expected)  # the square is tinted where the returned x and y say
     video, curve, note = session.predict("circle", 0.25, 0.3, 0.6, 20, 10, api_name="/heal")
     frames = video_frames(video)
@@ -252,6 +252,28 @@ def test_the_tabs_mount_inside_another_app():
     names = {fn.api_name for fn in host.fns.values()}
     assert {"train", "models", "grow", "heal", "random_damage", "pull", "push"} <= names
     assert isinstance(tabs.workspace, gr.State) and tabs.grow_model in host.blocks.values()
+
+
+def test_api_values_are_checked_when_the_tabs_are_mounted_in_a_plain_blocks(pebbles_path):
+    """A host's gr.Blocks runs the studio's field checks for the studio's events, and leaves its own events to Gradio."""
+    import gradio as gr
+
+    from nca_gradio.ui import render_tabs
+
+    with gr.Blocks() as host:
+        gr.Markdown("# A creative-coding toolkit")
+        with gr.Tab("Textures"):
+            render_tabs()
+        with gr.Tab("Echo"):
+            words, echoed = gr.Textbox(), gr.Textbox()
+            words.submit(lambda text: text, words, echoed, api_name="echo")
+    with launched(host) as url:  # nothing is computed: every call is refused, or echoed
+        session = client(url)
+        assert "Canvas (pixels a side) must be a whole number from 32 to 1024, got 'abc'" in error_of(
+            session.predict, "pebbles (bundled)", "abc", 24, 10, 0, api_name="/grow")
+        message = error_of(session.predict, handle_file(str(pebbles_path)), "seed", "patch", 3, 256, api_name="/train")
+        assert "Training size (cells) must be a whole number from 16 to 128, got 256" in message and "\n" not in message.strip()
+        assert session.predict("hello", api_name="/echo") == "hello"
 
 
 def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbles_path):

@@ -66,6 +66,29 @@ def test_a_train_call_with_wrong_types_names_the_field(session, pebbles_path):
     )
 
 
+def test_the_train_sliders_and_the_api_share_the_ranges_narrowed_from_trainconfig(session, pebbles_path):
+    """One definition of each Train range: TrainConfig's, narrowed in studio_settings; the sliders show it, the API refuses outside it."""
+    from nca_gradio.studio_settings import TIME_LIMITS, TRAIN_ITERATIONS, TRAIN_SIZES
+    from nca_gradio.train import TrainConfig
+    from nca_gradio.ui import build_demo
+
+    for (low, high), name in ((TRAIN_ITERATIONS, "iters"), (TRAIN_SIZES, "size"), (TIME_LIMITS, "time_budget")):
+        library_low, library_high = TrainConfig.RANGES[name]
+        assert low == library_low and high <= library_high
+    fields = {block.elem_id: block for block in build_demo().blocks.values() if getattr(block, "elem_id", None)}
+    shown = {elem_id: (fields[elem_id].minimum, fields[elem_id].maximum) for elem_id in ("nca-iterations", "nca-size", "nca-time-limit")}
+    assert shown == {"nca-iterations": TRAIN_ITERATIONS, "nca-size": TRAIN_SIZES, "nca-time-limit": TIME_LIMITS}
+
+    texture = handle_file(str(pebbles_path))
+    for args, message in [
+        ((texture, "seed", "patch", 5001, 32), "Iterations must be a whole number from 1 to 5000, got 5001"),
+        ((texture, "seed", "patch", 3, 256), "Training size (cells) must be a whole number from 16 to 128, got 256"),
+        ((texture, "seed", "patch", 3, 32, False, "off", False, 7200), "Time limit (s) must be a whole number from 0 to 3600, got 7200"),
+    ]:
+        answer = error_of(session, *args, api_name="/train")
+        assert message in answer and "\n" not in answer.strip()
+
+
 def test_wrong_types_in_the_damage_and_hub_calls_name_the_field(session):
     assert "Shape must be one of 'circle'" in error_of(session, 7, 0.2, api_name="/random_damage")
     assert "Size (fraction of the canvas) must be a number from 0.02 to 0.5, got 'big'" in error_of(session, "circle", "big", api_name="/random_damage")

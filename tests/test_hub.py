@@ -587,7 +587,7 @@ def test_token_false_never_uses_the_machines_token(server, tmp_path, monkeypatch
 
 
 def test_a_local_card_names_the_model_and_its_usage_line_grows_it(tmp_path, monkeypatch):
-    from nca_gradio.studio import zip_model
+    from nca_gradio.workspace import zip_model
 
     archive = zip_model(model_folder(tmp_path / "m"), tmp_path / "my-pebbles.zip")
     with zipfile.ZipFile(archive) as zipped:

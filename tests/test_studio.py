@@ -9,16 +9,19 @@ import pytest
 import torch
 
 from nca_gradio import studio
+from nca_gradio.card import card_markdown
+from nca_gradio.damage import damage_at_pixel, damage_overlay, display_scale, for_display, random_damage
 from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage, RenderError
 from nca_gradio.train import Status
+from nca_gradio.workspace import Grown, Workspace, zip_model
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
 @pytest.fixture
 def workspace():
-    ws = studio.Workspace()
+    ws = Workspace()
     yield ws
     ws.close()
 
@@ -52,7 +55,7 @@ def test_stop_keeps_the_model_trained_so_far(workspace, target, tiny_config):
 
 
 def test_sessions_keep_their_own_labels_and_files(tmp_path):
-    a, b = studio.Workspace(), studio.Workspace()
+    a, b = Workspace(), Workspace()
     try:
         assert a.add_model("pebbles", tmp_path / "1") == "pebbles"
         assert a.add_model("pebbles", tmp_path / "2") == "pebbles #2"
@@ -77,12 +80,12 @@ def test_render_limits_say_what_to_change():
 
 def test_a_click_on_the_zoomed_canvas_maps_back_to_the_grid():
     frame = np.zeros((64, 64, 3), np.uint8)
-    shown = studio.for_display(frame)
-    zoom = studio.display_scale(frame)
+    shown = for_display(frame)
+    zoom = display_scale(frame)
     assert shown.shape == (64 * zoom, 64 * zoom, 3)
-    damage = studio.damage_at_pixel("circle", 0.1, 0.25 * shown.shape[1], 0.75 * shown.shape[0], shown.shape[1], shown.shape[0])
+    damage = damage_at_pixel("circle", 0.1, 0.25 * shown.shape[1], 0.75 * shown.shape[0], shown.shape[1], shown.shape[0])
     assert damage.x == pytest.approx(0.25, abs=0.01) and damage.y == pytest.approx(0.75, abs=0.01)
-    overlay = studio.damage_overlay(frame, damage)
+    overlay = damage_overlay(frame, damage)
     assert overlay[48, 16].any() and not overlay[16, 48].any()  # tinted at the click, untouched elsewhere
 
 
@@ -101,14 +104,14 @@ def test_heal_curve_starts_at_zero_and_jumps_at_the_damage(target):
 
 def test_card_markdown_drops_front_matter_and_repo_images():
     text = "---\nlicense: mit\ntags: [a]\n---\n\n# pebbles\n\n![growing](preview.gif)\n\nA model. ![x](https://example.org/x.png)\n"
-    assert studio.card_markdown(text) == "# pebbles\n\nA model. ![x](https://example.org/x.png)"
+    assert card_markdown(text) == "# pebbles\n\nA model. ![x](https://example.org/x.png)"
 
 
 def test_random_damage_lands_anywhere_away_from_the_edges():
     import random
 
     rng = random.Random(3)
-    spots = [studio.random_damage("stripe", 0.3, rng) for _ in range(200)]
+    spots = [random_damage("stripe", 0.3, rng) for _ in range(200)]
     assert {(d.shape, d.size) for d in spots} == {("stripe", 0.3)}
     xs, ys = [d.x for d in spots], [d.y for d in spots]
     assert 0.15 <= min(xs) and max(xs) <= 0.85 and 0.15 <= min(ys) and max(ys) <= 0.85
@@ -153,7 +156,7 @@ def test_workspace_files_keep_their_clean_names(workspace):
 def test_a_zipped_model_unpacks_into_one_folder_that_loads(workspace, tmp_path):
     import zipfile
 
-    archive = studio.zip_model(MODELS / "pebbles", workspace.path("my-pebbles.zip"))
+    archive = zip_model(MODELS / "pebbles", workspace.path("my-pebbles.zip"))
     with zipfile.ZipFile(archive) as zipped:
         assert {name.split("/")[0] for name in zipped.namelist()} == {"my-pebbles"}
         zipped.extractall(tmp_path)
@@ -191,7 +194,7 @@ def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
     from nca_gradio.ui import Handlers
 
     side = 1024
-    workspace.grown = studio.Grown("pebbles (bundled)", MODELS / "pebbles", torch.zeros(1, 12, side, side), np.zeros((side, side, 3), np.uint8))
+    workspace.grown = Grown("pebbles (bundled)", MODELS / "pebbles", torch.zeros(1, 12, side, side), np.zeros((side, side, 3), np.uint8))
     _, note, slider = Handlers(MODELS, []).show_grown(workspace, 300)
     most = studio.most_heal_steps(side)
     assert f"heals up to {most} steps" in note
@@ -210,3 +213,19 @@ def test_healed_means_staying_back_at_the_twins_level():
 
     assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.011, 0.01, 0.01]), 5) == 24  # smoothed over three frames, so one frame late
     assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.04, 0.04, 0.04]), 5) is None  # scarred: it settles above the twin
+
+
+def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of_range():
+    from nca_gradio.studio_settings import SettingError, StudioTrainSettings, narrowed
+
+    config = StudioTrainSettings(preset="seed", loss="patch", iterations=7, size=32, isotropic=True, objects="light", practise_healing=True,
+                                 time_limit=90).config("cpu")
+    assert (config.preset, config.loss, config.iters, config.size) == ("seed", "patch", 7, 32)
+    assert (config.perception, config.match_weight, config.damage_every, config.time_budget) == ("isotropic", 0.01, 4, 90.0)
+    assert StudioTrainSettings(isotropic=True, objects="light", practise_healing=True).traits() == " · round · light objects · heals"
+    with pytest.raises(SettingError, match=r"^Training size must be a whole number from 16 to 128, got 256$"):
+        StudioTrainSettings(size=256).config("cpu")
+    with pytest.raises(SettingError, match=r"^Time limit must be a whole number from 0 to 3600, got 3601$"):
+        StudioTrainSettings(time_limit=3601).config("cpu")
+    with pytest.raises(ValueError, match="outside TrainConfig's range"):
+        narrowed("size", 1024)  # the studio may offer less than the library, never more
