@@ -180,7 +180,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer = Trainer.resume(out, target, {**more, "device": args.device}, log=log)  # keeps its precision
     else:
         trainer = Trainer(target, config, log=log)
-    prepare_folder(out)  # now, not after hours of training
+    prepare_folder(args.output)  # now, not after hours of training
     needed, free = trainer.checkpoint_bytes, free_bytes(out)
     if free < needed:
         raise UsageError(f"{out} has {free / 1e6:,.1f} MB free, but this run's checkpoint needs about {needed / 1e6:,.1f} MB: "
@@ -248,9 +248,10 @@ def _load(model_ref: str):
 
 
 def cmd_grow(args: argparse.Namespace) -> int:
+    from .atomic import prepare_file
     from .render import check_frame_memory, check_request, grow, save_animation, save_png
 
-    out = _check_output(args.output, (".gif", ".mp4", ".png"))
+    out = prepare_file(args.output, (".gif", ".mp4", ".png"))
     png = out.suffix.lower() == ".png"
     check_request(args.size, args.steps, args.every, args.seed)
     if not png:  # a PNG keeps only the last frame
@@ -268,9 +269,10 @@ def cmd_grow(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
+    from .atomic import prepare_file
     from .render import Damage, check_frame_memory, check_request, heal, save_animation
 
-    out = _check_output(args.output, (".gif", ".mp4"))
+    out = prepare_file(args.output, (".gif", ".mp4"))
     if not 0 <= args.at < args.steps:
         raise UsageError(f"--at ({args.at}) must be a step before --steps ({args.steps})")
     damage = Damage(args.damage, args.x, args.y, args.radius)
@@ -333,9 +335,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_train_many(args: argparse.Namespace) -> int:
+    from .atomic import prepare_folder
     from .scale import SUMMARY_MD, ScaleError, train_many
     from .train_options import config_from_args
 
+    prepare_folder(args.output)
     config = config_from_args(args)
     try:
         outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
@@ -357,19 +361,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in export_model(args.model, args.output, args.format, args.size, _load):
         print(f"nca: wrote {path}")
     return 0
-
-
-def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
-    """The output file, refused before any work if it is a folder or its folder cannot be made or written."""
-    from .atomic import prepare_folder
-
-    out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise UsageError(f"{path}: the output must end in {', '.join(suffixes)}")
-    if out.is_dir():
-        raise UsageError(f"{path} is a folder: give a file name, such as {out / ('out' + out.suffix.lower())}")
-    prepare_folder(out.parent)
-    return out
 
 
 def _check_written(out: Path) -> None:
