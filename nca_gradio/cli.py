@@ -8,26 +8,37 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import USER_ERRORS, UserError
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
+DASHED_VALUE_OPTIONS = ("--time",)  # options whose value may start with "-": a negative one is refused with its reason
+DASHED_VALUE = re.compile(r"-[\d.]")
 
 
 class UsageError(UserError):
     """A problem the user can fix; printed as one line."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose refusals are one line, like every other user error, pointing to --help for the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_dashed_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "handler", None):
         parser.print_help()
         return USAGE_ERROR
@@ -45,6 +56,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
 
 
+def _attach_dashed_values(argv: Sequence[str]) -> list[str]:
+    """`--time -5s` as `--time=-5s`: argparse takes -5s for an option and says only "expected one argument",
+    where the option's own check says what is wrong with the value."""
+    rest, joined = list(argv), []
+    while rest:
+        arg = rest.pop(0)
+        if arg in DASHED_VALUE_OPTIONS and rest and DASHED_VALUE.match(rest[0]):
+            arg = f"{arg}={rest.pop(0)}"
+        joined.append(arg)
+    return joined
+
+
 def _threads(asked: int) -> int:
     """--threads, at most the cores this process may use: far more threads than cores crash torch (a segfault)."""
     if asked < 1:
@@ -59,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
     from .train_options import add_training_options
 
-    parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
+    parser = OneLineParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
     parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
                         "machine 1 per process is often faster)")
