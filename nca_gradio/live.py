@@ -90,8 +90,11 @@ def check_size(size: int | str) -> int | str:
 
 
 def _script_json(value: object) -> str:
-    """JSON that is safe inside a <script> element (no closing tag can appear in it)."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that is safe inside a <script> element: no `</script>` can close it and no `<!--` can start the
+    tokenizer's escaped state (which swallows the rest of the page), whatever a model's name holds. In JSON
+    these characters appear only inside strings, where the \\u escapes read back as the same text."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
