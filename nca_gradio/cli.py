@@ -186,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .atomic import SaveError, free_bytes, prepare_folder
     from .card import write_card
     from .images import load_target
-    from .model_folder import REQUIRED_FILES
+    from .model_folder import REQUIRED_FILES, clear_model_files
     from .train import Trainer
     from .train_options import config_from_args
 
@@ -204,6 +204,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         trainer = Trainer(target, config, log=log)
     prepare_folder(args.output)  # now, not after hours of training
+    if args.force:
+        clear_model_files(out)
     needed, free = trainer.checkpoint_bytes, free_bytes(out)
     if free < needed:
         raise UsageError(f"{out} has {free / 1e6:,.1f} MB free, but this run's checkpoint needs about {needed / 1e6:,.1f} MB: "
