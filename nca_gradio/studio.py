@@ -167,8 +167,14 @@ def zip_model(folder: Path, destination: Path) -> Path:
     (optimizer, pool) is left out. The files sit in one folder named like the zip,
     so unzipping never scatters them and the folder loads as it is (`nca grow FOLDER`).
     """
+    from .atomic import replacing  # written beside `destination` and renamed over it: never half a zip
+
     inside = destination.stem
-    with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch,
+        replacing(destination) as temp,
+        zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
         for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
             if isinstance(content, bytes):
                 archive.writestr(f"{inside}/{name}", content)
