@@ -115,17 +115,28 @@ def scratch_folder(folder: Path, write_errors: tuple[type[Exception], ...] = ())
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def prepare_folder(folder: str | Path) -> Path:
-    """Make `folder` and prove a file can be written in it, so that long work is not lost at the end.
-
-    Temporary files that a killed process left there (a checkpoint's can be large) are removed.
-    """
+def check_folder(folder: str | Path, where: str = "another output folder") -> Path:
+    """Refuse, before any work or download, an output folder that is empty text (Path("") is the current
+    folder, never what was meant) or that is, or lies under, a file; `where` says what to choose instead."""
+    if not str(folder).strip():
+        raise SaveError("the output path is empty: give a folder name")
     folder = Path(folder)
     for place in (folder, *folder.parents):
         if place.exists():
             if not place.is_dir():
-                raise SaveError(f"{place} is a file, not a folder: choose another output folder")
+                lies_under = "" if place == folder else f", so {folder} cannot be made"
+                raise SaveError(f"{place} is a file, not a folder{lies_under}: choose {where}")
             break
+    return folder
+
+
+def prepare_folder(folder: str | Path) -> Path:
+    """The one check of an output folder (`check_folder`): make it and prove a file can be written in it,
+    so that long work is not lost at the end.
+
+    Temporary files that a killed process left there (a checkpoint's can be large) are removed.
+    """
+    folder = check_folder(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(prefix=TEMP_PREFIX, dir=folder) as probe:
@@ -135,6 +146,24 @@ def prepare_folder(folder: str | Path) -> Path:
         raise SaveError(f"cannot write in {folder} ({_reason(exc)}): choose another output folder") from None
     _remove_leftovers(folder)
     return folder
+
+
+def prepare_file(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """The one check of an output file, before any work: a name with one of `suffixes` (the writers pick the
+    format by it), not a folder nor a device (a rename would replace /dev/full itself), in a folder that
+    `prepare_folder` makes and proves writable."""
+    example = f"a file name such as out{suffixes[0]}"
+    if not str(path).strip():
+        raise SaveError(f"the output path is empty: give {example}")
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise SaveError(f"{path}: the output must end in {', '.join(suffixes)}")
+    if out.is_dir():
+        raise SaveError(f"{path} is a folder: give a file name, such as {out / ('out' + out.suffix.lower())}")
+    if out.exists() and not out.is_file():
+        raise SaveError(f"{path} is not a regular file (a device, pipe or socket): give {example}")
+    prepare_folder(out.parent)
+    return out
 
 
 def _remove_leftovers(folder: Path) -> None:

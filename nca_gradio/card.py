@@ -13,7 +13,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .atomic import write_bytes
+from .atomic import replace_files, scratch_folder, write_bytes
 from .errors import UserError
 from .images import ImageError, image_to_tensor, load_image
 from .live import page_html
@@ -235,31 +235,34 @@ def _usage_section(ref: str, where: str = "") -> str:
 def write_card(model_folder: str | Path) -> None:
     """Give a freshly trained folder its card, preview and live page, replacing those of any earlier training."""
     folder = Path(model_folder)
-    (folder / PREVIEW_FILE).unlink(missing_ok=True)  # stale after more training: `shared_files` then grows it anew
-    files = shared_files(folder, scratch=folder, log=lambda message: None)  # scratch=folder: the preview lands here
+    with scratch_folder(folder) as scratch:  # the new preview is renamed over the old: the folder always has one
+        files = shared_files(folder, scratch, log=lambda message: None, new_preview=True)
+        replace_files(scratch, folder, [PREVIEW_FILE])
     for name in (LIVE_FILE, CARD_FILE):  # atomically, like every file of a model folder; the card, which links the page, last
         write_bytes(folder / name, files[name])
 
 
 def shared_files(
     model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = lambda message: None,
-    card_name: str | None = None,
+    card_name: str | None = None, new_preview: bool = False,
 ) -> dict[str, Path | bytes]:
     """What sharing a model folder consists of, by name: its own files, a generated card, a preview, the live page.
 
     The card always replaces the folder's own README.md, which may describe an older model; a missing
-    preview.gif is made in `scratch` (and `log` told so). The model is loaded first, so a broken one fails
-    here. Used by a push and by the studio's download (whose card, without a repo id, is titled `card_name`).
+    preview.gif (or any, with `new_preview`: the folder's is stale after more training) is made in `scratch`
+    (and `log` told of a missing one). The model is loaded first, so a broken one fails here. Used by a push
+    and by the studio's download (whose card, without a repo id, is titled `card_name`).
     """
     folder = Path(model_folder)
     model = load_folder(folder)
-    needs_preview = not (folder / PREVIEW_FILE).exists()
+    needs_preview = new_preview or not (folder / PREVIEW_FILE).exists()
     rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + SHARED_FILES if (folder / name).is_file()}
     files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name).encode()
     files[LIVE_FILE] = page_html(model, repo_id or card_name or folder.name, size="auto").encode()
-    if needs_preview:
+    if needs_preview and not new_preview:
         log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
+    if needs_preview:
         files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
     return files
 

@@ -7,25 +7,36 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import USER_ERRORS, UserError
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
+DASHED_VALUE_OPTIONS = ("--time",)  # options whose value may start with "-": a negative one is refused with its reason
+DASHED_VALUE = re.compile(r"-[\d.]")
 
 
 class UsageError(UserError):
     """A problem the user can fix; printed as one line."""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose refusals are one line, like every other user error, pointing to --help for the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_dashed_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "handler", None):
         parser.print_help()
         return USAGE_ERROR
@@ -43,6 +54,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
 
 
+def _attach_dashed_values(argv: Sequence[str]) -> list[str]:
+    """`--time -5s` as `--time=-5s`: argparse takes -5s for an option and says only "expected one argument",
+    where the option's own check says what is wrong with the value."""
+    rest, joined = list(argv), []
+    while rest:
+        arg = rest.pop(0)
+        if arg in DASHED_VALUE_OPTIONS and rest and DASHED_VALUE.match(rest[0]):
+            arg = f"{arg}={rest.pop(0)}"
+        joined.append(arg)
+    return joined
+
+
 def _threads(asked: int) -> int:
     """--threads, at most the cores this process may use: far more threads than cores crash torch (a segfault)."""
     if asked < 1:
@@ -57,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
     from .train_options import add_training_options
 
-    parser = argparse.ArgumentParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
+    parser = OneLineParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
     parser.add_argument("--version", action="version", version=f"nca-gradio {__version__}")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; on a busy "
                         "machine 1 per process is often faster)")
@@ -158,8 +181,9 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .atomic import prepare_folder
     from .images import load_target
-    from .model_folder import REQUIRED_FILES
+    from .model_folder import REQUIRED_FILES, clear_model_files
     from .run import TrainingRun, sigterm_stops_runs
     from .train_options import config_from_args
 
@@ -168,11 +192,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--resume continues the model in --output and --force replaces it: use one of them")
     if not args.resume and not args.force and any((out / name).exists() for name in REQUIRED_FILES):
         raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
+    prepare_folder(args.output)  # now, not after the image is read and the loss built
     config = config_from_args(args)
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)
     asked = {"iters": args.iters, "time_budget": args.time_budget, "lr": args.lr}  # on --resume, what was given changes
     overrides = {**{k: v for k, v in asked.items() if v is not None}, "device": args.device}
+    if args.force:
+        clear_model_files(out)  # the old model's card, preview and figures would describe this one
     run = TrainingRun.open(out, target, config, resume=args.resume, overrides=overrides, log=log)
     trainer = run.trainer
     if args.compile and trainer.device.type != "cuda":
@@ -213,9 +240,10 @@ def _load(model_ref: str):
 
 
 def cmd_grow(args: argparse.Namespace) -> int:
+    from .atomic import prepare_file
     from .render import check_frame_memory, check_request, grow, save_animation, save_png
 
-    out = _check_output(args.output, (".gif", ".mp4", ".png"))
+    out = prepare_file(args.output, (".gif", ".mp4", ".png"))
     png = out.suffix.lower() == ".png"
     check_request(args.size, args.steps, args.every, args.seed)
     if not png:  # a PNG keeps only the last frame
@@ -233,9 +261,10 @@ def cmd_grow(args: argparse.Namespace) -> int:
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
+    from .atomic import prepare_file
     from .render import Damage, check_frame_memory, check_request, heal, save_animation
 
-    out = _check_output(args.output, (".gif", ".mp4"))
+    out = prepare_file(args.output, (".gif", ".mp4"))
     if not 0 <= args.at < args.steps:
         raise UsageError(f"--at ({args.at}) must be a step before --steps ({args.steps})")
     damage = Damage(args.damage, args.x, args.y, args.radius)
@@ -298,9 +327,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_train_many(args: argparse.Namespace) -> int:
+    from .atomic import prepare_folder
     from .scale import SUMMARY_MD, ScaleError, train_many
     from .train_options import config_from_args
 
+    prepare_folder(args.output)
     config = config_from_args(args)
     try:
         outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
@@ -322,19 +353,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     for path in export_model(args.model, args.output, args.format, args.size, _load):
         print(f"nca: wrote {path}")
     return 0
-
-
-def _check_output(path: str, suffixes: tuple[str, ...]) -> Path:
-    """The output file, refused before any work if it is a folder or its folder cannot be made or written."""
-    from .atomic import prepare_folder
-
-    out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise UsageError(f"{path}: the output must end in {', '.join(suffixes)}")
-    if out.is_dir():
-        raise UsageError(f"{path} is a folder: give a file name, such as {out / ('out' + out.suffix.lower())}")
-    prepare_folder(out.parent)
-    return out
 
 
 def _check_written(out: Path) -> None:

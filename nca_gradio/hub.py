@@ -42,6 +42,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import parse_ratelimit_headers, validate_repo_id
 
+from .atomic import check_folder
 from .card import shared_files
 from .errors import UserError
 from .model_folder import CONFIG_FILE, PICKLE_SUFFIXES, REQUIRED_FILES, SHARED_FILES, WEIGHTS_FILE
@@ -227,7 +228,7 @@ def pull(
     endpoint, cache, timeout = resolve_endpoint(endpoint), resolve_cache_dir(cache_dir), resolve_timeout(timeout)
     token = resolve_token(token)
     if local_dir is not None:
-        _check_output_folder(Path(local_dir), wording)
+        local_dir = _check_output_folder(local_dir, wording)
     api = HfApi(endpoint=endpoint, token=token or False)  # False: huggingface_hub must not add a token of its own
     try:
         info = api.model_info(repo_id, revision=revision or constants.DEFAULT_REVISION, timeout=timeout, files_metadata=True)
@@ -263,15 +264,14 @@ def pull(
     return Path(paths[0]).parent
 
 
-def _check_output_folder(folder: Path, wording: Wording) -> None:
-    """Refuse an output that is a file, or lies under one, before anything is asked of the Hub."""
-    if folder.exists() and not folder.is_dir():
-        raise HubError(f"{folder} is a file, not a folder: choose a new or empty folder as {wording.output}")
+def _check_output_folder(local_dir: str | Path, wording: Wording) -> Path:
+    """Refuse an empty output, one that is a file or lies under one (`atomic.check_folder`), or one that cannot be
+    made, before anything is asked of the Hub."""
+    folder = check_folder(local_dir, f"a new or empty folder as {wording.output}")
     parent = next((p for p in folder.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise HubError(f"{folder} lies under {parent}, which is a file: choose a folder as {wording.output}")
     if parent is not None and not folder.exists() and not os.access(parent, os.W_OK):
         raise HubError(f"cannot create {folder}: {parent} is not writable; choose another folder as {wording.output}")
+    return folder
 
 
 def _check_files(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import prepare_file, prepare_folder, write_text
 from .model import NCA, PERCEPTIONS
 from .render import RenderError
 
@@ -23,6 +24,7 @@ RUNTIME_FILE = "nca-live.js"
 SCHEMA = "nca-gradio/live-model"
 SCHEMA_VERSION = 1
 EXPORT_FORMATS = ("html", "json", "glsl")
+EXPORT_SUFFIXES = {"html": (".html", ".htm"), "json": (".json",)}  # glsl writes a folder
 SIZES = (64, 128, 256, 512, 768, 1024)
 MAX_OUTPUTS = 8  # render targets one pass writes (nca-live.js: MAX_OUTPUTS)
 
@@ -88,8 +90,11 @@ def check_size(size: int | str) -> int | str:
 
 
 def _script_json(value: object) -> str:
-    """JSON that is safe inside a <script> element (no closing tag can appear in it)."""
-    return json.dumps(value, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that is safe inside a <script> element: no `</script>` can close it and no `<!--` can start the
+    tokenizer's escaped state (which swallows the rest of the page), whatever a model's name holds. In JSON
+    these characters appear only inside strings, where the \\u escapes read back as the same text."""
+    text = json.dumps(value, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
@@ -140,24 +145,24 @@ def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
 
 def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto") -> list[Path]:
     """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders. Returns the files written."""
+    size = check_size(size)
+    return _write_export(model, check_export_output(out, fmt), fmt, name, size)
+
+
+def check_export_output(out: str | Path, fmt: str) -> Path:
+    """The export's output, checked (`atomic.prepare_folder` / `prepare_file`) before a model is loaded or pulled."""
     if fmt not in EXPORT_FORMATS:
         raise RenderError(f"the export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    size = check_size(size)
-    out = Path(out)
     if fmt == "glsl":
-        if out.exists() and not out.is_dir():
-            raise RenderError(f"{out} is a file: --format glsl writes a folder of shaders, give a folder name")
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for file, text in glsl_bundle(model, name).items():
-            (out / file).write_text(text)
-            written.append(out / file)
-        return written
-    if out.is_dir():
-        raise RenderError(f"{out} is a folder: give a file name such as texture.{fmt}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))
-    return [out]
+        return prepare_folder(out)
+    return prepare_file(out, EXPORT_SUFFIXES[fmt])
+
+
+def _write_export(model: NCA, out: Path, fmt: str, name: str, size: int | str) -> list[Path]:
+    """Each file replaced whole (`atomic`): a full disk is a one-line `SaveError` and leaves the old file."""
+    if fmt == "glsl":
+        return [write_text(out / file, text) for file, text in glsl_bundle(model, name).items()]
+    return [write_text(out, page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))]
 
 
 def export_format(out: str | Path, fmt: str | None) -> str:
@@ -172,7 +177,8 @@ def export_model(ref: str, out: str | Path, fmt: str | None, size: int | str, lo
     """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part."""
     fmt = export_format(out, fmt)
     size = check_size(size)  # before loading: a pull may take a while
-    return export(load(ref), out, fmt, name=Path(str(ref).rstrip("/")).name, size=size)
+    out = check_export_output(out, fmt)
+    return _write_export(load(ref), out, fmt, Path(str(ref).rstrip("/")).name, size)
 
 
 # ------------------------------------------------------------------ the studio's Live view

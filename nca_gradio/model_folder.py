@@ -38,6 +38,7 @@ RECORD_FILE = "train_many.json"  # `nca train-many`'s summary row, so a rerun th
 HEALING_FILE = "regenerate.gif"  # a bundled model's damage-and-heal animation (models/build.py)
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE)
 SHARED_FILES = (CARD_FILE, PREVIEW_FILE, TARGET_FILE, TRAINING_LOG, QUALITY_FILE)  # what a push shares besides the model
+MODEL_FILES = (*REQUIRED_FILES, *SHARED_FILES, TRAINING_STATE, LIVE_FILE, RECORD_FILE, HEALING_FILE)  # all a model's own
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 
@@ -110,6 +111,16 @@ def load_folder(folder: str | Path, device: str | torch.device = "cpu") -> NCA:
             f"train it again (with a lower --lr)"
         )
     return model.to(device).eval()
+
+
+def clear_model_files(folder: str | Path) -> None:
+    """Remove the files an earlier model left in `folder` (`nca train --force`), so that none of them (its
+    quality.json, preview, resume state) is later shared as the new model's; the user's other files stay."""
+    for name in MODEL_FILES:
+        try:
+            (Path(folder) / name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise atomic.SaveError(f"cannot remove the old {name} from {folder} ({exc.strerror or exc}): remove it, or choose another folder") from None
 
 
 def save_model(model: NCA, folder: str | Path) -> Path:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import replacing
 from .card import shared_files
 from .model_folder import is_model_folder
 
@@ -115,7 +116,11 @@ def zip_model(folder: Path, destination: Path) -> Path:
     so unzipping never scatters them and the folder loads as it is (`nca grow FOLDER`).
     """
     inside = destination.stem
-    with tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch, zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as archive:
+    with (
+        tempfile.TemporaryDirectory(prefix="nca-zip-") as scratch,
+        replacing(destination) as temp,  # written beside `destination` and renamed over it: never half a zip
+        zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive,
+    ):
         for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
             if isinstance(content, bytes):
                 archive.writestr(f"{inside}/{name}", content)

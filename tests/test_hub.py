@@ -550,7 +550,7 @@ def test_cli_pull_refuses_an_empty_revision_and_an_output_that_is_a_file(server,
     assert err == f"nca: error: {existing} is a file, not a folder: choose a new or empty folder as -o"
     assert existing.read_text() == "root:x:0:0\n"  # untouched
     assert main(["pull", "alice/model", "-o", str(existing / "sub")]) == 2
-    assert f"lies under {existing}, which is a file" in capsys.readouterr().err
+    assert f"{existing} is a file, not a folder, so {existing / 'sub'} cannot be made" in capsys.readouterr().err
     assert not [r for r in server.requests if "/resolve/" in r]
 
 

@@ -67,7 +67,7 @@ def test_glsl_export_writes_shaders_for_this_model(tmp_path):
     "args, message",
     [
         (["--size", "100"], "the live canvas size must be auto or one of 64, 128, 256, 512, 768, 1024 cells, got 100"),
-        (["--format", "glsl"], "is a file: --format glsl writes a folder"),
+        (["--format", "glsl"], "is a file, not a folder"),
     ],
 )
 def test_bad_export_requests_get_one_line(tmp_path, args, message):
