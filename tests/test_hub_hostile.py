@@ -117,7 +117,7 @@ def test_a_preview_larger_than_its_head_said_is_read_only_to_the_cap(isolated):
 def test_a_self_linking_empty_page_ends_the_listing(isolated, monkeypatch, capsys):
     with HostileHub([[]], lifetime=20) as hub:
         hub.self_link = True
-        assert bounded(lambda: gallery.find(endpoint=hub.url), 15) == gallery.Found([], 0)
+        assert bounded(lambda: gallery.search(endpoint=hub.url), 15) == []
         assert len(hub.requests) == 2  # one page from each listing (tag, library), each seen linking to itself
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         assert bounded(lambda: main(["search"]), 15) == 0
@@ -127,7 +127,7 @@ def test_a_self_linking_empty_page_ends_the_listing(isolated, monkeypatch, capsy
 def test_an_endless_chain_of_pages_stops_at_the_page_cap(isolated):
     with HostileHub([[]], lifetime=20) as hub:
         hub.endless = True
-        assert bounded(lambda: gallery.find(endpoint=hub.url), 15).models == []
+        assert bounded(lambda: gallery.search(endpoint=hub.url), 15) == []
         assert len(hub.requests) == 2 * gallery.MAX_PAGES
 
 
@@ -140,9 +140,9 @@ BAD_ENTRIES = [entry("a/lots", downloads="lots"), entry("a/list", likes=[1]), en
 
 def test_bad_entries_are_skipped_and_counted_in_search_and_cli(isolated, monkeypatch, capsys):
     with HostileHub([[entry("good/one", downloads=7, author=None), *BAD_ENTRIES]]) as hub:
-        found = gallery.find(endpoint=hub.url)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         assert main(["search"]) == 0
+        found = gallery.find(endpoint=hub.url)
     assert [(m.repo_id, m.author, m.downloads) for m in found.models] == [("good/one", "good", 7)]
     assert found.skipped == len(BAD_ENTRIES)
     out, err = capsys.readouterr()
@@ -203,14 +203,15 @@ def test_push_against_a_hub_that_never_answers_fails_in_bounded_time_with_one_li
     assert err.count("\n") == 1 and "the Hub did not answer in 2 s" in err and TOKEN not in err, err
 
 
-def test_the_studios_share_path_times_out_too(isolated, tmp_path):
+def test_the_studios_share_path_times_out_too(isolated, tmp_path, monkeypatch):
     from test_hub import model_folder
 
     folder = model_folder(tmp_path / "m")
     with SilentHub(lifetime=30) as silent:
+        monkeypatch.setenv("NCA_HUB_TIMEOUT", "1")  # the studio's Share passes no timeout: the environment's holds
         share = friendly(push)  # as the studio wraps its Share handler: one quiet gr.Error
         with pytest.raises(gr.Error) as caught:
-            bounded(lambda: share(folder, "alice/x", token=TOKEN, endpoint=silent.url, timeout=1), 15)
+            bounded(lambda: share(folder, "alice/x", token=TOKEN, endpoint=silent.url), 15)
     assert "the Hub did not answer in 1 s" in caught.value.message and "\n" not in caught.value.message
 
 
