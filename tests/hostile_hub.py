@@ -80,6 +80,7 @@ class HostileHub(_Stopping):
         handler = type("BoundHostileHandler", (HostileHandler,), {"hub": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
@@ -90,7 +91,7 @@ class HostileHub(_Stopping):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
 
 class HostileHandler(BaseHTTPRequestHandler):
@@ -184,6 +185,7 @@ class SilentHub(_Stopping):
     def _serve(self) -> None:
         self._socket = socket.create_server(("127.0.0.1", 0))
         self._socket.settimeout(0.1)
+        self.port = self._socket.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -204,4 +206,4 @@ class SilentHub(_Stopping):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        return f"http://127.0.0.1:{self.port}"
