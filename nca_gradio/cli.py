@@ -299,9 +299,12 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .gallery import search, table
+    from .gallery import find, table
 
-    found = search(args.text, sort=args.sort, limit=args.limit, endpoint=os.environ.get("HF_ENDPOINT"))
+    result = find(args.text, sort=args.sort, limit=args.limit, endpoint=os.environ.get("HF_ENDPOINT"))
+    found = result.models
+    if result.skipped:
+        print(f"nca: {result.skipped_note()}", file=sys.stderr)
     if not found:
         print(f"nca: no shared NCA models match {args.text!r}" if args.text else "nca: no shared NCA models found", file=sys.stderr)
         return 0

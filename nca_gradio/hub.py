@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,11 @@ DEFAULT_TIMEOUT = 10.0  # seconds to wait for the Hub to answer; NCA_HUB_TIMEOUT
 Token = str | None | Literal[False]  # False: anonymous, never the machine's own token (HF_TOKEN, `hf auth login`)
 _REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+/-]*")
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+# What a terminal or a page must never get from the Hub: ESC sequences (CSI, OSC ... BEL/ST, two-character),
+# C0 and C1 controls, and the bidi controls that make text read other than it is stored.
+_ESCAPE_SEQUENCE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class HubError(UserError):
@@ -104,6 +110,25 @@ def check_repo_id(repo_id: str) -> str:
     if not isinstance(repo_id, str) or not is_repo_id(repo_id):
         raise HubError(f"{repo_id!r} is not a Hub repo id: use owner/name (letters, digits, '-', '_', '.')")
     return repo_id
+
+
+def is_commit_sha(revision: object) -> bool:
+    """True only for a full commit hash (40 lowercase hex): the one revision form that is safe as a file name."""
+    return isinstance(revision, str) and _COMMIT_SHA.fullmatch(revision) is not None
+
+
+def inside(folder: Path, *parts: str) -> Path:
+    """`folder/parts...`, refused unless it resolves to a place inside `folder` (no "..", no absolute part, no link out)."""
+    root = folder.resolve()
+    path = root.joinpath(*parts).resolve()
+    if path == root or not path.is_relative_to(root):
+        raise HubError(f"refused to write outside {root}: the Hub named a path that leaves it")
+    return path
+
+
+def plain_text(text: object, limit: int = 200) -> str:
+    """Hub text fit for a terminal or a caption: no escape sequences, control or bidi characters; `limit` characters at most."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", str(text)))[:limit]
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str:
@@ -334,6 +359,31 @@ def _pull_from_cache(
 # ------------------------------------------------------------------ push
 
 
+def within(timeout: float, endpoint: str, wording: Wording, call: Callable, *args, **kwargs):
+    """`call(*args, **kwargs)`, abandoned after `timeout` seconds with one HubError line.
+
+    huggingface_hub 2.4 gives create_repo, update_repo_settings and create_commit no timeout (its shared
+    httpx client waits forever, and retries), so the call runs in a daemon thread that is left behind
+    if the Hub never answers; it ends with the process or when the connection drops.
+    """
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 (handed to the caller's thread, which reports it)
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name="nca-hub-call", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise HubError(f"the Hub did not answer in {timeout:g} s ({endpoint}): {wording.connection}")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
+
+
 def push(
     model_folder: str | Path,
     repo_id: str,
@@ -342,32 +392,36 @@ def push(
     endpoint: str | None = None,
     log: Callable[[str], None] = _notice,
     wording: Wording = CLI_WORDING,
+    timeout: float | None = None,
 ) -> str:
     """Upload a model folder with a generated model card (and a preview if it has none); return the repo's URL.
 
     The model is loaded (and so validated) first: a broken model is never shared.
     The folder itself is left unchanged. `token=False` never uses the machine's own token.
+    Each Hub call is given `timeout` seconds (NCA_HUB_TIMEOUT, else 10) to finish.
     """
     check_repo_id(repo_id)
-    endpoint, token = resolve_endpoint(endpoint), resolve_token(token)
+    endpoint, token, timeout = resolve_endpoint(endpoint), resolve_token(token), resolve_timeout(timeout)
     with tempfile.TemporaryDirectory(prefix="nca-push-") as scratch:
         files = shared_files(model_folder, Path(scratch), repo_id, log)
         operations = [
             CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes) else str(content))
             for name, content in files.items()
         ]
-        return _upload(repo_id, operations, private, token, endpoint, wording)
+        return _upload(repo_id, operations, private, token, endpoint, wording, timeout)
 
 
 def _upload(
-    repo_id: str, operations: list[CommitOperationAdd], private: bool, token: str | None, endpoint: str, wording: Wording
+    repo_id: str, operations: list[CommitOperationAdd], private: bool, token: str | None, endpoint: str, wording: Wording,
+    timeout: float,
 ) -> str:
     api = HfApi(endpoint=endpoint, token=token or False)  # False: huggingface_hub must not add a token of its own
     try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        url = within(timeout, endpoint, wording, api.create_repo, repo_id, private=private, exist_ok=True, repo_type="model")
         if private:  # create_repo leaves an existing repo as it was: a public one would stay public
-            api.update_repo_settings(repo_id, private=True, repo_type="model")
-        api.create_commit(repo_id, operations, commit_message="Upload NCA model with nca-gradio", repo_type="model")
+            within(timeout, endpoint, wording, api.update_repo_settings, repo_id, private=True, repo_type="model")
+        within(timeout, endpoint, wording, api.create_commit, repo_id, operations,
+               commit_message="Upload NCA model with nca-gradio", repo_type="model")
     except (HfHubHTTPError, *NETWORK_ERRORS) as exc:
         raise hub_error(exc, repo_id, endpoint, token=token, wording=wording, write=True) from None
     except ValueError as exc:  # the Hub's validate-yaml refused the card

@@ -420,13 +420,15 @@ class Handlers:
             raise gr.Error(f"Sort by one of: {', '.join(GALLERY_SORTS)}.")
         wanted = max(1, int(pages or 1)) * gallery.PAGE_SIZE
         try:
-            models = gallery.search(text or "", sort=GALLERY_SORTS[sort], limit=wanted)
+            found = gallery.find(text or "", sort=GALLERY_SORTS[sort], limit=wanted)
         except HubError as exc:
             yield [], [], f"The gallery is unavailable: {exc}", gr.Button(visible=False)
             return
+        models = found.models
         ids = [m.repo_id for m in models]
         count = f"{len(models)} shared model{'s' if len(models) != 1 else ''}"
         note = f"{count}; click one to get it." if models else "No shared models match that search."
+        note = f"{note} {found.skipped_note()}".strip()
         more = gr.Button(visible=len(models) == wanted)
         waiting = str(gallery.placeholder())
         yield [(waiting, m.caption()) for m in models], ids, note, more

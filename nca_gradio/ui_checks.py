@@ -12,6 +12,7 @@ mounted in a host app's plain `gr.Blocks` are checked too.
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 from collections.abc import Iterable
@@ -25,9 +26,13 @@ SHOWN_CHOICES = 8
 
 
 def user_error(message: str, where: str = "") -> gr.Error:
-    """A gr.Error for an expected mistake: Gradio prints no traceback for it, the server log gets one line."""
+    """A gr.Error for an expected mistake: Gradio prints no traceback for it, the server log gets one line.
+
+    Gradio renders an error's message as HTML, and messages quote typed values and Hub file names:
+    `<`, `>` and `&` are escaped so they show as text (quotes need no escaping outside a tag).
+    """
     log.warning("refused %s: %s", where or "a request", " ".join(message.split()))
-    return gr.Error(message, print_exception=False)
+    return gr.Error(html.escape(message, quote=False), print_exception=False)
 
 
 def shown(value: Any) -> str:
