@@ -145,15 +145,17 @@ class Checkpoint:
 
     # ------------------------------------------------------------------ files
 
-    def write(self, folder: Path, model: NCA, target: torch.Tensor | None = None) -> None:
+    def write(self, folder: Path, target: torch.Tensor | None = None) -> None:
         """The checkpoint in one rename, then the model, training.json and the target beside it.
 
-        `model` is an NCA of the run's architecture (its weights are replaced by the checkpoint's).
-        A failed write raises `SaveError` and leaves the files already there as they were.
+        A failed write raises `SaveError` and leaves the files already there as they were. Nothing here
+        draws from the global random generator, so a run that saves trains the same numbers as one that does not.
         """
         metadata = {RECORD_KEY: json.dumps(self.info)}
         with atomic.replacing(folder / TRAINING_STATE, write_errors=(SafetensorError,)) as temp:
             save_file(self.tensors, str(temp), metadata=metadata)
+        with torch.random.fork_rng(devices=[]):  # building a model draws its initial weights
+            model = NCA(self.config().architecture)
         model.load_state_dict(self.model_state())
         write_model(model, folder)
         write_json(folder, TRAINING_LOG, self.info)

@@ -1,7 +1,7 @@
 """Train many textures at once with Ray: one task per texture, on this machine or on a cluster.
 
 Each texture trains into OUT_DIR/NAME through `train_texture`, the same path as
-`nca train` (Trainer, save, card), checkpointing as it goes: a second run skips
+`nca train` (`run.TrainingRun`: checkpoints while training, then the card): a second run skips
 finished models and continues interrupted ones. Ray retries a task once (a dead
 worker or an unexpected exception); a bad image or setting fails at once, since
 a retry would fail the same way. Ray is an optional extra, imported only here.

@@ -306,9 +306,8 @@ class Trainer:
 
     def save(self, folder: str | Path, target: torch.Tensor | None = None) -> Path:
         """Write the last good model and the checkpoint a resume continues from (`checkpoint.Checkpoint`). Never pickles."""
-        checkpoint = Checkpoint.capture(self)  # before building a model below draws from the global generator
         folder = prepare_folder(folder)
-        checkpoint.write(folder, NCA(self.model.config), target)
+        Checkpoint.capture(self).write(folder, target)
         return folder
 
     @classmethod

@@ -133,3 +133,16 @@ def test_a_bad_checkpoint_cadence_is_one_line(tmp_path, pebbles_path, tiny_flags
     result = subprocess.run([sys.executable, "-m", "nca_gradio.cli", "train", str(pebbles_path), "-o", str(tmp_path / "m"), "--iters", "1",
                              *tiny_flags()], check=False, capture_output=True, text=True, env={**env(), CHECKPOINT_ENV: "soon"}, timeout=120)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and CHECKPOINT_ENV in result.stderr, result.stderr
+
+
+def test_a_run_that_checkpoints_trains_the_same_numbers_as_one_that_does_not(tmp_path, pebbles_64, tiny_config):
+    """Checkpoints now come every minute of every run: a save must not draw from the generators the run draws from."""
+    straight = Trainer(pebbles_64, tiny_config(iters=6), log=lambda m: None)
+    straight.train()
+    saving = Trainer(pebbles_64, tiny_config(iters=6), log=lambda m: None)
+    for _ in range(3):
+        saving.train(should_stop=lambda n=saving.iteration + 2: saving.iteration >= n)
+        saving.save(tmp_path, pebbles_64)
+    assert saving.iteration == 6
+    for p, q in zip(straight.model.parameters(), saving.model.parameters()):
+        assert torch.equal(p, q)
