@@ -48,13 +48,13 @@ def trial(path: Path, config: TrainConfig) -> tuple[dict, torch.Tensor]:
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started
-    model = result.model.eval()
+    model = trainer.model.eval()
     grown = run(model, model.empty_grid(1, SIDE), 1024, every=1024, seed=0).state
     old = run(model, grown, 3072, every=3072, seed=1).state
     images = [to_rgb(s.float()).cpu() for s in (grown, old)]
     small_target = F.interpolate(target.cpu(), size=SIDE, mode="area")
     name = path.parent.name if path.name == "target.png" else path.stem
-    row = {"texture": name, "iterations": result.iterations, "seconds": seconds, "it_s": result.iterations / max(result.seconds, 1e-9),
+    row = {"texture": name, "iterations": result.iteration, "seconds": seconds, "it_s": result.iteration / max(result.seconds, 1e-9),
            "score_1024": score(images[0], target.cpu()).combined, "score_4096": score(images[1], target.cpu()).combined,
            "path": trainer.path}
     return row, torch.cat([small_target, *images], dim=-1)

@@ -84,7 +84,7 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     config = TrainConfig(device="cpu", **chosen)
     trainer = Trainer(target, config, log=lambda _: None)
     if args.loss_kw:
-        trainer.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
+        trainer.parts.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
     if start is not None:
         trainer.model.load_state_dict(start.state_dict())
         trainer._last_good = trainer._snapshot()  # a rollback returns to the start, not to the identity

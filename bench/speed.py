@@ -39,6 +39,7 @@ from nca_gradio.images import load_target
 from nca_gradio.model import NCA, PRESETS
 from nca_gradio.precision import dtype_name, inference_dtype, training_dtype
 from nca_gradio.render import run
+from nca_gradio.rollout_steps import GRAPHED_CHUNK
 from nca_gradio.train import TrainConfig, Trainer, device_recipe
 
 TARGET = ROOT / "tests" / "data" / "pebbles.png"
@@ -136,15 +137,15 @@ def training_rows(sizes: Sizes, device: torch.device, compile_too: bool) -> tupl
     fns: dict[str, Callable[[], object]] = {"lesson": lambda: lesson.train_step(steps), "ours": ours.train_step}
     info: dict = {}
     compiled_runs: dict[str, str] = {}  # label in fns -> how it compiled
-    for graph_chunk in (Trainer.GRAPHED_CHUNK, 2 * Trainer.GRAPHED_CHUNK) if compile_too else ():
+    for graph_chunk in (GRAPHED_CHUNK, 2 * GRAPHED_CHUNK) if compile_too else ():
         compiled = seed_trainer()
         compiled.compile = True
-        compiled.GRAPHED_CHUNK = graph_chunk
+        compiled.rollout.graphed_chunk = graph_chunk
         start = time.perf_counter()
         compiled.train_step()  # compiles (and probes) once
         sync(device)
         label = f"ours+compile, {graph_chunk} steps a graph"
-        compiled_runs[label] = (f"compiled in {time.perf_counter() - start:.0f} s" if compiled.compiled
+        compiled_runs[label] = (f"compiled in {time.perf_counter() - start:.0f} s" if compiled.rollout.compiled
                                 else "compile FAILED: ran the plain loop")
         fns[label] = compiled.train_step
     times = alternate(fns, sizes.train_rounds, device)

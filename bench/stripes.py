@@ -91,10 +91,10 @@ def trial(angle: float, config: TrainConfig, out: Path | None, loss_kw: dict | N
     started = time.perf_counter()
     trainer = Trainer(target, config, log=lambda _: None)
     if loss_kw:
-        trainer.loss_fn = ResearchPatchLoss(trainer.target, **loss_kw)
-    result = trainer.train()
+        trainer.parts.loss_fn = ResearchPatchLoss(trainer.target, **loss_kw)
+    trainer.train()
     seconds = time.perf_counter() - started
-    grown_state = run(result.model, result.model.empty_grid(1, 128), 1024, every=1024, seed=0, precision="float32").state
+    grown_state = run(trainer.model, trainer.model.empty_grid(1, 128), 1024, every=1024, seed=0, precision="float32").state
     grown = to_rgb(grown_state.float()).cpu()
     found = orientation(grown)
     if out is not None:

@@ -102,12 +102,12 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # pool sampling, steps
         self.mask_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.target = target.to(self.device)
-        self.loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
+        loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
         model = NCA(cfg.architecture).to(self.device)
         self.compute_dtype = training_dtype(self.device, cfg.precision)  # None: float32
         optimizer = make_optimizer(model.parameters(), cfg.lr, self.device)
         self.schedule = Schedule(optimizer, cfg)
-        self.parts = Parts(model, optimizer, model.empty_grid(cfg.pool_size, cfg.size), self.loss_fn, self.mask_generator,
+        self.parts = Parts(model, optimizer, model.empty_grid(cfg.pool_size, cfg.size), loss_fn, self.mask_generator,
                            self.device, self.compute_dtype, cfg.overflow_weight, cfg.fire_rate, cfg.batch, cfg.size, cfg.steps_max)
         self.rollout = RolloutSteps(self.parts, cfg.grad_checkpoint, log)
         self.iteration = 0

@@ -153,7 +153,7 @@ def test_one_sync_guard_still_rolls_back_a_nan_gradient_under_a_finite_loss(pebb
     config = tiny_config(size=16, steps_min=2, steps_max=3, iters=5)
     trainer = Trainer(pebbles_64, config, log=lambda m: None)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    trainer.loss_fn = lambda img: (img - img.detach()).abs().sqrt().flatten(1).sum(1)
+    trainer.parts.loss_fn = lambda img: (img - img.detach()).abs().sqrt().flatten(1).sum(1)
     losses = trainer.train_step()
     assert losses["rolled_back"] and trainer.rollbacks == 1
     assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
@@ -293,7 +293,7 @@ def test_compiled_training_with_cuda_graphs_follows_the_plain_run(pebbles_64, ti
         trainer.compile = compiled
         runs[compiled] = (trainer, [trainer.train_step()["loss"] for _ in range(3)])  # later, bfloat16 chaos
     (plain, plain_losses), (fast, fast_losses) = runs[False], runs[True]
-    assert fast.compiled
+    assert fast.rollout.compiled
     assert fast_losses == pytest.approx(plain_losses, rel=2e-2)
     for a, b in zip(fast.model.parameters(), plain.model.parameters()):
         assert close_to_scale(a, b, 5e-2)
