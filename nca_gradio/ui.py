@@ -12,6 +12,9 @@ so sessions never see each other's models; there is no global model.
 import functools
 import inspect
 import os
+import threading
+import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -47,7 +50,7 @@ from .studio_settings import (
 )
 from .train import Status, TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import check_events, user_error
-from .workspace import Grown, Workspace, bundled_models, model_choices, zip_model
+from .workspace import Grown, Workspace, bundled_models, idle_limit, model_choices, sweep_idle, zip_model
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
@@ -242,6 +245,7 @@ class Handlers:
         chunk = studio.ZERO_GPU_CHUNK_SECONDS if studio.on_zero_gpu() else None
         update = None
         for update in studio.train_stream(folder, target, config, workspace.stop_file, chunk):
+            workspace.touch()  # a long training is use: the idle sweep spares it
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
@@ -700,7 +704,33 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     ).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
     push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
     check_events(root, set(root.fns) - host_events)
+    sweep_idle_workspaces(root, idle_limit())
     return StudioTabs(workspace, texture, grow_model, share_model, train_button, grow_button, heal_button)
+
+
+def session_workspaces(blocks: gr.Blocks) -> list[Workspace]:
+    """Every session's Workspace in a running app (Gradio's state holder is set at launch)."""
+    holder = getattr(blocks, "state_holder", None)
+    sessions = list(holder.session_data.values()) if holder is not None else []
+    return [value for session in sessions for value in list(session.state_data.values()) if isinstance(value, Workspace)]
+
+
+def sweep_idle_workspaces(blocks: gr.Blocks, idle_seconds: float) -> None:
+    """In a daemon thread, every so often, delete the files of workspaces unused for `idle_seconds` (`workspace.sweep_idle`).
+
+    A page's session is deleted by Gradio an hour after the page closes, but a gradio_client session has no page:
+    without this its files stayed until the server stopped. The thread ends with the app (it holds it weakly).
+    """
+    app = weakref.ref(blocks)
+    every = min(600.0, idle_seconds / 4)
+
+    def sweep_forever() -> None:
+        while (running := app()) is not None:
+            sweep_idle(session_workspaces(running), idle_seconds)
+            del running
+            time.sleep(every)
+
+    threading.Thread(target=sweep_forever, name="nca-workspace-sweep", daemon=True).start()
 
 
 def build_demo(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = EXAMPLES_DIR, train_concurrency: int | None = None) -> gr.Blocks:

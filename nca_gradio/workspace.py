@@ -6,9 +6,12 @@ Nothing here imports gradio.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import time
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,10 +43,16 @@ class Workspace:
     latest: str | None = None  # the model trained or pulled last: the one the model lists select
     root: Path | None = None
     count: int = 0
+    last_used: float = field(default_factory=time.monotonic)
+
+    def touch(self) -> None:
+        """Mark the workspace as in use now (`sweep_idle` spares it)."""
+        self.last_used = time.monotonic()
 
     @property
     def folder(self) -> Path:
         """The session's own temporary folder, made on first use."""
+        self.touch()
         if self.root is None:
             self.root = Path(tempfile.mkdtemp(prefix="nca-studio-"))
         return self.root
@@ -90,9 +99,36 @@ class Workspace:
         self.stop_file.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Delete the session's files (called when Gradio drops the session's state)."""
+        """Delete the session's files and forget its models (Gradio dropped the state, or it lay idle too long)."""
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
+        self.root, self.models, self.grown, self.latest = None, {}, None, None
+
+
+IDLE_ENV = "NCA_WORKSPACE_IDLE_SECONDS"
+IDLE_SECONDS = 6 * 3600.0  # a session unused this long loses its files; a page closed loses them after Gradio's hour
+
+
+def idle_limit() -> float:
+    """How long a workspace may lie unused before `sweep_idle` deletes it: NCA_WORKSPACE_IDLE_SECONDS, else 6 hours."""
+    try:
+        seconds = float(os.environ.get(IDLE_ENV, IDLE_SECONDS))
+    except ValueError:
+        return IDLE_SECONDS
+    return seconds if seconds > 0 else IDLE_SECONDS
+
+
+def sweep_idle(workspaces: Iterable[Workspace], idle_seconds: float) -> int:
+    """Close the workspaces unused for `idle_seconds`: API sessions have no page whose closing would delete their files.
+
+    Returns how many were closed.
+    """
+    now, closed = time.monotonic(), 0
+    for workspace in workspaces:
+        if workspace.root is not None and now - workspace.last_used > idle_seconds:
+            workspace.close()
+            closed += 1
+    return closed
 
 
 def bundled_models(folder: Path) -> dict[str, Path]:

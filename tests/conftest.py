@@ -144,12 +144,10 @@ def close_workspaces(demo) -> None:
     Gradio deletes a session's state an hour after its page closes, and demo.close() deletes none: so that a
     test run leaves no nca-studio-* folders, they go here. API sessions (gradio_client) have no page load.
     """
-    from nca_gradio.workspace import Workspace
+    from nca_gradio.ui import session_workspaces
 
-    for session in list(demo.state_holder.session_data.values()):
-        for value in list(session.state_data.values()):
-            if isinstance(value, Workspace):
-                value.close()
+    for workspace in session_workspaces(demo):
+        workspace.close()
 
 
 @contextlib.contextmanager

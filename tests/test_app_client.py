@@ -282,3 +282,22 @@ def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbl
     assert "Finished" in status and archive is not None
     done, planned = map(int, re.search(r"iteration (\d+) of (\d+)", status).groups())
     assert 0 < done == planned < 5000  # the plan fitted to two seconds, and the run did all of it
+
+
+def test_an_api_session_left_idle_has_its_files_deleted_while_the_server_runs(monkeypatch):
+    """gradio_client sessions have no page whose closing deletes them: an idle sweep does (NCA_WORKSPACE_IDLE_SECONDS)."""
+    import time
+
+    from nca_gradio.ui import build_demo, session_workspaces
+
+    monkeypatch.setenv("NCA_WORKSPACE_IDLE_SECONDS", "2")
+    demo = build_demo()
+    with launched(demo) as url:
+        _, _, png = client(url).predict("pebbles (bundled)", 32, 10, 10, 0, api_name="/grow")
+        folders = [w.root for w in session_workspaces(demo) if w.root is not None]
+        assert len(folders) == 1 and folders[0].is_dir() and Path(png).exists()
+        deadline = time.monotonic() + 30
+        while folders[0].exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not folders[0].exists()  # deleted while the server still runs, not at its close
+        assert all(w.root is None and not w.models for w in session_workspaces(demo))
