@@ -411,6 +411,16 @@ def push(
         return _upload(repo_id, operations, private, token, endpoint, wording, timeout)
 
 
+SLOWEST_UPLOAD = 50_000  # bytes a second: a commit may take this long to send its files on top of the answer timeout
+
+
+def upload_seconds(timeout: float, operations: list[CommitOperationAdd]) -> float:
+    """The commit's limit: the answer timeout plus the files at `SLOWEST_UPLOAD`, so a slow link still shares a model."""
+    size = sum(len(op.path_or_fileobj) if isinstance(op.path_or_fileobj, bytes) else Path(op.path_or_fileobj).stat().st_size
+               for op in operations)
+    return timeout + size / SLOWEST_UPLOAD
+
+
 def _upload(
     repo_id: str, operations: list[CommitOperationAdd], private: bool, token: str | None, endpoint: str, wording: Wording,
     timeout: float,
@@ -420,7 +430,7 @@ def _upload(
         url = within(timeout, endpoint, wording, api.create_repo, repo_id, private=private, exist_ok=True, repo_type="model")
         if private:  # create_repo leaves an existing repo as it was: a public one would stay public
             within(timeout, endpoint, wording, api.update_repo_settings, repo_id, private=True, repo_type="model")
-        within(timeout, endpoint, wording, api.create_commit, repo_id, operations,
+        within(upload_seconds(timeout, operations), endpoint, wording, api.create_commit, repo_id, operations,
                commit_message="Upload NCA model with nca-gradio", repo_type="model")
     except (HfHubHTTPError, *NETWORK_ERRORS) as exc:
         raise hub_error(exc, repo_id, endpoint, token=token, wording=wording, write=True) from None
