@@ -15,9 +15,8 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from .atomic import replace_files, scratch_folder, write_bytes
 from .errors import UserError
-from .images import ImageError, image_to_tensor, load_image
 from .live import page_html
-from .model import NCA, PERCEPTION_ABOUT, to_rgb
+from .model import NCA, PERCEPTION_ABOUT
 from .model_folder import (
     CARD_FILE,
     LIVE_FILE,
@@ -30,16 +29,17 @@ from .model_folder import (
     read_json,
     read_training_log,
 )
-from .quality import HEAL_TRIALS, Score, score
-from .render import Rollout, grow, save_animation
+from .quality import HEAL_TRIALS
+from .render import Rollout, save_animation
 from .train import TrainConfig
 from .train_options import training_flags
+from .verdict import GROWN_SETTINGS, GROWN_STEPS, REPEAT_LINE, Verdict, assess, grow_for_verdict
 
 LIBRARY_NAME = "nca-gradio"
 LICENSE = "mit"
 TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]  # the first is the one the gallery lists
 SCORE_KEY = "nca_score"  # the card's combined quality figure in its metadata, so a listing (the gallery) can show it
-PREVIEW_SIZE, PREVIEW_STEPS, PREVIEW_EVERY, PREVIEW_FPS = 128, 200, 4, 25
+PREVIEW_STEPS, PREVIEW_FPS = 200, 25  # the preview shows the first steps of the rollout the verdict scores
 NOT_REPEATED = ("device",)  # the machine's choice, not the model's: the "train it again" line leaves it out (`_reproduce_line`)
 
 
@@ -48,8 +48,13 @@ class CardError(UserError):
 
 
 def grow_preview(model: NCA) -> Rollout:
-    """The small rollout a card shows and scores: 128 px, 200 steps, every 4th frame."""
-    return grow(model, size=PREVIEW_SIZE, steps=PREVIEW_STEPS, every=PREVIEW_EVERY, seed=0)
+    """The rollout a card scores and shows the start of: the verdict's (`verdict.grow_for_verdict`), so it is grown once."""
+    return grow_for_verdict(model)
+
+
+def preview_frames(rollout: Rollout) -> list:
+    """The preview's frames: the growth up to `PREVIEW_STEPS`, where a texture appears (the rest of the rollout is scored)."""
+    return [frame for frame, step in zip(rollout.frames, rollout.steps) if step <= PREVIEW_STEPS]
 
 
 # ------------------------------------------------------------------ the card
@@ -62,11 +67,13 @@ def card_metadata(score: float | None = None) -> ModelCardData:
 
 
 def model_card(
-    folder: str | Path, repo_id: str | None = None, rollout=None, model: NCA | None = None, name: str | None = None
+    folder: str | Path, repo_id: str | None = None, rollout=None, model: NCA | None = None, name: str | None = None,
+    verdict: Verdict | None = None,
 ) -> str:
     """The README.md for a model folder: metadata, preview, training settings, size, quality and usage.
 
-    `rollout` (from `grow_preview`) and `model` (the folder's, loaded) spare the work when the caller already has them.
+    `rollout` (from `grow_preview`), `model` (the folder's, loaded) and `verdict` (`verdict.assess` of that rollout) spare
+    the work when the caller already has them.
     Without a repo id the card is for a local copy: titled `name` (default: the folder's name), and its usage
     line grows the folder of that name.
     """
@@ -74,7 +81,7 @@ def model_card(
     model = load_folder(folder) if model is None else model
     if rollout is None and (folder / TARGET_FILE).exists():
         rollout = grow_preview(model)
-    quality = preview_score(folder, rollout)
+    verdict = assess(folder, rollout) if verdict is None and rollout is not None else verdict
     local_name = _cell(name or folder.name).replace(" ", "-").replace("`", "")
     title = repo_id.split("/")[-1] if repo_id else local_name
     sections = [
@@ -87,11 +94,11 @@ def model_card(
         _target_section(folder),
         _model_section(model),
         _training_section(folder),
-        _quality_section(folder, quality),
+        _quality_section(folder, verdict),
         _usage_section(repo_id) if repo_id else _usage_section(f"./{local_name}", f"From the folder that holds `{local_name}/` (this model's files):"),
     ]
     body = "\n\n".join(s for s in sections if s) + "\n"
-    metadata = card_metadata(quality.combined if isinstance(quality, Score) else None)
+    metadata = card_metadata(verdict.score.combined if verdict is not None and verdict.score is not None else None)
     text = f"---\n{metadata.to_yaml()}\n---\n\n{body}"
     _check_card(text, metadata)
     return text
@@ -172,27 +179,19 @@ def _cell(value: object) -> str:
     return re.sub(r"[|\r\n<>]", " ", str(value))[:80]
 
 
-def preview_score(folder: Path, rollout: Rollout | None) -> Score | str | None:
-    """The preview's score against the folder's target; the reason as text when it cannot be measured; None without a target."""
-    if rollout is None or not (folder / TARGET_FILE).exists():
-        return None
-    try:
-        return score(to_rgb(rollout.state), image_to_tensor(load_image(folder / TARGET_FILE)))
-    except (ImageError, ValueError) as exc:
-        return str(exc)
-
-
-def _quality_section(folder: Path, quality: Score | str | None) -> str:
-    if quality is None:
+def _quality_section(folder: Path, verdict: Verdict | None) -> str:
+    if verdict is None or (verdict.score is None and not (folder / TARGET_FILE).exists()):
         return ""
-    if isinstance(quality, str):
-        return f"## Quality\n\nNot measured: {_cell(quality)}."
-    figures = quality.as_dict()
+    said = f"## Quality\n\n**Verdict: {verdict.sentence}.**" + (f" {verdict.advice[0].upper()}{verdict.advice[1:]}." if verdict.advice else "")
+    if verdict.score is None:
+        return said
+    figures = verdict.score.as_dict()
     rows = "\n".join(f"| {name} | {figures[name]:.2f} |" for name in ("combined", "patches", "colour", "spectrum"))
     return (
-        f"## Quality\n\nA {PREVIEW_SIZE} x {PREVIEW_SIZE} texture grown for {PREVIEW_STEPS} steps, compared with the target "
-        f"(`nca_gradio.quality.score`): each figure is a distance divided by the distance between the target's own two "
-        f"halves, so 1.0 means as close as the target is to itself and lower is better.\n\n"
+        f"{said}\n\nMeasured on a texture {GROWN_SETTINGS}, compared with the target "
+        f"(`nca_gradio.quality.score`, as `nca score` does): each figure is a distance divided by the distance between the "
+        f"target's own two halves, so 1.0 means as close as the target is to itself and lower is better. "
+        f"The preview shows its first {PREVIEW_STEPS} of {GROWN_STEPS:,} steps. To measure it again: `{REPEAT_LINE}`.\n\n"
         f"| statistic | ratio |\n|---|---|\n{rows}{_stability_table(folder)}"
     )
 
@@ -232,38 +231,46 @@ def _usage_section(ref: str, where: str = "") -> str:
 # ------------------------------------------------------------------ a shared folder
 
 
-def write_card(model_folder: str | Path) -> None:
-    """Give a freshly trained folder its card, preview and live page, replacing those of any earlier training."""
+def write_card(model_folder: str | Path) -> Verdict:
+    """Give a freshly trained folder its card, preview and live page, replacing those of any earlier training; its verdict.
+
+    The texture is grown once (`grow_preview`): the verdict, the card's figure and the preview all come from that rollout.
+    """
     folder = Path(model_folder)
+    rollout = grow_preview(load_folder(folder))
+    verdict = assess(folder, rollout)
     with scratch_folder(folder) as scratch:  # the new preview is renamed over the old: the folder always has one
-        files = shared_files(folder, scratch, log=lambda message: None, new_preview=True)
+        files = shared_files(folder, scratch, log=lambda message: None, new_preview=True, rollout=rollout, verdict=verdict)
         replace_files(scratch, folder, [PREVIEW_FILE])
     for name in (LIVE_FILE, CARD_FILE):  # atomically, like every file of a model folder; the card, which links the page, last
         write_bytes(folder / name, files[name])
+    return verdict
 
 
 def shared_files(
     model_folder: str | Path, scratch: Path, repo_id: str | None = None, log: Callable[[str], None] = lambda message: None,
-    card_name: str | None = None, new_preview: bool = False,
+    card_name: str | None = None, new_preview: bool = False, rollout: Rollout | None = None, verdict: Verdict | None = None,
 ) -> dict[str, Path | bytes]:
     """What sharing a model folder consists of, by name: its own files, a generated card, a preview, the live page.
 
     The card always replaces the folder's own README.md, which may describe an older model; a missing
     preview.gif (or any, with `new_preview`: the folder's is stale after more training) is made in `scratch`
     (and `log` told of a missing one). The model is loaded first, so a broken one fails here. Used by a push
-    and by the studio's download (whose card, without a repo id, is titled `card_name`).
+    and by the studio's download (whose card, without a repo id, is titled `card_name`). `rollout` and `verdict`:
+    the model's, grown already (`write_card`).
     """
     folder = Path(model_folder)
     model = load_folder(folder)
     needs_preview = new_preview or not (folder / PREVIEW_FILE).exists()
-    rollout = grow_preview(model) if needs_preview or (folder / TARGET_FILE).exists() else None
+    if rollout is None and (needs_preview or (folder / TARGET_FILE).exists()):
+        rollout = grow_preview(model)
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + SHARED_FILES if (folder / name).is_file()}
-    files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name).encode()
+    files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name, verdict).encode()
     files[LIVE_FILE] = page_html(model, repo_id or card_name or folder.name, size="auto").encode()
     if needs_preview and not new_preview:
-        log(f"no {PREVIEW_FILE} in {folder}: made one ({PREVIEW_SIZE} px, {PREVIEW_STEPS} steps)")
+        log(f"no {PREVIEW_FILE} in {folder}: made one (the first {PREVIEW_STEPS} steps of a texture {GROWN_SETTINGS})")
     if needs_preview:
-        files[PREVIEW_FILE] = save_animation(rollout.frames, scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
+        files[PREVIEW_FILE] = save_animation(preview_frames(rollout), scratch / PREVIEW_FILE, fps=PREVIEW_FPS)
     return files
 
 

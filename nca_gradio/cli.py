@@ -228,9 +228,25 @@ def cmd_train(args: argparse.Namespace) -> int:
         restore_sigterm()
     if status.stopped:
         log(f"stopped by SIGTERM at iteration {trainer.iteration}: the model so far is saved in {out}; --resume continues")
-        return TERMINATED
-    log(f"saved {out} with its card after {status.iteration} iterations in {status.seconds:.0f} s")
-    return 0
+    else:
+        log(f"saved {out} with its card after {status.iteration} iterations in {status.seconds:.0f} s")
+    for line in verdict_lines(status.verdict, args.image, out, bool(trainer.config.time_budget)):
+        log(line)
+    return TERMINATED if status.stopped else 0
+
+
+def verdict_lines(verdict, image: str, out: Path, budget: bool) -> list[str]:
+    """The run's verdict (`verdict.Verdict`) as the command's last lines, with the line that trains it longer.
+
+    A run with a time budget keeps it on --resume, so the line gives the time the advice estimates.
+    """
+    if verdict is None:
+        return []
+    lines = verdict.lines()
+    if verdict.advice:
+        more_time = f" --time {verdict.minutes}m" if budget else ""
+        lines.append(f"to go on: nca train {image} -o {out} --resume --iters {verdict.goal}{more_time}")
+    return lines
 
 
 def _load(model_ref: str):

@@ -60,7 +60,8 @@ def _quantiles(samples: torch.Tensor, proj: torch.Tensor, points: int = 256) -> 
     return projected[:, index]
 
 
-def _sw(a: torch.Tensor, b: torch.Tensor, proj: torch.Tensor) -> float:
+def sliced_distance(a: torch.Tensor, b: torch.Tensor, proj: torch.Tensor) -> float:
+    """The sliced Wasserstein distance between two sets of samples (N, D) along the directions `proj` (D, P)."""
     return float((_quantiles(a, proj) - _quantiles(b, proj)).square().mean().sqrt())
 
 
@@ -86,10 +87,10 @@ def distances(a: torch.Tensor, b: torch.Tensor, directions: list[torch.Tensor]) 
     """Raw distances between two images (1, 3, H, W) in [0, 1]."""
     out: dict[str, float] = {}
     for scale, proj in zip(PATCH_SCALES, directions):
-        out[f"patch{scale}"] = _sw(_patches(a, scale), _patches(b, scale), proj)
+        out[f"patch{scale}"] = sliced_distance(_patches(a, scale), _patches(b, scale), proj)
     colours_a, colours_b = a.flatten(2)[0].T, b.flatten(2)[0].T
     proj = torch.cat([torch.eye(3), _directions(3, 29, seed=99)], dim=1)
-    out["colour"] = _sw(colours_a, colours_b, proj)
+    out["colour"] = sliced_distance(colours_a, colours_b, proj)
     tile = min(SPECTRUM_TILE, *a.shape[-2:], *b.shape[-2:])
     spectra = [tiled_log_spectrum(img, (tile, tile), SPECTRUM_BINS, SPECTRUM_ANGLES) for img in (a, b)]
     out["spectrum"] = float((spectra[0] - spectra[1]).abs().mean())

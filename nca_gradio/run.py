@@ -110,7 +110,7 @@ class TrainingRun:
 
         The model is saved before the last status is yielded, so whoever reads it finds the model on
         disk, and also if the reader goes away early. `card`: a run that ended (finished or stopped)
-        gets its card and preview too. `callback` hears of every iteration.
+        gets its card and preview too, and its last status the verdict (`verdict.Verdict`). `callback` hears of every iteration.
         """
         trainer, started, ended = self.trainer, time.monotonic(), False
         try:
@@ -124,7 +124,7 @@ class TrainingRun:
                     if ended or time.monotonic() - self._saved_at >= self.checkpoint_seconds:
                         self.save()
                     if ended and card and (status.finished or status.stopped):
-                        write_card(self.folder)
+                        status.verdict = write_card(self.folder)
                     if previews:
                         status.preview = trainer.preview()
                     if ended or every is not None:

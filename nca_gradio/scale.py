@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from .card import grow_preview, preview_score
 from .checkpoint import has_checkpoint
 from .errors import USER_ERRORS
 from .hub import push
@@ -39,6 +38,7 @@ from .model_folder import (
 from .quality import Score
 from .run import TrainingFailed, TrainingRun
 from .train import TrainConfig
+from .verdict import GROWN_SETTINGS, Verdict, assess, grow_for_verdict
 
 INSTALL_HINT = 'train-many needs Ray, an optional extra: pip install -e ".[scale]" (or pip install "ray>=2.40")'
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -72,6 +72,7 @@ class Outcome:
     error: str = ""
     resumed_from: int = 0
     hub: str = ""
+    verdict: str = ""  # `verdict.Verdict.word`: learned, partly learned, not learned yet
 
     def status_line(self) -> str:
         if self.status == "failed":
@@ -131,11 +132,15 @@ def is_finished(folder: str | Path, config: TrainConfig) -> bool:
     return trained_iterations(folder) >= config.iters or bool(config.time_budget and _log_figure(folder, "seconds") >= config.time_budget)
 
 
-def texture_score(folder: str | Path) -> float | None:
-    """The combined score of the card's own preview (`card.preview_score`), to four places; None when it cannot be measured."""
+def summary_figures(verdict: Verdict) -> tuple[float | None, str]:
+    """The summary's score (the verdict's combined figure, to four places; None unmeasured) and verdict word."""
+    return (round(verdict.score.combined, 4) if isinstance(verdict.score, Score) else None), verdict.word
+
+
+def texture_figures(folder: str | Path) -> tuple[float | None, str]:
+    """The summary's score and verdict word for a folder trained earlier: its texture grown and judged anew (`verdict.assess`)."""
     folder = Path(folder)
-    quality = preview_score(folder, grow_preview(load_folder(folder)))
-    return round(quality.combined, 4) if isinstance(quality, Score) else None
+    return summary_figures(assess(folder, grow_for_verdict(load_folder(folder))))
 
 
 def train_texture(
@@ -167,7 +172,8 @@ def train_texture(
         status = run.run(card=True)
     except TrainingFailed as exc:
         return Outcome(folder.name, "failed", round(trainer.seconds, 1), trainer.iteration, error=one_line(exc), resumed_from=resumed_from)
-    outcome = Outcome(folder.name, "done", round(status.seconds, 1), status.iteration, texture_score(folder), resumed_from=resumed_from)
+    figure, word = summary_figures(status.verdict) if isinstance(status.verdict, Verdict) else texture_figures(folder)
+    outcome = Outcome(folder.name, "done", round(status.seconds, 1), status.iteration, figure, resumed_from=resumed_from, verdict=word)
     write_json(folder, RECORD_FILE, asdict(outcome))
     return outcome
 
@@ -176,8 +182,10 @@ def finished_outcome(folder: Path) -> Outcome:
     """The row of a model a previous run finished: its record, or (for a folder `nca train` made) figures read anew."""
     record = read_json(folder, RECORD_FILE)
     if record is not None:
-        return Outcome(folder.name, "skipped", record.get("seconds"), trained_iterations(folder), record.get("score"))
-    return Outcome(folder.name, "skipped", _log_figure(folder, "seconds"), trained_iterations(folder), texture_score(folder))
+        return Outcome(folder.name, "skipped", record.get("seconds"), trained_iterations(folder), record.get("score"),
+                       verdict=str(record.get("verdict", "")))
+    figure, word = texture_figures(folder)
+    return Outcome(folder.name, "skipped", _log_figure(folder, "seconds"), trained_iterations(folder), figure, verdict=word)
 
 
 def one_line(exc: BaseException) -> str:
@@ -346,12 +354,12 @@ def publish(outcome: Outcome, out: Path, push_to: str | None, token: str | None,
 
 
 def write_summary(out: Path, outcomes: Sequence[Outcome]) -> None:
-    """summary.csv and summary.md: name, seconds, iterations, score, status (and the Hub URL when pushed)."""
+    """summary.csv and summary.md: name, seconds, iterations, score, verdict, status (and the Hub URL when pushed)."""
     hub = any(o.hub for o in outcomes)
-    header = ["name", "seconds", "iterations", "score", "status"] + (["hub"] if hub else [])
+    header = ["name", "seconds", "iterations", "score", "verdict", "status"] + (["hub"] if hub else [])
 
     def cells(o: Outcome) -> list[str]:
-        values = [o.name, o.seconds, o.iterations, o.score, o.status_line()] + ([o.hub] if hub else [])
+        values = [o.name, o.seconds, o.iterations, o.score, o.verdict, o.status_line()] + ([o.hub] if hub else [])
         return ["" if v is None else str(v) for v in values]
 
     with open(out / SUMMARY_CSV, "w", newline="") as handle:
@@ -361,7 +369,7 @@ def write_summary(out: Path, outcomes: Sequence[Outcome]) -> None:
     rows = ["| " + " | ".join(c.replace("|", "/") for c in cells(o)) + " |" for o in outcomes]
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     lines = [f"# train-many: {counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed", "",
-             ("`score` is `nca score` of a 128 px, 200-step growth against the target: 1.0 is as close as the target "
-              "is to itself, lower is better."), "",
+             (f"`score` is `nca score` of a texture {GROWN_SETTINGS}, against the target: 1.0 is as close as the target "
+              "is to itself, lower is better; `verdict` says what that means (learned, partly learned, not learned yet)."), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header), *rows]
     (out / SUMMARY_MD).write_text("\n".join(lines) + "\n")

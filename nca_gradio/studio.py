@@ -23,13 +23,15 @@ import torch.nn.functional as F
 
 from . import render
 from .checkpoint import has_checkpoint
-from .images import image_to_tensor
-from .losses import PatchLoss
+from .images import ImageError, image_to_tensor
+from .losses import PatchLoss, covariance_root, shaped_directions
 from .model_folder import load_folder
+from .quality import FLOOR_EPS, PATCH_SIZE, score, sliced_distance
 from .render import HEAL_GRIDS, MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
 from .run import StopRequest, TrainingRun, stops_on_sigterm
 from .studio_settings import CANVAS_SIDES, RENDER_STEPS
 from .train import Status, TrainConfig, pick_device
+from .verdict import LEARNED, judge
 
 MAX_CANVAS, MAX_RENDER_STEPS = CANVAS_SIDES[1], RENDER_STEPS[1]
 CPU_CELL_STEPS = 256 * 256 * 512  # about a minute of the texture preset on a 2-core CPU
@@ -282,20 +284,109 @@ def heal_curve(
     )
 
 
-def healed_at(curve, damaged_at: int) -> int | None:
-    """The step from which on the damaged grid stays at its undamaged twin's level, else None (not healed by the end)."""
-    damaged = curve[curve["grid"] == DAMAGED].set_index("step")["texture loss"]
-    twin = curve[curve["grid"] == UNDAMAGED].set_index("step")["texture loss"].reindex(damaged.index)
+HEALED_RATIO = 1.6  # the erased region is as close to its twin's as this many times two regions of the twin are to each other
+DRIFT_RATIO = 2.0  # the twin moved this many times the grown texture's own variation from its first frame: it drifts by itself
+REGION_SIDE, REGION_SAMPLES, REGION_PROJECTIONS, REGION_POINTS = 128, 8_000, 64, 8
 
-    def smooth(series):
-        return series.rolling(3, center=True, min_periods=1).mean()
 
-    after = damaged.index >= damaged_at
-    level = (smooth(damaged) <= smooth(twin) * HEALED_MARGIN + HEALED_SPREAD * twin.max())[after]
-    if len(level) == 0 or not level.iloc[-1]:
+@dataclass(frozen=True)
+class HealVerdict:
+    """What healing did, judged in the erased region of the last frame against the same region of the undamaged twin."""
+
+    healed: bool
+    sentence: str
+    healed_at: int | None = None  # the step (counted from the start of growth) from which the region stays healed
+    region: float | None = None  # the last frame's region ratio (`region_ratio`): about 1 healed, large where it did not grow back
+    drift: float | None = None  # the twin's distance from its first frame over the texture's own variation (`drift_ratio`)
+
+
+def _pixel_patches(frame: np.ndarray) -> torch.Tensor:
+    """One 7x7 patch per pixel (N, 147) of a frame scaled to at most `REGION_SIDE`, on the torus the texture lives on."""
+    image = _downscale(frame_to_tensor(frame), REGION_SIDE)
+    half = PATCH_SIZE // 2
+    return F.unfold(F.pad(image, (half,) * 4, mode="circular"), PATCH_SIZE)[0].T
+
+
+def _sampled(patches: torch.Tensor, where: torch.Tensor, seed: int) -> torch.Tensor:
+    """At most `REGION_SAMPLES` of the patches where `where` (N,) holds, drawn with a fixed seed so a measure repeats."""
+    chosen = patches[where]
+    if len(chosen) <= REGION_SAMPLES:
+        return chosen
+    return chosen[torch.randperm(len(chosen), generator=torch.Generator().manual_seed(seed))[:REGION_SAMPLES]]
+
+
+def _directions(patches: torch.Tensor) -> torch.Tensor:
+    return shaped_directions(covariance_root(patches), REGION_PROJECTIONS, torch.device("cpu"), torch.Generator().manual_seed(0))
+
+
+def _region_mask(frame: np.ndarray, damage: Damage) -> torch.Tensor:
+    """The erased region at the scale `_pixel_patches` works at, flattened (N,) as booleans."""
+    height, width = _downscale(frame_to_tensor(frame), REGION_SIDE).shape[-2:]
+    return damage.mask(height, width)[0, 0].flatten().bool()
+
+
+def region_ratio(damaged: np.ndarray, twin: np.ndarray, damage: Damage, proj: torch.Tensor | None = None) -> float:
+    """How far the erased region's patches are from the twin's in the same region, over how far two regions of the twin are apart.
+
+    About 1 where the region grew back into the texture (a regrown texture differs in its pixels, not its patches);
+    large where it is empty, pale or scarred. A mask covering the whole canvas has nothing to compare with: infinity.
+    `proj`: directions (`_directions`) shared by several measures of one healing.
+    """
+    inside = _region_mask(twin, damage)
+    if inside.all() or not inside.any():
+        return float("inf")
+    twin_patches, damaged_patches = _pixel_patches(twin), _pixel_patches(damaged)
+    proj = _directions(twin_patches) if proj is None else proj
+    twin_in, twin_out = _sampled(twin_patches, inside, 1), _sampled(twin_patches, ~inside, 2)
+    return sliced_distance(_sampled(damaged_patches, inside, 1), twin_in, proj) / max(sliced_distance(twin_in, twin_out, proj), FLOOR_EPS)
+
+
+def drift_ratio(first: np.ndarray, last: np.ndarray) -> float:
+    """How far the undamaged texture moved from its first frame, over how far the first frame's two halves are apart."""
+    start, end = _pixel_patches(first), _pixel_patches(last)
+    proj = _directions(start)
+    width = _downscale(frame_to_tensor(first), REGION_SIDE).shape[-1]
+    left = (torch.arange(len(start)) % width) < width // 2
+    floor = sliced_distance(_sampled(start, left, 1), _sampled(start, ~left, 2), proj)
+    return sliced_distance(_sampled(end, torch.ones(len(end), dtype=torch.bool), 3), _sampled(start, torch.ones(len(start), dtype=torch.bool), 4),
+                           proj) / max(floor, FLOOR_EPS)
+
+
+def heal_verdict(healing: Healing, damage: Damage, damaged_at: int, grown_steps: int = 0, target: torch.Tensor | None = None) -> HealVerdict:
+    """Whether the erased region grew back, judged on the last frames, not on the whole frame's curve.
+
+    No "healed" for a model that has not learned its target (`verdict.judge` of the twin's last frame, with `target`),
+    nor for one whose undamaged twin drifts from its first frame: a damaged copy of a drifting texture returns to
+    nothing in particular. `damaged_at` counts rollout steps; the step named is counted from the start of growth.
+    """
+    frames, steps, twin = healing.rollout.frames, healing.rollout.steps, healing.undamaged
+    if target is not None:
+        learned = _learned(twin[-1], target)
+        if learned is not None:
+            return HealVerdict(False, f"healing cannot be judged: the texture itself is {learned}")
+    drift = drift_ratio(twin[0], twin[-1])
+    if drift > DRIFT_RATIO:
+        return HealVerdict(False, "healing cannot be judged: the texture drifts by itself (its undamaged twin moved away from "
+                                  f"what was grown, {drift:.1f} times its own variation)", drift=drift)
+    after = [i for i, step in enumerate(steps) if step >= damaged_at]
+    picks = sorted({after[round(k * (len(after) - 1) / (REGION_POINTS - 1))] for k in range(REGION_POINTS)}) if after else []
+    proj = _directions(_pixel_patches(twin[0]))
+    ratios = [region_ratio(frames[i], twin[i], damage, proj) for i in picks]
+    if not ratios or ratios[-1] > HEALED_RATIO:
+        last = ratios[-1] if ratios else None
+        return HealVerdict(False, "the erased region did not grow back: it still differs from the texture around it", region=last, drift=drift)
+    unhealed = [k for k, ratio in enumerate(ratios) if ratio > HEALED_RATIO]
+    since = steps[picks[unhealed[-1] + 1 if unhealed else 0]] + grown_steps
+    return HealVerdict(True, f"healed: the erased region grew back into the texture by step {since}", since, ratios[-1], drift)
+
+
+def _learned(frame: np.ndarray, target: torch.Tensor) -> str | None:
+    """None where the texture is learned (`verdict.judge`), else what it is ("not learned yet: this is noise"), or None unmeasurable."""
+    try:
+        word, sentence = judge(score(frame_to_tensor(frame), target))
+    except ImageError:
         return None
-    broken = np.flatnonzero(~level.to_numpy())  # the last frame still above the twin's level
-    return int(level.index[broken[-1] + 1] if len(broken) else level.index[0])
+    return None if word == LEARNED else sentence
 
 
 def frame_to_tensor(frame: np.ndarray) -> torch.Tensor:
@@ -313,7 +404,7 @@ __all__ = [
     "grow_texture",
     "heal",
     "heal_curve",
-    "healed_at",
+    "heal_verdict",
     "lead_steps",
     "loss_table",
     "most_heal_steps",

@@ -61,6 +61,7 @@ class Status:
     stopped: bool = False  # a stop was asked for
     rollbacks: int = 0
     preview: object | None = None  # a PIL image of pool samples, when asked for
+    verdict: object | None = None  # what the model learned (`verdict.Verdict`), on the last status of a run that wrote its card
 
     @property
     def texture_loss(self) -> float | None:

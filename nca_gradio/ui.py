@@ -10,6 +10,7 @@ so sessions never see each other's models; there is no global model.
 """
 
 import functools
+import html
 import inspect
 import os
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import torch
 
 from . import gallery, live, studio
 from .card import card_markdown
@@ -28,9 +30,9 @@ from .damage import damage_at_pixel, damage_overlay, display_scale, for_display
 from .damage import random_damage as random_spot
 from .errors import USER_ERRORS, UserError
 from .hub import APP_WORDING, HubError, pull, push
-from .images import crop_and_resize, load_image, load_target
+from .images import crop_and_resize, image_to_tensor, load_image, load_target
 from .model import NCA, PRESETS
-from .model_folder import CARD_FILE, PREVIEW_FILE, load_folder, slug
+from .model_folder import CARD_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, slug
 from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
 from .studio_settings import (
     CANVAS_SIDES,
@@ -50,6 +52,7 @@ from .studio_settings import (
 )
 from .train import Status, TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import check_events, user_error
+from .verdict import Verdict
 from .workspace import Grown, Workspace, bundled_models, idle_limit, model_choices, sweep_idle, zip_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +98,7 @@ The texture you grew last (Grow tab) appears below. **Click on it** to choose wh
 **Random spot**), then **Heal**: the cells in that region are wiped out and their neighbours regrow
 them. The curve measures how different each frame looks from the texture before the damage. A living texture
 keeps changing by itself, so an undamaged twin grows beside it (grey): the damaged curve jumps at the damage,
-and the texture has healed where it falls back to the twin's level.
+and the verdict below judges the erased region of the last frame against the same region of the twin.
 """
 
 HUB_LEAD = "**Get** a model by its repo id, or **share** one of yours."
@@ -282,7 +285,7 @@ class Handlers:
         name = f"{slug(label)}-{size}px"
         video = save_animation(rollout.frames, workspace.path(f"{name}-growing.mp4"), fps=fps)
         png = save_png(rollout.final, workspace.path(f"{name}.png"))
-        workspace.grown = Grown(label, folder, rollout.state, rollout.final, seed)
+        workspace.grown = Grown(label, folder, rollout.state, rollout.final, seed, steps)
         return video, str(png), str(png)
 
     @staticmethod
@@ -362,12 +365,11 @@ class Handlers:
         healing = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report)
         video = save_animation(healing.rollout.frames, workspace.path(f"{slug(grown.model)}-healing.mp4"), fps=fps)
         curve = studio.heal_curve(healing.rollout, grown.frame, healing.undamaged)
-        healed = studio.healed_at(curve, lead + 1)
-        verdict = (
-            f"It was back at its undamaged twin's level by step {healed}." if healed is not None
-            else "It has not yet reached its undamaged twin's level: try more healing steps."
-        )
-        note = f"A {shape} of size {size:g} was erased from **{grown.model}** at step {lead + 1}, then it healed for {steps} steps. {verdict}"
+        curve["step"] += grown.steps  # steps count from the start of growth, as the verdict's do
+        verdict = studio.heal_verdict(healing, damage, lead + 1, grown.steps, folder_target(grown.folder))
+        said = verdict.sentence[0].upper() + verdict.sentence[1:]
+        note = (f"A {shape} of size {size:g} was erased from **{grown.model}** at step {grown.steps + lead + 1} (grown {grown.steps} steps, "
+                f"then {lead} more), then it healed for {steps} steps. {said}.")
         return video, curve, note
 
     # ---------------------------------------------------------- hub
@@ -448,6 +450,14 @@ class Handlers:
         return repo_id, *self.pull(repo_id, "", typed_token, workspace, oauth_token)
 
 
+def folder_target(folder: Path) -> torch.Tensor | None:
+    """The model folder's target.png as a tensor, to judge its texture by; None where it has none or it cannot be read."""
+    try:
+        return image_to_tensor(load_image(folder / TARGET_FILE)) if (folder / TARGET_FILE).is_file() else None
+    except USER_ERRORS:
+        return None
+
+
 def status_html(state: str, iteration: int, total: int, detail: str) -> str:
     return (
         f'<div class="nca-status"><progress max="{total}" value="{iteration}"></progress><br>'
@@ -464,8 +474,18 @@ def train_status(update: Status, label: str | None = None) -> str:
     if label:
         detail += f" · saved as <b>{label}</b>, ready in the other tabs"
     elif done:
-        detail += " · writing its card and preview…"
-    return status_html(state, update.iteration, update.total, detail)
+        detail += " · growing it 1,024 steps to judge it, writing its card and preview…"
+    return status_html(state, update.iteration, update.total, detail) + (verdict_html(update.verdict) if label else "")
+
+
+def verdict_html(verdict: Verdict | None) -> str:
+    """The run's verdict under the status: what the model learned, the figure behind it, and what to do next."""
+    if verdict is None:
+        return ""
+    advice = (f"<br>To learn more, set Iterations to {verdict.goal:,} or more (or a longer time limit) and press Start: "
+              "a new run starts from the beginning." if verdict.advice else "")
+    return (f'<div class="nca-verdict"><b>Verdict: {html.escape(verdict.sentence)}.</b>{advice}'
+            f"<br><small>{html.escape(verdict.figure())}</small></div>")
 
 
 PRESET_NAMES = {"texture": "best quality", "fast": "fast", "seed": "tiny"}

@@ -32,6 +32,7 @@ class Grown:
     state: torch.Tensor  # the full cell grid (1, C, H, W) on the CPU
     frame: np.ndarray  # what it looks like, H x W x 3 uint8
     seed: int = 0
+    steps: int = 0  # how long it was grown: the Heal tab counts its steps on from here
 
 
 @dataclass

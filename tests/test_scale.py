@@ -96,7 +96,7 @@ def test_good_textures_finish_the_corrupt_one_is_reported_and_a_rerun_skips_what
     broken = first["broken"]["status"]
     assert broken.startswith("failed: the image data is corrupt or truncated") and "\n" not in broken
     assert "Traceback" not in broken
-    assert "| broken |  |  |  | failed: the image data is corrupt" in (out / "summary.md").read_text()
+    assert "| broken |  |  |  |  | failed: the image data is corrupt" in (out / "summary.md").read_text()
 
     weights = {name: (out / name / "model.safetensors").stat().st_mtime_ns for name in ("pebbles", "turned")}
     own_recipe = Texture("short", str(textures / "pebbles.png"), TrainConfig(**{**TINY, "iters": 2}))  # as models/build.py has

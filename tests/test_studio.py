@@ -11,6 +11,7 @@ import torch
 from nca_gradio import studio
 from nca_gradio.card import card_markdown
 from nca_gradio.damage import damage_at_pixel, damage_overlay, display_scale, for_display, random_damage
+from nca_gradio.images import image_to_tensor, load_image
 from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage, RenderError
 from nca_gradio.train import Status
@@ -176,18 +177,35 @@ def test_steps_that_fit_are_what_the_render_check_accepts():
     assert studio.most_steps(1024, device=cpu) == 32 and studio.most_steps(32, device=cpu) == studio.MAX_RENDER_STEPS
 
 
-def test_healing_runs_an_undamaged_twin_whose_level_the_damaged_grid_returns_to():
+@pytest.mark.slow
+def test_healing_runs_an_undamaged_twin_and_pebbles_heals_in_the_erased_region():
     folder = MODELS / "pebbles"
     grown = studio.grow_texture(folder, 64, 400, 400, seed=0)  # grown out, as the Grow tab leaves it
-    healing = studio.heal(folder, grown.state, Damage("circle", 0.5, 0.5, 0.4), 120, 4, seed=1)
+    damage = Damage("circle", 0.5, 0.5, 0.3)
+    healing = studio.heal(folder, grown.state, damage, 120, 4, seed=1)
     assert len(healing.undamaged) == len(healing.rollout.frames) and healing.rollout.state.shape[0] == 1
     curve = studio.heal_curve(healing.rollout, grown.final, healing.undamaged)
     damaged = curve[curve["grid"] == studio.DAMAGED]["texture loss"].to_numpy()
     twin = curve[curve["grid"] == studio.UNDAMAGED]["texture loss"].to_numpy()
     assert twin[0] == pytest.approx(0.0, abs=1e-7) and twin.max() > 0.0  # a living texture drifts from its start by itself
     assert (damaged > 3 * twin + 0.01).any()  # the damage shows against the twin at the same step
-    healed = studio.healed_at(curve, studio.lead_steps(4, 120) + 1)
-    assert healed is not None and healed > studio.lead_steps(4, 120)
+    lead = studio.lead_steps(4, 120)
+    just_after = healing.rollout.steps.index(lead + 4)
+    assert studio.region_ratio(healing.rollout.frames[just_after], healing.undamaged[just_after], damage) > 3 * studio.HEALED_RATIO
+    verdict = studio.heal_verdict(healing, damage, lead + 1, grown_steps=400, target=image_to_tensor(load_image(folder / "target.png")))
+    assert verdict.healed and verdict.region <= studio.HEALED_RATIO, verdict
+    assert 400 + lead < verdict.healed_at <= 400 + lead + 120 and f"by step {verdict.healed_at}" in verdict.sentence  # from the start of growth
+
+
+def test_an_undertrained_model_is_never_called_healed(model):
+    grown = studio.grow_texture(model, 64, 200, 200, seed=0)
+    damage = Damage("circle", 0.5, 0.5, 0.3)
+    healing = studio.heal(model, grown.state, damage, 60, 4, seed=1)
+    target = image_to_tensor(load_image(model / "target.png"))
+    judged = studio.heal_verdict(healing, damage, studio.lead_steps(4, 60) + 1, 200, target)
+    assert not judged.healed and judged.healed_at is None and "cannot be judged" in judged.sentence and "not learned" in judged.sentence
+    by_region = studio.heal_verdict(healing, damage, studio.lead_steps(4, 60) + 1, 200)  # without its target: the frames alone
+    assert not by_region.healed, by_region
 
 
 def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
@@ -200,19 +218,6 @@ def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
     assert f"heals up to {most} steps" in note
     if most < 300:  # a CPU
         assert slider.value <= most and slider.value % 10 == 0
-
-
-def test_healed_means_staying_back_at_the_twins_level():
-    import pandas as pd
-
-    steps = [0, 4, 8, 12, 16, 20, 24, 28]
-    twin = [0.0, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01]
-
-    def curve(damaged):
-        return pd.concat([pd.DataFrame({"step": steps, "texture loss": values, "grid": name}) for name, values in ((studio.DAMAGED, damaged), (studio.UNDAMAGED, twin))])
-
-    assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.011, 0.01, 0.01]), 5) == 24  # smoothed over three frames, so one frame late
-    assert studio.healed_at(curve([0.0, 0.01, 0.2, 0.1, 0.05, 0.04, 0.04, 0.04]), 5) is None  # scarred: it settles above the twin
 
 
 def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of_range():
