@@ -110,3 +110,14 @@ def small_files_only() -> None:
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def open_live_page(browser, uri: str):
+    """An exported live page opened in Chromium, failing the test on any page error; the page once its player mounted."""
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(uri)
+    page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
+    assert not errors, errors
+    return page

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
+from helpers import open_live_page
 from PIL import Image
 from reference import rollout
 
@@ -39,12 +40,7 @@ def open_page(browser, model: NCA, folder: Path, autoplay: bool = False, size: i
     """The exported page for `model`, opened from disk; fails the test on any page error."""
     path = folder / "live.html"
     path.write_text(live.page_html(model, "test", size=size, autoplay=autoplay))
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(path.as_uri())
-    page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
-    assert not errors, errors
+    page = open_live_page(browser, path.as_uri())
     assert page.evaluate("window.ncaPlayer !== null"), page.inner_text("body")
     return page
 

@@ -169,14 +169,10 @@ def test_a_nasty_model_name_is_escaped_in_every_context(nasty_page):
 @pytest.mark.browser
 def test_the_nasty_page_runs_in_a_browser(nasty_page):
     from conftest import chromium
+    from helpers import open_live_page
 
     with chromium() as browser:
-        page = browser.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(nasty_page.as_uri())
-        page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
-        assert not errors, errors
+        page = open_live_page(browser, nasty_page.as_uri())
         assert page.title().startswith(NASTY)
 
 
