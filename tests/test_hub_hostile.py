@@ -183,7 +183,7 @@ def test_terminal_escapes_from_the_hub_never_reach_the_terminal(isolated, monkey
 
 
 def test_push_against_a_hub_that_never_answers_fails_in_bounded_time_with_one_line(isolated, tmp_path, monkeypatch, capsys):
-    from test_hub import model_folder
+    from helpers import model_folder
 
     folder = model_folder(tmp_path / "m")
     with SilentHub(lifetime=45) as silent:  # it closes its connections after 45 s: a hung push would then end
@@ -196,7 +196,7 @@ def test_push_against_a_hub_that_never_answers_fails_in_bounded_time_with_one_li
 
 
 def test_the_studios_share_path_times_out_too(isolated, tmp_path, monkeypatch):
-    from test_hub import model_folder
+    from helpers import model_folder
 
     folder = model_folder(tmp_path / "m")
     with SilentHub(lifetime=45) as silent:
