@@ -185,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .images import load_target
     from .model_folder import REQUIRED_FILES, clear_model_files
     from .run import TrainingRun, sigterm_stops_runs
+    from .train import SMOOTHING
     from .train_options import config_from_args
 
     out = Path(args.output)
@@ -210,12 +211,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
         f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
-    bar = tqdm(total=trainer.planned_iters, initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    bar = tqdm(total=trainer.status().progress.total, initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    log(f"the loss shown is the median of the last {SMOOTHING} iterations' texture loss: single iterations spike early, "
+        "while the rule learns to keep its cells in range (the overflow penalty)")
 
     def show(status) -> None:
-        bar.total = status.total  # a time budget refits the plan as the speed is measured
-        bar.update(1)
-        bar.set_postfix(loss=f"{status.texture_loss:.4f}", overflow=f"{status.overflow_loss:.3f}")
+        show_progress(bar, status)
 
     restore_sigterm = sigterm_stops_runs()
     try:
@@ -231,6 +232,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         return TERMINATED
     log(f"saved {out} with its card after {status.iteration} iterations in {status.seconds:.0f} s")
     return 0
+
+
+def show_progress(bar, status) -> None:
+    """The tqdm bar as `Status.progress` says: no total while a time-budgeted run measures its speed, then seconds of the budget."""
+    progress = status.progress
+    if progress.total is None:
+        bar.set_description("measuring speed", refresh=False)
+    elif progress.unit == "s" and bar.unit != "s":
+        bar.set_description("", refresh=False)
+        bar.unit, bar.bar_format = "s", "{l_bar}{bar}| {n:.0f}/{total:.0f} s of the time limit [{elapsed}<{remaining}{postfix}]"
+    bar.total, bar.n = progress.total, progress.done
+    bar.set_postfix({"it": status.iteration, "texture loss": f"{status.recent_texture_loss:.4g}", "overflow": f"{status.overflow_loss:.3g}"})
 
 
 def _load(model_ref: str):
