@@ -12,7 +12,7 @@ import statistics
 import pytest
 
 from nca_gradio.images import load_target
-from nca_gradio.train import SMOOTHING, Status, Trainer
+from nca_gradio.train import Status, Trainer
 from nca_gradio.ui import train_status
 
 BUDGET = 4.0  # seconds: long enough to measure the speed on a busy CPU, short for a test
@@ -49,6 +49,8 @@ def test_the_studio_shows_no_total_until_the_speed_is_measured_then_one_that_hol
 
 
 def test_the_status_reads_the_recent_median_loss_and_explains_a_spike(budgeted_statuses):
+    from nca_gradio.train import SMOOTHING
+
     for status in budgeted_statuses:
         textures = [h["texture"] for h in status.history[-SMOOTHING:]]
         assert status.recent_texture_loss == statistics.median(textures)
