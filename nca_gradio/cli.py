@@ -211,7 +211,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
         f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
-    bar = tqdm(total=trainer.status().progress.total, initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    bar = tqdm(initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    show_progress(bar, trainer.status())
     log(f"the loss shown is the median of the last {SMOOTHING} iterations' texture loss: single iterations spike early, "
         "while the rule learns to keep its cells in range (the overflow penalty)")
 
@@ -238,12 +239,16 @@ def show_progress(bar, status) -> None:
     """The tqdm bar as `Status.progress` says: no total while a time-budgeted run measures its speed, then seconds of the budget."""
     progress = status.progress
     if progress.total is None:
-        bar.set_description("measuring speed", refresh=False)
-    elif progress.unit == "s" and bar.unit != "s":
-        bar.set_description("", refresh=False)
+        bar.bar_format = "measuring speed… {n_fmt}it [{elapsed}{postfix}]"
+    elif progress.unit == "s":
         bar.unit, bar.bar_format = "s", "{l_bar}{bar}| {n:.0f}/{total:.0f} s of the time limit [{elapsed}<{remaining}{postfix}]"
+    else:
+        bar.unit, bar.bar_format = "it", None  # tqdm's own: iterations of a fixed total
     bar.total, bar.n = progress.total, progress.done
-    bar.set_postfix({"it": status.iteration, "texture loss": f"{status.recent_texture_loss:.4g}", "overflow": f"{status.overflow_loss:.3g}"})
+    if status.history:
+        bar.set_postfix({"it": status.iteration, "texture loss": f"{status.recent_texture_loss:.4g}", "overflow": f"{status.overflow_loss:.3g}"})
+    else:
+        bar.refresh()
 
 
 def _load(model_ref: str):

@@ -253,6 +253,7 @@ class Handlers:
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
         workspace.clear_stop()
+        workspace.training = True  # until `training_over`, which follows the run however it ends
         yield None, None, status_html("Preparing", Progress(0, None, "it"), "building the loss and the model…", ""), gr.skip()
         chunk = studio.ZERO_GPU_CHUNK_SECONDS if studio.on_zero_gpu() else None
         update = None
@@ -266,6 +267,17 @@ class Handlers:
 
     def stop(self, workspace: Workspace) -> None:
         workspace.request_stop()
+
+    @staticmethod
+    def stop_label(workspace: Workspace) -> gr.Button:
+        """Stop says on itself that it was heard (a notice would sit over the loss chart); with no run on, it stays Stop."""
+        return gr.Button(STOPPING, interactive=False) if workspace.training else gr.Button(STOP, interactive=True)
+
+    @staticmethod
+    def training_over(workspace: Workspace) -> gr.Button:
+        """After a run, however it ended: Stop is ready for the next one."""
+        workspace.training = False
+        return gr.Button(STOP, interactive=True)
 
     # ---------------------------------------------------------- grow
 
@@ -707,11 +719,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     )
     training.success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
-    # Stop says so on the button itself: a notice would sit over the loss chart, in the page's top right corner.
+    training.then(handlers.training_over, workspace, stop_button, api_visibility="private", queue=False)
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None).then(
-        lambda: gr.Button(STOPPING, interactive=False), None, stop_button, api_visibility="private", queue=False)
-    for restore in (train_button.click, training.then):  # a new run can be stopped again
-        restore(lambda: gr.Button(STOP, interactive=True), None, stop_button, api_visibility="private", queue=False)
+        handlers.stop_label, workspace, stop_button, api_visibility="private", queue=False)
 
     canvas.change(handlers.fit_steps, [canvas, steps], [steps, fits], api_visibility="private", show_progress="hidden", queue=False)
     steps.change(handlers.steps_note, [canvas, steps], fits, api_visibility="private", show_progress="hidden", queue=False)

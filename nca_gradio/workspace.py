@@ -40,6 +40,7 @@ class Workspace:
     latest: str | None = None  # the model trained or pulled last: the one the model lists select
     root: Path | None = None
     count: int = 0
+    training: bool = False  # a run is on: Stop has something to stop
 
     @property
     def folder(self) -> Path:

@@ -83,16 +83,31 @@ def test_the_status_follows_the_upload_and_a_bad_one_is_one_error(browser, app_u
         page.close()
 
 
-def test_stop_says_so_on_its_button_and_nothing_covers_the_loss_chart(browser, app_url):
+def test_stop_says_so_on_its_button_and_nothing_covers_the_loss_chart(browser, app_url, pebbles_path):
+    from conftest import set_number
+
     page = open_page(browser, app_url, DESKTOP)
     try:
-        page.locator("#nca-stop").click()
+        stop = page.locator("#nca-stop")
+        stop.click()  # nothing to stop yet: it stays Stop, with no notice
+        page.wait_for_timeout(1000)
+        assert stop.inner_text().strip() == "Stop" and page.locator("[data-testid=toast-body]").count() == 0
+        page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles_path))
+        page.locator("#nca-target img").wait_for(timeout=60_000)
+        page.locator("#nca-preset label", has_text="seed").click()
+        set_number(page, "nca-size", 16)
+        page.locator("#nca-start").click()
+        page.locator("#nca-train-status").get_by_text("Training:").wait_for(timeout=120_000)
+        stop.click()
         page.locator("#nca-stop", has_text="Stopping").wait_for(timeout=30_000)
-        page.wait_for_timeout(800)
+        page.wait_for_timeout(500)
         chart = page.locator("#nca-loss-plot").bounding_box()
         for toast in page.locator("[data-testid=toast-body]").all():
             if toast.is_visible():
                 assert not overlaps(toast.bounding_box(), chart), "a notice covers the loss chart"
+        page.locator("#nca-train-status").get_by_text("Stopped").wait_for(timeout=120_000)
+        page.wait_for_function("el => el.innerText.trim() === 'Stop'", arg=page.locator("#nca-stop").element_handle(), timeout=30_000)
+        assert stop.is_enabled()  # the run is over: Stop is back for the next one
     finally:
         page.close()
 
