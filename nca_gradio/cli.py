@@ -185,6 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .images import load_target
     from .model_folder import REQUIRED_FILES, clear_model_files
     from .run import TrainingRun, sigterm_stops_runs
+    from .train import SMOOTHING
     from .train_options import config_from_args
 
     out = Path(args.output)
@@ -210,12 +211,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
         f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
-    bar = tqdm(total=trainer.planned_iters, initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    bar = tqdm(initial=trainer.iteration, unit="it", dynamic_ncols=True)
+    show_progress(bar, trainer.status())
+    log(f"the loss shown is the median of the last {SMOOTHING} iterations' texture loss: single iterations spike early, "
+        "while the rule learns to keep its cells in range (the overflow penalty)")
 
     def show(status) -> None:
-        bar.total = status.total  # a time budget refits the plan as the speed is measured
-        bar.update(1)
-        bar.set_postfix(loss=f"{status.texture_loss:.4f}", overflow=f"{status.overflow_loss:.3f}")
+        show_progress(bar, status)
 
     restore_sigterm = sigterm_stops_runs()
     try:
@@ -247,6 +249,22 @@ def verdict_lines(verdict, image: str, out: Path, budget: bool) -> list[str]:
         more_time = f" --time {verdict.minutes}m" if budget else ""
         lines.append(f"to go on: nca train {image} -o {out} --resume --iters {verdict.goal}{more_time}")
     return lines
+
+
+def show_progress(bar, status) -> None:
+    """The tqdm bar as `Status.progress` says: no total while a time-budgeted run measures its speed, then seconds of the budget."""
+    progress = status.progress
+    if progress.total is None:
+        bar.bar_format = "measuring speed… {n_fmt}it [{elapsed}{postfix}]"
+    elif progress.unit == "s":
+        bar.unit, bar.bar_format = "s", "{l_bar}{bar}| {n:.0f}/{total:.0f} s of the time limit [{elapsed}<{remaining}{postfix}]"
+    else:
+        bar.unit, bar.bar_format = "it", None  # tqdm's own: iterations of a fixed total
+    bar.total, bar.n = progress.total, progress.done
+    if status.history:
+        bar.set_postfix({"it": status.iteration, "texture loss": f"{status.recent_texture_loss:.4g}", "overflow": f"{status.overflow_loss:.3g}"})
+    else:
+        bar.refresh()
 
 
 def _load(model_ref: str):

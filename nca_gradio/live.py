@@ -26,6 +26,7 @@ SCHEMA_VERSION = 1
 EXPORT_FORMATS = ("html", "json", "glsl")
 EXPORT_SUFFIXES = {"html": (".html", ".htm"), "json": (".json",)}  # glsl writes a folder
 SIZES = (64, 128, 256, 512, 768, 1024)
+LIVE_HINT = "drag on the texture to erase it; it heals"  # the one line a visitor needs to play
 MAX_OUTPUTS = 8  # render targets one pass writes (nca-live.js: MAX_OUTPUTS)
 
 
@@ -107,6 +108,7 @@ def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, 
     """
     size = check_size(size)
     title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
+    heading = f"<b>{html.escape(name)}</b> · " if name else ""
     options = {"size": size, "zoom": zoom, "fallback": fallback, "autoplay": autoplay}
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -114,9 +116,10 @@ def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, 
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body {{ margin: 8px; background: #fafafa; }}</style>
+<style>body {{ margin: 8px; background: #fafafa; font-family: system-ui, sans-serif; }} .nca-hint {{ margin: 0 0 6px; }}</style>
 </head>
 <body>
+<p class="nca-hint" data-testid="nca-hint">{heading}{LIVE_HINT}</p>
 <div id="nca-live"></div>
 <script>{runtime_js()}</script>
 <script>
@@ -189,6 +192,7 @@ The rule runs **in your browser, on your own GPU**: pick a model (here or in the
 with it. The page tiles like the Grow tab's PNG; download it as one HTML file that runs offline, anywhere.
 """
 STUDIO_FALLBACK = "Use the studio's <b>Grow</b> tab instead: it renders the same texture as a video on the server."
+LIVE_TAB = "3 · Live"  # numbered like the studio's other tabs: it sits between Grow and Heal
 LIVE_SIZE = "auto"  # 256 cells on a GPU; 64 where WebGL runs on the CPU (SwiftShader), so that it still grows at once
 LIVE_HEIGHT = 580  # px: the frame fits the controls and a 256-cell canvas at zoom 2
 
@@ -237,11 +241,11 @@ def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
         initial = live_frame(load_folder(folder_of(workspace.value, first)), first) if first else None
     except (ModelLoadError, gr.Error):
         initial = None
-    with gr.Tab("Live", id="live") as tab:
+    with gr.Tab(LIVE_TAB, id="live") as tab:
         gr.Markdown(LIVE_HELP)
-        with gr.Row():
-            picker = gr.Dropdown(model_list.choices, value=first, label="Model", scale=3, elem_id="nca-live-model")
-            download = gr.DownloadButton("Download the live page (.html)", value=None, scale=1, elem_id="nca-live-download")
+        with gr.Row():  # the widths wrap the button under the list on a phone, so the list keeps its width
+            picker = gr.Dropdown(model_list.choices, value=first, label="Model", scale=3, min_width=300, elem_id="nca-live-model")
+            download = gr.DownloadButton("Download the live page (.html)", value=None, scale=1, min_width=240, elem_id="nca-live-download")
         frame = gr.HTML(initial, elem_id="nca-live-view", js_on_load=None, min_height=LIVE_HEIGHT)
     picker.change(show, [picker, workspace], [frame, download], api_visibility="private", show_progress="hidden")
     tab.select(prepare_download, [picker, workspace], download, api_visibility="private", show_progress="hidden")

@@ -8,7 +8,7 @@ layer starts at zero), so an empty grid stays empty until it is trained.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -64,6 +64,12 @@ PRESETS: dict[str, NCAConfig] = {
     "texture": NCAConfig(channels=12, hidden=96),  # Self-Organising Textures' size: the best quality
     "fast": NCAConfig(channels=8, hidden=48),  # about twice as fast, for CPUs
     "seed": NCAConfig(channels=4, hidden=8),  # the original lesson's tiny model
+}
+# The one vocabulary of model sizes: `nca train --preset` and the studio's "Model size" both say these words.
+PRESET_ABOUT: dict[str, str] = {
+    "texture": "best quality, slowest (Self-Organising Textures' size)",
+    "fast": "about twice as fast, a little less detail: for CPUs",
+    "seed": "the original lesson's tiny model: quick but blurry",
 }
 
 
@@ -124,3 +130,13 @@ def to_rgb(x: torch.Tensor, clamp: bool = True) -> torch.Tensor:
     """
     rgb = x[:, :3] + 0.5
     return rgb.clamp(0.0, 1.0) if clamp else rgb
+
+
+def preset_parameters(name: str, perception: str = "sobel") -> int:
+    """How many numbers a preset's rule learns (fewer with isotropic perception, which has fewer kernels)."""
+    return NCA(replace(PRESETS[name], perception=perception)).num_parameters
+
+
+def preset_label(name: str, perception: str = "sobel") -> str:
+    """One preset in the shared words: 'fast · 1,968 numbers · about twice as fast…'."""
+    return f"{name} · {preset_parameters(name, perception):,} numbers · {PRESET_ABOUT[name]}"

@@ -39,6 +39,12 @@ class Schedule:
         self.lr = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=DECAY)
         self.planned = config.iters  # with a time budget, fitted to the measured speed as the run goes
         self._warm: tuple[int, float] | None = None  # (iteration, seconds) when the speed began to be measured
+        self._fitted = False
+
+    @property
+    def measured(self) -> bool:
+        """The plan is final in kind: a run of fixed iterations, or a budgeted one whose plan has been fitted to its speed."""
+        return not self.config.time_budget or self._fitted
 
     @property
     def milestones(self) -> Counter:
@@ -62,6 +68,7 @@ class Schedule:
             return
         rate = (iteration - self._warm[0]) / max(seconds - self._warm[1], 1e-9)
         self.planned = max(iteration, min(self.config.iters, iteration + int((budget - seconds) * rate)))
+        self._fitted = True
         self.lr.milestones = fitted_milestones(self.lr.milestones, self.lr.last_epoch, self.config.lr_decay_at, self.planned)
 
     def resume(self, iteration: int, milestones: list[int] | None = None, planned: int | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,9 +40,11 @@ from .train_config import (
     pick_device,
 )
 
-__all__ = ["GPU_RECIPE", "RUNAWAY_BOUND", "VGG_RECIPE", "ConfigError", "Status", "TrainConfig", "Trainer", "device_recipe",
+__all__ = ["GPU_RECIPE", "RUNAWAY_BOUND", "VGG_RECIPE", "ConfigError", "Progress", "Status", "TrainConfig", "Trainer", "device_recipe",
            "estimated_seconds", "pick_device", "reset_runaways", "train"]
 MAX_ROLLBACKS = 20  # NaN or inf this often in one run: the lr is too high, say so instead of looping
+SMOOTHING = 10  # the status reads the median texture loss of this many iterations
+SPIKE = 3.0  # a texture loss this many times the recent median is called a spike
 
 
 @dataclass
@@ -62,6 +65,9 @@ class Status:
     rollbacks: int = 0
     preview: object | None = None  # a PIL image of pool samples, when asked for
     verdict: object | None = None  # what the model learned (`verdict.Verdict`), on the last status of a run that wrote its card
+    time_budget: float = 0.0  # seconds, 0 for none
+    most_iters: int = 0  # the run's cap (`TrainConfig.iters`); `total` is the plan, lower while a time budget binds
+    measured: bool = True  # False while a time-budgeted run has not yet fitted its plan to its speed
 
     @property
     def texture_loss(self) -> float | None:
@@ -69,15 +75,52 @@ class Status:
         return float(self.history[-1].get("texture", self.history[-1]["loss"])) if self.history else None
 
     @property
+    def recent_texture_loss(self) -> float | None:
+        """The median texture loss of the last `SMOOTHING` iterations: what to read, since single iterations spike early."""
+        recent = [float(h.get("texture", h["loss"])) for h in self.history[-SMOOTHING:]]
+        return statistics.median(recent) if recent else None
+
+    @property
+    def spiking(self) -> bool:
+        """The last iteration's texture loss is far above the recent median: worth a word, so that no one takes it for divergence."""
+        last, recent = self.texture_loss, self.recent_texture_loss
+        return last is not None and recent is not None and last > SPIKE * recent
+
+    @property
     def overflow_loss(self) -> float | None:
         return self.history[-1].get("overflow") if self.history else None
 
     @property
+    def progress(self) -> Progress:
+        """What a progress bar shows, with a total that holds from its first showing.
+
+        A time-budgeted run shows no total until it has measured its speed; then, while the budget binds,
+        seconds of the budget (a plan in iterations moves as the speed does; the budget does not).
+        """
+        if not self.measured and not self.finished:  # a budget spent before the speed was measured ends the plan where it got
+            return Progress(self.iteration, None, "it")
+        if self.time_budget and self.total < self.most_iters:
+            return Progress(min(self.seconds, self.time_budget), self.time_budget, "s")
+        return Progress(self.iteration, self.total, "it")
+
+    @property
     def seconds_left(self) -> float | None:
-        """A straight-line estimate from the pace so far; None before the first iteration or once done."""
-        if self.iteration <= 0 or self.finished or self.stopped:
+        """What the budget leaves, else a straight-line estimate from the pace so far; None until measured, or once done."""
+        progress = self.progress
+        if self.iteration <= 0 or self.finished or self.stopped or progress.total is None:
             return None
+        if progress.unit == "s":
+            return progress.total - progress.done
         return self.seconds / self.iteration * (self.total - self.iteration)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """`done` of `total` in `unit` ("it" for iterations, "s" for seconds of a time budget); `total` None: not known yet."""
+
+    done: float
+    total: float | None
+    unit: str
 
 
 class Trainer:
@@ -256,7 +299,7 @@ class Trainer:
 
     def status(self, stopped: bool = False, preview: object | None = None) -> Status:
         return Status(self.iteration, self.planned_iters, self.seconds, self.loss_name, str(self.device), self.history,
-                      self.finished, stopped, self.rollbacks, preview)
+                      self.finished, stopped, self.rollbacks, preview, self.config.time_budget, self.config.iters, self.schedule.measured)
 
     def preview(self, count: int = 4):
         """Pool samples side by side, as a PIL image."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 
 from .losses import LOSS_NAMES
-from .model import PERCEPTIONS, PRESETS
+from .model import PERCEPTIONS, PRESETS, preset_label
 from .precision import PRECISIONS
+from .studio_settings import STUDIO_CPU_ITERS, STUDIO_PRESET
 from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
 
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
@@ -31,10 +32,17 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def presets_help(default: str) -> str:
+    """--preset's help: every model size in the studio's words, and why the studio starts at another one."""
+    sizes = "; ".join(preset_label(name) for name in PRESETS)
+    return (f"model size: {sizes} (default {default}; the studio starts at {STUDIO_PRESET} with {STUDIO_CPU_ITERS} iterations "
+            "on a CPU, so that a first model comes in minutes)").replace("%", "%%")
+
+
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that set `TrainConfig` fields, in the order `nca train --help` lists them."""
     defaults = TrainConfig()
-    parser.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
+    parser.add_argument("--preset", choices=list(PRESETS), default=defaults.preset, help=presets_help(defaults.preset))
     parser.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
                         help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
                         "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")

@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from .damage import random_damage as random_spot
 from .errors import USER_ERRORS, UserError
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, image_to_tensor, load_image, load_target
-from .model import NCA, PRESETS
+from .model import PRESETS, preset_label
 from .model_folder import CARD_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, slug
 from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
 from .studio_settings import (
@@ -50,7 +50,7 @@ from .studio_settings import (
     fraction,
     whole,
 )
-from .train import Status, TrainConfig, device_recipe, estimated_seconds, pick_device
+from .train import Progress, Status, TrainConfig, device_recipe, estimated_seconds, pick_device
 from .ui_checks import check_events, user_error
 from .verdict import Verdict
 from .workspace import Grown, Workspace, bundled_models, idle_limit, model_choices, sweep_idle, zip_model
@@ -58,6 +58,8 @@ from .workspace import Grown, Workspace, bundled_models, idle_limit, model_choic
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 EXAMPLES_DIR = ROOT / "examples"
+STOP, STOPPING = "Stop", "Stopping…"  # the run ends after this iteration and keeps its model
+READY_STATUS = "<div class='nca-status'><b>Ready</b>: choose a texture and press Start</div>"
 GALLERY_SORTS = {"most downloaded": "downloads", "most liked": "likes", "newest": "recent"}
 
 INTRO = """\
@@ -217,6 +219,18 @@ class Handlers:
             return None
         return crop_and_resize(load_image(self.texture_bytes(texture)), TrainConfig.target_size)
 
+    @staticmethod
+    def texture_status(texture: str | None) -> str:
+        """The status line after the texture box changes: what to do next."""
+        if not texture:
+            return READY_STATUS
+        return f"<div class='nca-status'><b>Ready</b>: <i>{html.escape(Path(texture).name)}</i> is loaded; press Start training</div>"
+
+    @staticmethod
+    def texture_refused() -> tuple[None, str]:
+        """After a refused upload: no square is shown (none would match the file in the box), and the status says so once."""
+        return None, "<div class='nca-status'><b>Not loaded</b>: that file could not be read (see the notice); choose another texture</div>"
+
     def pick_example(self, evt: gr.SelectData) -> str:
         return str(self.examples[evt.index])
 
@@ -244,7 +258,8 @@ class Handlers:
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
         workspace.clear_stop()
-        yield None, None, status_html("Preparing", 0, config.iters, "· building the loss and the model…"), gr.skip()
+        workspace.training = True  # until `training_over`, which follows the run however it ends
+        yield None, None, status_html("Preparing", Progress(0, None, "it"), "building the loss and the model…", ""), gr.skip()
         chunk = studio.ZERO_GPU_CHUNK_SECONDS if studio.on_zero_gpu() else None
         update = None
         for update in studio.train_stream(folder, target, config, workspace.stop_file, chunk):
@@ -258,7 +273,17 @@ class Handlers:
 
     def stop(self, workspace: Workspace) -> None:
         workspace.request_stop()
-        gr.Info("Stopping after this iteration; the model so far is kept.")
+
+    @staticmethod
+    def stop_label(workspace: Workspace) -> gr.Button:
+        """Stop says on itself that it was heard (a notice would sit over the loss chart); with no run on, it stays Stop."""
+        return gr.Button(STOPPING, interactive=False) if workspace.training else gr.Button(STOP, interactive=True)
+
+    @staticmethod
+    def training_over(workspace: Workspace) -> gr.Button:
+        """After a run, however it ended: Stop is ready for the next one."""
+        workspace.training = False
+        return gr.Button(STOP, interactive=True)
 
     # ---------------------------------------------------------- grow
 
@@ -309,7 +334,7 @@ class Handlers:
         most = studio.most_heal_steps(width)
         fitted = fitted_steps(heal_steps, most)
         note = f"Grown with **{grown.model}**: {width}×{height} cells (heals up to {most} steps here). Click on it to place the damage."
-        return for_display(grown.frame), note, gr.Slider(value=fitted)
+        return for_display(grown.frame), note, gr.Slider(value=fitted, info=heal_steps_info(heal_steps, fitted, width, most))
 
     # ---------------------------------------------------------- damage
 
@@ -458,24 +483,41 @@ def folder_target(folder: Path) -> torch.Tensor | None:
         return None
 
 
-def status_html(state: str, iteration: int, total: int, detail: str) -> str:
-    return (
-        f'<div class="nca-status"><progress max="{total}" value="{iteration}"></progress><br>'
-        f"<b>{state}</b>: iteration {iteration} of {total} <small>{detail}</small></div>"
-    )
+def status_html(state: str, progress: Progress, where: str, detail: str) -> str:
+    """The Train tab's status: a bar (moving but empty while the total is unknown), then what it stands for, in words."""
+    bar = "<progress></progress>" if progress.total is None else f'<progress max="{progress.total:g}" value="{progress.done:g}"></progress>'
+    return f'<div class="nca-status">{bar}<br><b>{state}</b>: {where} <small>{detail}</small></div>'
+
+
+def progress_words(update: Status) -> str:
+    """Where the run stands, in the units of its bar: iterations of a fixed run, seconds of a time limit, no total until measured."""
+    progress = update.progress
+    if progress.total is None:
+        return f"iteration {update.iteration} · measuring speed…"
+    if progress.unit == "s":
+        return f"iteration {update.iteration} · {studio.duration(progress.done)} of the {studio.duration(progress.total)} time limit"
+    return f"iteration {update.iteration} of {progress.total:g}"
+
+
+def loss_words(update: Status) -> str:
+    """The loss to read (the median of the last few iterations), and a word on a spike where one happens."""
+    if update.recent_texture_loss is None:
+        return ""
+    spike = (f" (this iteration spiked to {studio.readable(update.texture_loss)}: early on the rule is still learning to keep its "
+             "cells in range)") if update.spiking else ""
+    return f"texture loss {studio.readable(update.recent_texture_loss)}{spike} · "
 
 
 def train_status(update: Status, label: str | None = None) -> str:
     done = update.finished or update.stopped
     state = ("Finished" if update.finished else "Stopped") if label else "Saving" if done else "Training"
-    loss = f"texture loss {studio.readable(update.texture_loss)} · " if update.texture_loss is not None else ""
     left = f" · about {studio.duration(update.seconds_left)} left" if update.seconds_left is not None else ""
-    detail = f"· {loss}{studio.duration(update.seconds)} elapsed{left} · {update.loss_name} loss on {update.device}"
+    detail = f"· {loss_words(update)}{studio.duration(update.seconds)} elapsed{left} · {update.loss_name} loss on {update.device}"
     if label:
         detail += f" · saved as <b>{label}</b>, ready in the other tabs"
     elif done:
         detail += " · growing it 1,024 steps to judge it, writing its card and preview…"
-    return status_html(state, update.iteration, update.total, detail) + (verdict_html(update.verdict) if label else "")
+    return status_html(state, update.progress, progress_words(update), detail) + (verdict_html(update.verdict) if label else "")
 
 
 def verdict_html(verdict: Verdict | None) -> str:
@@ -488,16 +530,20 @@ def verdict_html(verdict: Verdict | None) -> str:
             f"<br><small>{html.escape(verdict.figure())}</small></div>")
 
 
-PRESET_NAMES = {"texture": "best quality", "fast": "fast", "seed": "tiny"}
-
-
 def preset_choices(round_shapes: bool = False) -> list[tuple[str, str]]:
-    """Radio labels that say what each size costs (fewer numbers with round shapes); the values stay the preset names."""
+    """Radio labels in `nca train --preset`'s words, with what each size costs (fewer numbers with round shapes)."""
     perception = "isotropic" if round_shapes else "sobel"
-    return [(f"{PRESET_NAMES.get(name, name)} · {NCA(replace(PRESETS[name], perception=perception)).num_parameters:,}", name) for name in PRESETS]
+    return [(preset_label(name, perception), name) for name in PRESETS]
 
 
 # ------------------------------------------------------------------ layout
+
+
+def heal_steps_info(asked: int, fitted: int, side: int, most: int) -> str:
+    """The Healing steps slider's note: a lowered value is said where it was lowered, before Heal is pressed."""
+    if fitted < asked:
+        return f"lowered from {asked} to {fitted}: a {side}-cell canvas heals at most {most} steps here"
+    return f"up to {most} at this canvas size"
 
 
 def fitted_steps(steps: int, most: int) -> int:
@@ -560,7 +606,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     target = gr.Image(label="What the model learns from", interactive=False, height=200, format="png", elem_id="nca-target", buttons=[])
                 with gr.Column(scale=4):
                     preset = gr.Radio(
-                        preset_choices(), value=start.preset, label="Model size", info="how many numbers the rule learns: more look better but train slower",
+                        preset_choices(), value=start.preset, label="Model size", info=f"how many numbers the rule learns: more look better but train slower. Starts at {start.preset} with "
+                        f"{start.iterations} iterations so a first model comes in minutes; `nca train` defaults to {TrainConfig().preset}, "
+                        f"{TrainConfig().iters} iterations on a CPU",
                         elem_id="nca-preset",
                     )
                     loss = gr.Dropdown(LOSS_CHOICES, value=start.loss, label="Loss (how looks are compared)", elem_id="nca-loss")
@@ -588,8 +636,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                                            elem_id="nca-train-expected")
                     with gr.Row():
                         train_button = gr.Button("Start training", variant="primary", elem_id="nca-start")
-                        stop_button = gr.Button("Stop", variant="stop", elem_id="nca-stop")
-                    status = gr.HTML("<div class='nca-status'><b>Ready</b>: choose a texture and press Start</div>", elem_id="nca-train-status")
+                        stop_button = gr.Button(STOP, variant="stop", elem_id="nca-stop")
+                    status = gr.HTML(READY_STATUS, label="Training status",
+                                     elem_id="nca-train-status")
                 with gr.Column(scale=5):
                     preview = gr.Image(label="Grids it practises on (live)", interactive=False, height=150, format="png", elem_id="nca-train-preview", buttons=[])
                     plot = gr.LinePlot(
@@ -617,7 +666,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
 
         live.live_tab(grow_model, workspace, handlers.choices, handlers.model_folder)
 
-        with gr.Tab("3 · Heal", id="damage"):
+        with gr.Tab("4 · Heal", id="damage"):
             help_text(DAMAGE_LEAD, DAMAGE_HELP)
             with gr.Row():
                 with gr.Column(scale=3):
@@ -640,16 +689,16 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         x="step", y="texture loss", color="grid", label="Healing: the damaged grid (red) against its undamaged twin (grey)", height=280,
                         color_map={studio.DAMAGED: "#e11d48", studio.UNDAMAGED: "#9ca3af"}, elem_id="nca-heal-plot",
                     )
-                    heal_note = gr.Markdown(elem_id="nca-heal-note")
+                    heal_note = gr.Markdown(label="Healing verdict", show_label=False, elem_id="nca-heal-note")
 
-        with gr.Tab("4 · Hub", id="hub") as hub_tab:
+        with gr.Tab("5 · Hub", id="hub") as hub_tab:
             help_text(HUB_LEAD, HUB_HELP)
             with gr.Accordion("Find shared models", open=True, elem_id="nca-gallery-box"):
                 with gr.Row():
                     shared_search = gr.Textbox(label="Search", placeholder="part of a name, e.g. pebbles", scale=3, elem_id="nca-gallery-search")
                     shared_sort = gr.Radio(list(GALLERY_SORTS), value="most downloaded", label="Sort", scale=2, elem_id="nca-gallery-sort")
                 shared = gr.Gallery(label="Shared models", columns=3, height="auto", allow_preview=False, elem_id="nca-gallery", buttons=[])
-                shared_note = gr.Markdown(elem_id="nca-gallery-note")
+                shared_note = gr.Markdown(label="Gallery note", show_label=False, elem_id="nca-gallery-note")
                 more_shared = gr.Button("More", visible=False, size="sm", elem_id="nca-gallery-more")
                 shared_ids, shared_pages = gr.State([]), gr.State(1)
             with gr.Row():
@@ -658,9 +707,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     repo = gr.Textbox(label="Repo id", placeholder="owner/name", elem_id="nca-pull-repo")
                     revision = gr.Textbox(label="Revision (optional)", placeholder="main, a tag or a commit", elem_id="nca-pull-revision")
                     pull_button = gr.Button("Get model", variant="primary", elem_id="nca-pull")
-                    pull_note = gr.Markdown(elem_id="nca-pull-note")
+                    pull_note = gr.Markdown(label="Get note", show_label=False, elem_id="nca-pull-note")
                     card_preview = gr.Image(label="Preview", interactive=False, height=160, visible=False, elem_id="nca-card-preview", buttons=[])
-                    card = gr.Markdown(elem_id="nca-card")
+                    card = gr.Markdown(label="Model card", show_label=False, elem_id="nca-card")
                 with gr.Column():
                     gr.Markdown("### Share a model")
                     if sign_in_available():
@@ -673,10 +722,12 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     share_repo = gr.Textbox(label="Share as (repo id)", placeholder="your-name/my-texture", elem_id="nca-push-repo")
                     private = gr.Checkbox(label="Private repo", value=False, elem_id="nca-private")
                     push_button = gr.Button("Share on the Hub", variant="primary", elem_id="nca-push")
-                    push_note = gr.Markdown(elem_id="nca-push-note")
+                    push_note = gr.Markdown(label="Share note", show_label=False, elem_id="nca-push-note")
 
     # ---------------------------------------------------------- wiring
-    texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
+    loading = texture.change(handlers.load_texture, texture, target, api_name="load_texture", show_progress="minimal")
+    loading.success(handlers.texture_status, texture, status, api_visibility="private", queue=False, show_progress="hidden")
+    loading.failure(handlers.texture_refused, None, [target, status], api_visibility="private", queue=False, show_progress="hidden")
     gallery.select(handlers.pick_example, None, texture, api_visibility="private")
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
     train_settings = StudioTrainSettings.in_order({
@@ -686,11 +737,14 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     for setting in train_settings.values():
         setting.change(handlers.expected_time, inputs_kwargs=train_settings, outputs=expected, api_visibility="private", queue=False,
                        show_progress="hidden")
-    train_button.click(
+    training = train_button.click(
         handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
-    ).success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
-    stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None)
+    )
+    training.success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
+    training.then(handlers.training_over, workspace, stop_button, api_visibility="private", queue=False)
+    stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None).then(
+        handlers.stop_label, workspace, stop_button, api_visibility="private", queue=False)
 
     canvas.change(handlers.fit_steps, [canvas, steps], [steps, fits], api_visibility="private", show_progress="hidden", queue=False)
     steps.change(handlers.steps_note, [canvas, steps], fits, api_visibility="private", show_progress="hidden", queue=False)

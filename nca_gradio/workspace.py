@@ -49,6 +49,7 @@ class Workspace:
     def touch(self) -> None:
         """Mark the workspace as in use now (`sweep_idle` spares it)."""
         self.last_used = time.monotonic()
+    training: bool = False  # a run is on: Stop has something to stop
 
     @property
     def folder(self) -> Path:

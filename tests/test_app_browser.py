@@ -91,12 +91,12 @@ def test_an_example_can_be_picked(page):
 
 def test_model_sizes_count_the_numbers_of_the_chosen_perception(page):
     sizes = page.locator("#nca-preset")
-    sizes.get_by_text("best quality · 5,856").wait_for()
+    sizes.get_by_text("texture · 5,856 numbers").wait_for()
     page.locator("#nca-isotropic input").check()
-    sizes.get_by_text("best quality · 4,704").wait_for(timeout=30_000)  # round shapes learn fewer numbers
+    sizes.get_by_text("texture · 4,704 numbers").wait_for(timeout=30_000)  # round shapes learn fewer numbers
     assert sizes.locator("input[value=fast]").is_checked()  # the choice itself is kept
     page.locator("#nca-isotropic input").uncheck()
-    sizes.get_by_text("best quality · 5,856").wait_for(timeout=30_000)
+    sizes.get_by_text("texture · 5,856 numbers").wait_for(timeout=30_000)
 
 
 def test_upload_and_train_a_few_iterations_then_the_other_tabs_offer_the_model(page, pebbles_path):
@@ -119,7 +119,7 @@ def test_upload_and_train_a_few_iterations_then_the_other_tabs_offer_the_model(p
     shoot(page, "1-train")
     open_tab(page, "2 · Grow")
     expect(page.locator("#nca-grow-model input")).to_have_value(label, timeout=30_000)
-    open_tab(page, "4 · Hub")
+    open_tab(page, "5 · Hub")
     expect(page.locator("#nca-share-model input")).to_have_value(label, timeout=30_000)
 
 
@@ -131,7 +131,7 @@ def test_grow_a_model(page):
 
 def test_damage_by_clicking_on_the_texture_and_watch_it_heal(page):
     grow(page, canvas=64, steps=200)  # grown out, so the twin it heals back to is a settled texture
-    open_tab(page, "3 · Heal")
+    open_tab(page, "4 · Heal")
     canvas = page.locator("#nca-damage-canvas img")
     canvas.wait_for(timeout=30_000)
     page.mouse.click(*point_on_image(canvas, 0.25, 0.75))
@@ -147,7 +147,7 @@ def test_damage_by_clicking_on_the_texture_and_watch_it_heal(page):
 
 
 def test_hub_tab_offers_get_and_share(page):
-    open_tab(page, "4 · Hub")
+    open_tab(page, "5 · Hub")
     page.locator("#nca-pull").wait_for()
     assert page.locator("#nca-share-model input").input_value().endswith("(bundled)")
     page.locator("#nca-pull").click()

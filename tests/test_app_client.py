@@ -281,8 +281,10 @@ def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbl
     session = client(app_url)
     _, _, status, archive = train(session, pebbles_path, iterations=5000, time_limit=2)
     assert "Finished" in status and archive is not None
-    done, planned = map(int, re.search(r"iteration (\d+) of (\d+)", status).groups())
-    assert 0 < done == planned < 5000  # the plan fitted to two seconds, and the run did all of it
+    done = int(re.search(r"iteration (\d+)", status).group(1))
+    assert 0 < done < 5000  # the run ended on time, far short of its 5000 iterations
+    # it counts the time limit once it has measured its speed; a limit spent before that ends the plan where it got
+    assert "of the 2 s time limit" in status or f"iteration {done} of {done}" in status, status
 
 
 def test_an_api_session_left_idle_has_its_files_deleted_while_the_server_runs(monkeypatch):

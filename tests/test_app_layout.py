@@ -50,7 +50,7 @@ def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, app_url
             box = tabs.nth(i).bounding_box()
             assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
         assert page.locator("#nca-about").is_visible()  # the long explanation is one closed line away
-        page.get_by_role("tab", name="3 · Heal").click()
+        page.get_by_role("tab", name="4 · Heal").click()
         page.locator("#nca-random").wait_for()
         page.screenshot(path=str(SHOTS / "phone-420-heal.png"))
         assert page.locator("#nca-damage-canvas").bounding_box()["y"] < PHONE["height"]

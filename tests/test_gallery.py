@@ -199,7 +199,7 @@ def test_one_click_in_the_gallery_pulls_the_model_and_opens_it_in_grow(hub, stud
         page = browser.new_page(viewport={"width": 1200, "height": 1000})
         page.goto(studio_url)
         page.wait_for_selector("#nca-start", timeout=60_000)
-        page.get_by_role("tab", name="4 · Hub").click()
+        page.get_by_role("tab", name="5 · Hub").click()
         items = page.locator("#nca-gallery button img")
         items.nth(gallery.PAGE_SIZE - 1).wait_for(state="visible", timeout=30_000)
         page.wait_for_function(

@@ -59,9 +59,9 @@ def live_tab(browser, url: str):
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url)
-        page.get_by_role("tab", name="Live").wait_for(timeout=60_000)
+        page.get_by_role("tab", name="3 · Live").wait_for(timeout=60_000)
         opened = time.monotonic()
-        page.get_by_role("tab", name="Live").click()
+        page.get_by_role("tab", name="3 · Live").click()
         yield page, opened, errors
 
 
@@ -105,7 +105,7 @@ def test_a_model_trained_in_the_session_joins_the_live_tab(browser, pebbles_path
         set_number(page, "nca-size", 16)
         page.locator("#nca-start").click()
         page.locator("#nca-train-status").get_by_text("Finished").wait_for(timeout=300_000)
-        page.get_by_role("tab", name="Live").click()
+        page.get_by_role("tab", name="3 · Live").click()
         # The lists refresh after the run ends (the Grow tab's first, then the Live tab's).
         page.wait_for_function("document.querySelector('#nca-live-model input').value.startsWith('pebbles · seed')", timeout=30_000)
         label = page.locator("#nca-live-model input").input_value()

@@ -143,7 +143,7 @@ def test_the_status_shows_the_texture_loss_and_the_time_left():
 
     update = Status(2, 10, 30.0, "patch", "cpu", SPIKY_HISTORY[:2], finished=False, stopped=False)
     status = train_status(update)
-    assert "texture loss 0.61 ·" in status and "339" not in status
+    assert f"texture loss {studio.readable((2.9 + 0.61) / 2)} ·" in status and "339" not in status  # the median of the recent ones
     assert "30 s elapsed · about 2 min 00 s left" in status
     done = Status(10, 10, 150.0, "patch", "cpu", SPIKY_HISTORY, finished=True, stopped=False)
     assert "left" not in train_status(done, "pebbles") and "2 min 30 s elapsed" in train_status(done, "pebbles")
