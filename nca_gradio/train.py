@@ -299,7 +299,8 @@ class Trainer:
 
     def status(self, stopped: bool = False, preview: object | None = None) -> Status:
         return Status(self.iteration, self.planned_iters, self.seconds, self.loss_name, str(self.device), self.history,
-                      self.finished, stopped, self.rollbacks, preview, self.config.time_budget, self.config.iters, self.schedule.measured)
+                      finished=self.finished, stopped=stopped, rollbacks=self.rollbacks, preview=preview,
+                      time_budget=self.config.time_budget, most_iters=self.config.iters, measured=self.schedule.measured)
 
     def preview(self, count: int = 4):
         """Pool samples side by side, as a PIL image."""
