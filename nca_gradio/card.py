@@ -7,6 +7,7 @@ generated from the folder every time it is shared, so it never describes an olde
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +62,11 @@ def preview_frames(rollout: Rollout) -> list:
 
 
 def card_metadata(score: float | None = None) -> ModelCardData:
-    """Tags and library name, by which the gallery and `nca search` find the model, and its score when measured."""
-    extra = {SCORE_KEY: round(score, 2)} if score is not None else {}
+    """Tags and library name, by which the gallery and `nca search` find the model, and its score when measured.
+
+    A texture that grew NaN or inf has no score to list (and NaN would not read back equal to itself).
+    """
+    extra = {SCORE_KEY: round(score, 2)} if score is not None and math.isfinite(score) else {}
     return ModelCardData(library_name=LIBRARY_NAME, license=LICENSE, tags=list(TAGS), **extra)
 
 

@@ -62,9 +62,10 @@ def test_sessions_keep_their_own_labels_and_files(tmp_path):
         assert a.add_model("pebbles", tmp_path / "2") == "pebbles #2"
         assert a.add_model("again", tmp_path / "1") == "pebbles" and a.latest == "pebbles"
         assert b.models == {} and a.path("x").parent != b.path("x").parent
+        folder = a.root
     finally:
         a.close(), b.close()
-    assert not a.root.exists()
+    assert not folder.exists() and a.root is None and a.models == {}
 
 
 def test_render_limits_say_what_to_change():
