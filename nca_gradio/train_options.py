@@ -12,7 +12,7 @@ import argparse
 from .losses import LOSS_NAMES
 from .model import PERCEPTIONS, PRESETS
 from .precision import PRECISIONS
-from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
+from .train_config import GPU_RECIPE, SHORT_BUDGET, SHORT_RECIPE, VGG_RECIPE, TrainConfig
 
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -34,7 +34,9 @@ def parse_duration(text: str) -> float:
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that set `TrainConfig` fields, in the order `nca train --help` lists them."""
     defaults = TrainConfig()
-    parser.add_argument("--preset", choices=list(PRESETS), default=defaults.preset)
+    short = f"with --time {SHORT_BUDGET:g}s or less on a CPU"
+    parser.add_argument("--preset", choices=list(PRESETS),
+                        help=f"the model's size (default {defaults.preset}; {SHORT_RECIPE['preset']} {short})")
     parser.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
                         help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
                         "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")
@@ -50,8 +52,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         f"{GPU_RECIPE['iters']} on a GPU)")
     parser.add_argument("--time", type=parse_duration, metavar="SECONDS", dest="time_budget",
                         help="train for this long (90, 90s, 2m, 1h; with --resume, from the resume): iterations and lr schedule "
-                        f"fit the measured speed, at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
-    parser.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
+                        f"fit the measured speed, at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU); "
+                        f"on a CPU, {SHORT_BUDGET:g}s or less trains a smaller model on a smaller grid with shorter rollouts and "
+                        "a higher lr, unless you set those")
+    parser.add_argument("--size", type=int, help=f"training grid side in cells (default {defaults.size}; {SHORT_RECIPE['size']} {short})")
     parser.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
     parser.add_argument("--batch", type=int, help=f"grids per iteration (default {defaults.batch} on a CPU, {GPU_RECIPE['batch']} on a GPU)")
     parser.add_argument("--pool-size", type=int,
