@@ -110,12 +110,20 @@ class StudioTrainSettings:
             raise SettingError(f"Whole objects must be one of {', '.join(OBJECT_STRENGTHS)}, got {self.objects!r}")
         if self.objects != "off" and self.loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
             raise SettingError("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
-        return TrainConfig.for_device(
-            device, preset=self.preset, loss=self.loss, iters=whole("Iterations", self.iterations, TRAIN_ITERATIONS),
-            size=whole("Training size", self.size, TRAIN_SIZES), perception="isotropic" if self.isotropic else "sobel",
-            match_weight=OBJECT_STRENGTHS[self.objects], damage_every=HEALING_DAMAGE_EVERY if self.practise_healing else 0,
-            time_budget=float(whole("Time limit", self.time_limit or 0, TIME_LIMITS)),
-        )
+        chosen = {
+            "preset": self.preset, "loss": self.loss, "iters": whole("Iterations", self.iterations, TRAIN_ITERATIONS),
+            "size": whole("Training size", self.size, TRAIN_SIZES), "perception": "isotropic" if self.isotropic else "sobel",
+            "match_weight": OBJECT_STRENGTHS[self.objects], "damage_every": HEALING_DAMAGE_EVERY if self.practise_healing else 0,
+            "time_budget": float(whole("Time limit", self.time_limit or 0, TIME_LIMITS)),
+        }
+        # A slider left at its first value is no choice: with a time limit, the recipe for it sets the grid (a short
+        # limit on a CPU trains on 32 cells, `train_config.SHORT_RECIPE`) and the limit, not 300 iterations, ends the run.
+        defaults = StudioTrainSettings()
+        if chosen["time_budget"] and self.size == defaults.size:
+            del chosen["size"]
+        if chosen["time_budget"] and self.iterations == defaults.iterations:
+            del chosen["iters"]
+        return TrainConfig.for_device(device, **chosen)
 
     def traits(self) -> str:
         """What a trained model's label says beyond its preset: ' · round · light objects · heals', or ''."""

@@ -104,7 +104,7 @@ class TrainConfig:
     @classmethod
     def for_device(cls, device: str = "auto", **chosen) -> TrainConfig:
         """The recipe for the device the run will use (`device_recipe`), with the user's own choices on top."""
-        recipe = device_recipe(pick_device(device), chosen.get("loss", "auto"))
+        recipe = device_recipe(pick_device(device), chosen.get("loss", "auto"), chosen.get("time_budget", 0.0))
         return cls(**{**recipe, **chosen, "device": device})
 
     @classmethod
@@ -121,18 +121,26 @@ class TrainConfig:
 
 GPU_RECIPE = {"iters": 3000, "batch": 8, "pool_size": 256, "match_weight": 0.02, "time_budget": 60.0}
 VGG_RECIPE = {"lr": 1e-3, "iters": 2000, "time_budget": 0.0}  # Self-Organising Textures: 5,000 at 1e-3; DyNCA: 2,000 at 1e-3
+# A CPU run given a few minutes: a small rule on a small grid with shorter rollouts takes about 8x as many iterations
+# into the time as the defaults, at twice the lr, decayed later (RESEARCH.md, 2026-12-06: "the first minute").
+SHORT_RECIPE = {"preset": "fast", "size": 32, "steps_min": 24, "steps_max": 64, "lr": 4e-3, "lr_decay_at": (0.6, 0.85)}
+SHORT_BUDGET = 300.0  # seconds: a CPU time budget up to this takes SHORT_RECIPE
 
 
-def device_recipe(device: torch.device, loss: str = "auto") -> dict:
-    """Settings that differ from TrainConfig's CPU defaults on this device, for this loss.
+def device_recipe(device: torch.device, loss: str = "auto", time_budget: float = 0.0) -> dict:
+    """Settings that differ from TrainConfig's CPU defaults on this device, for this loss and time budget.
 
-    A CPU keeps the defaults (500 iterations fit 15 minutes on 2 idle cores). On a
-    CUDA GPU iterations are cheap and buy structure, so the run is longer, wider and
-    matches patches, within a minute.
+    A CPU keeps the defaults (500 iterations fit 15 minutes on 2 idle cores), unless the run
+    has a time budget of `SHORT_BUDGET` or less: then it takes `SHORT_RECIPE`, which grows a
+    photo's colours and grain in a minute where the defaults grow noise. On a CUDA GPU
+    iterations are cheap and buy structure, so the run is longer, wider and matches
+    patches, within a minute.
     A VGG loss asked for by name trains as its references did: lr 1e-3 for at least
     2,000 iterations, with no time budget to cut it short; patch matching is not its.
     """
     recipe = dict(GPU_RECIPE) if device.type == "cuda" else {}
+    if device.type == "cpu" and 0 < time_budget <= SHORT_BUDGET and loss not in VGG_LOSSES:
+        recipe.update(SHORT_RECIPE)
     if loss in VGG_LOSSES:
         recipe.pop("match_weight", None)
         recipe.update(VGG_RECIPE, iters=max(VGG_RECIPE["iters"], recipe.get("iters", 0)))

@@ -13,7 +13,7 @@ from .losses import LOSS_NAMES
 from .model import PERCEPTIONS, PRESETS, preset_label
 from .precision import PRECISIONS
 from .studio_settings import STUDIO_CPU_ITERS, STUDIO_PRESET
-from .train import GPU_RECIPE, VGG_RECIPE, TrainConfig
+from .train_config import GPU_RECIPE, SHORT_BUDGET, SHORT_RECIPE, VGG_RECIPE, TrainConfig
 
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -35,14 +35,15 @@ def parse_duration(text: str) -> float:
 def presets_help(default: str) -> str:
     """--preset's help: every model size in the studio's words, and why the studio starts at another one."""
     sizes = "; ".join(preset_label(name) for name in PRESETS)
-    return (f"model size: {sizes} (default {default}; the studio starts at {STUDIO_PRESET} with {STUDIO_CPU_ITERS} iterations "
-            "on a CPU, so that a first model comes in minutes)").replace("%", "%%")
+    return (f"model size: {sizes} (default {default}, and {SHORT_RECIPE['preset']} with --time {SHORT_BUDGET:g}s or less on a CPU; "
+            f"the studio starts at {STUDIO_PRESET} with {STUDIO_CPU_ITERS} iterations on a CPU, so that a first model comes "
+            "in minutes)").replace("%", "%%")
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that set `TrainConfig` fields, in the order `nca train --help` lists them."""
     defaults = TrainConfig()
-    parser.add_argument("--preset", choices=list(PRESETS), default=defaults.preset, help=presets_help(defaults.preset))
+    parser.add_argument("--preset", choices=list(PRESETS), help=presets_help(defaults.preset))
     parser.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
                         help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
                         "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")
@@ -58,8 +59,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         f"{GPU_RECIPE['iters']} on a GPU)")
     parser.add_argument("--time", type=parse_duration, metavar="SECONDS", dest="time_budget",
                         help="train for this long (90, 90s, 2m, 1h; with --resume, from the resume): iterations and lr schedule "
-                        f"fit the measured speed, at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU)")
-    parser.add_argument("--size", type=int, default=defaults.size, help="training grid side in cells")
+                        f"fit the measured speed, at most --iters (default: no limit on a CPU, {GPU_RECIPE['time_budget']:g}s on a GPU); "
+                        f"on a CPU, {SHORT_BUDGET:g}s or less trains a smaller model on a smaller grid with shorter rollouts and "
+                        "a higher lr, unless you set those")
+    parser.add_argument("--size", type=int, help=f"training grid side in cells (default {defaults.size}; {SHORT_RECIPE['size']} with --time {SHORT_BUDGET:g}s or less on a CPU)")
     parser.add_argument("--target-size", type=int, default=defaults.target_size, help="side the image is resized to")
     parser.add_argument("--batch", type=int, help=f"grids per iteration (default {defaults.batch} on a CPU, {GPU_RECIPE['batch']} on a GPU)")
     parser.add_argument("--pool-size", type=int,

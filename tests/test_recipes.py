@@ -11,6 +11,7 @@ import torch
 
 from nca_gradio.schedule import fitted_milestones
 from nca_gradio.train import GPU_RECIPE, TrainConfig, Trainer, device_recipe, estimated_seconds
+from nca_gradio.train_config import SHORT_BUDGET, SHORT_RECIPE
 from nca_gradio.train_options import parse_duration
 
 
@@ -33,6 +34,34 @@ def test_a_vgg_loss_trains_as_its_references_did(device):
 def test_the_users_own_choices_win_over_the_recipe():
     config = TrainConfig.for_device("cpu", iters=7, batch=2, time_budget=30.0)
     assert (config.iters, config.batch, config.time_budget) == (7, 2, 30.0)
+
+
+def test_a_short_time_budget_on_a_cpu_gets_the_short_recipe():
+    """`nca train PHOTO --time 60s` on a CPU: the defaults grow noise in a minute, the short recipe grows the photo's colours."""
+    config = TrainConfig.for_device("cpu", time_budget=60.0)
+    assert {name: getattr(config, name) for name in SHORT_RECIPE} == SHORT_RECIPE
+    assert config.time_budget == 60.0 and config.iters == TrainConfig().iters
+    assert TrainConfig.for_device("cpu", time_budget=SHORT_BUDGET).preset == SHORT_RECIPE["preset"]
+    for longer in (0.0, SHORT_BUDGET + 1):  # no budget, or a longer one: the defaults
+        assert TrainConfig.for_device("cpu", time_budget=longer) == TrainConfig(device="cpu", time_budget=longer)
+    assert device_recipe(torch.device("cuda"), time_budget=60.0) == GPU_RECIPE  # a GPU keeps its own recipe
+    assert TrainConfig.for_device("cpu", loss="ot", time_budget=60.0).preset == TrainConfig().preset  # VGG losses train as theirs
+
+
+def test_explicit_options_win_over_the_short_recipe():
+    config = TrainConfig.for_device("cpu", time_budget=60.0, preset="texture", size=64, lr=1e-3, steps_max=80)
+    assert (config.preset, config.size, config.lr, config.steps_max) == ("texture", 64, 1e-3, 80)
+    assert (config.steps_min, config.lr_decay_at) == (SHORT_RECIPE["steps_min"], SHORT_RECIPE["lr_decay_at"])  # the rest: the recipe
+
+
+def test_the_command_line_leaves_preset_and_size_to_the_recipe():
+    from nca_gradio.cli import build_parser
+    from nca_gradio.train_options import config_from_args
+
+    parse = lambda *extra: config_from_args(build_parser().parse_args(["train", "in.png", "-o", "out", "--device", "cpu", *extra]))
+    assert (parse("--time", "60s").preset, parse("--time", "60s").size) == (SHORT_RECIPE["preset"], SHORT_RECIPE["size"])
+    assert (parse("--time", "1m", "--preset", "texture", "--size", "64").preset, parse("--time", "60s", "--size", "48").size) == ("texture", 48)
+    assert parse() == TrainConfig(device="cpu")
 
 
 class SteadyClock:

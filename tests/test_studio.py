@@ -223,12 +223,18 @@ def test_a_large_grown_texture_lowers_the_healing_steps_to_what_fits(workspace):
 
 def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of_range():
     from nca_gradio.studio_settings import SettingError, StudioTrainSettings, narrowed
+    from nca_gradio.train import TrainConfig
 
     config = StudioTrainSettings(preset="seed", loss="patch", iterations=7, size=32, isotropic=True, objects="light", practise_healing=True,
                                  time_limit=90).config("cpu")
     assert (config.preset, config.loss, config.iters, config.size) == ("seed", "patch", 7, 32)
     assert (config.perception, config.match_weight, config.damage_every, config.time_budget) == ("isotropic", 0.01, 4, 90.0)
     assert StudioTrainSettings(isotropic=True, objects="light", practise_healing=True).traits() == " · round · light objects · heals"
+    one_minute = StudioTrainSettings(time_limit=60).config("cpu")  # the short recipe, as `nca train --time 60s` gets it
+    assert (one_minute.preset, one_minute.size, one_minute.steps_max, one_minute.iters) == ("fast", 32, 64, TrainConfig().iters)
+    chosen = StudioTrainSettings(time_limit=60, size=48, iterations=200).config("cpu")
+    assert (chosen.size, chosen.iters) == (48, 200)
+    assert StudioTrainSettings().config("cpu").size == 64  # no time limit: the sliders as they stand
     with pytest.raises(SettingError, match=r"^Training size must be a whole number from 16 to 128, got 256$"):
         StudioTrainSettings(size=256).config("cpu")
     with pytest.raises(SettingError, match=r"^Time limit must be a whole number from 0 to 3600, got 3601$"):
