@@ -50,7 +50,7 @@ class Verdict:
         if self.score is None:
             return ""
         s = self.score
-        return (f"score {s.combined:.2f} (colour {s.colour:.2f}, grain {s.per_scale[0]:.2f}, shapes {s.per_scale[-1]:.2f}, "
+        return (f"score {s.combined:.2f} (colour {s.colour:.2f}, grain {s.per_scale[0]:.2f}, larger patterns {s.per_scale[-1]:.2f}, "
                 f"spectrum {s.spectrum:.2f}; 1.0 is as close as the target is to itself, lower is better), {GROWN_SETTINGS}")
 
     def lines(self) -> list[str]:
@@ -74,12 +74,15 @@ def grown_score(folder: Path, rollout: Rollout | None) -> Score | str | None:
 
 
 def came_through(s: Score) -> dict[str, bool]:
-    """Which of colours, grain (the finest patches) and shapes (the coarsest patches and the spectrum) are close to the target."""
+    """Which of colours, grain (the finest patches) and larger patterns (the coarsest patches and the spectrum) are close to the target.
+
+    None of these sees whole objects (a cup, a citrus slice): the verdict says so rather than claim shapes it cannot see.
+    """
     def ok(value: float, limit: float = PART_LEARNED) -> bool:
         return math.isfinite(value) and value <= limit  # a NaN texture learned nothing
 
     return {"colours": ok(s.colour), "grain": ok(s.per_scale[0]),
-            "shapes": ok(s.per_scale[-1]) and ok(s.spectrum, SPECTRUM_LEARNED)}
+            "larger patterns": ok(s.per_scale[-1]) and ok(s.spectrum, SPECTRUM_LEARNED)}
 
 
 def judge(quality: Score | str | None) -> tuple[str, str]:
@@ -90,10 +93,11 @@ def judge(quality: Score | str | None) -> tuple[str, str]:
     learned = [name for name, ok in parts.items() if ok]
     missing = [name for name, ok in parts.items() if not ok]
     if not missing:
-        return LEARNED, "learned: colours, grain and shapes came through"
+        return LEARNED, ("learned: colours, grain and larger patterns came through (whether whole objects formed, the score "
+                         "cannot tell: look at the preview)")
     if not learned:
         noise = not math.isfinite(quality.combined) or quality.combined > NOISE
-        return NOT_LEARNED, "not learned yet: this is noise" if noise else "not learned yet: no colours, grain or shapes of the target"
+        return NOT_LEARNED, "not learned yet: this is noise" if noise else "not learned yet: no colours, grain or larger patterns of the target"
     return PARTLY, f"{_listed(learned)} learned, no {_listed(missing, 'or')} yet"
 
 
