@@ -26,6 +26,8 @@ from nca_gradio.damage import damage_overlay, for_display
 from nca_gradio.model_folder import load_folder
 from nca_gradio.render import Damage
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "hf_StudioLoopbackSecret0123456789"
 

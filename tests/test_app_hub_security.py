@@ -71,6 +71,7 @@ def own_models(session: Client) -> list[str]:
     return [value for _, value in grow_list["choices"] if not value.endswith("(bundled)")]
 
 
+@pytest.mark.slow
 def test_an_anonymous_visitor_cannot_pull_a_private_repo_with_the_servers_token(app_url, hub):
     message = refusal(visitor(app_url).predict, "owner/private", "", "", api_name="/pull")
     assert "owner/private was not found" in message and "or it is private" in message
@@ -87,6 +88,7 @@ def test_an_anonymous_visitor_cannot_push_with_the_servers_token(app_url, hub):
 
 
 @pytest.mark.parametrize("status", [500, 503])
+@pytest.mark.slow
 def test_a_private_model_pulled_by_one_session_never_serves_another(app_url, hub, status):
     alice, bob = visitor(app_url), visitor(app_url)
     *_, note = alice.predict("owner/private", "", TOKEN, api_name="/pull")

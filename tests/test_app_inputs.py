@@ -19,6 +19,8 @@ from conftest import free_port, running_demo
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "pebbles (bundled)"
 

@@ -8,6 +8,8 @@ import imageio.v3 as iio
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 
 def nca(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(

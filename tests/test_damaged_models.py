@@ -84,6 +84,7 @@ def test_resume_from_a_damaged_checkpoint_names_the_file(case, model, tmp_path, 
 
 
 @pytest.mark.parametrize("name", ["training.json", "model.safetensors", "config.json"])
+@pytest.mark.slow
 def test_a_damaged_file_beside_a_good_checkpoint_does_not_stop_a_resume(name, model, tmp_path, pebbles_path, capsys, tiny_flags):
     """The checkpoint is one unit: the files beside it are for people and the card, and the resume writes them anew."""
     folder = tmp_path / "model"

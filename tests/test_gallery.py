@@ -121,6 +121,7 @@ def test_an_unreachable_hub_is_one_line():
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_pushed_card_carries_the_tag_the_library_the_preview_and_its_score(tmp_path, pebbles_path, tiny_config):
     from nca_gradio.images import load_target
     from nca_gradio.train import Trainer
@@ -145,6 +146,7 @@ def nca_search(*args: str, endpoint: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "nca_gradio.cli", "search", *args], capture_output=True, text=True, timeout=120, env=env, check=False)
 
 
+@pytest.mark.slow
 def test_nca_search_prints_a_table_of_ids_that_pull_takes(hub, tmp_path):
     result = nca_search("texture-2", "--sort", "likes", "--limit", "3", endpoint=hub.url)
     assert result.returncode == 0, result.stderr

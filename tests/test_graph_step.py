@@ -30,6 +30,7 @@ def state_of(t: Trainer) -> list[torch.Tensor]:
     return [v.detach().clone().float().cpu() for v in (*optimizer_tensors(t.optimizer), t.pool)]
 
 
+@pytest.mark.slow
 def test_the_graph_body_trains_exactly_as_the_eager_step(pebbles_64):
     eager = trainer(pebbles_64)  # one run after the other: the loss draws its directions from the global generator
     eager_losses = [eager.train_step() for _ in range(10)][1:]

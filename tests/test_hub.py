@@ -98,6 +98,7 @@ def hub_error(call, *args, **kwargs) -> str:
 # ------------------------------------------------------------------ push and pull
 
 
+@pytest.mark.slow
 def test_pushed_model_pulls_into_a_fresh_cache_and_rolls_out_bit_for_bit(pushed, shared_server, tmp_path):
     folder = pull(pushed["repo"], cache_dir=tmp_path / "fresh_cache", endpoint=shared_server.url)
     assert folder.is_relative_to(tmp_path / "fresh_cache")

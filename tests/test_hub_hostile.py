@@ -182,6 +182,7 @@ def test_terminal_escapes_from_the_hub_never_reach_the_terminal(isolated, monkey
 # ------------------------------------------------------------------ 6: push times out
 
 
+@pytest.mark.slow
 def test_push_against_a_hub_that_never_answers_fails_in_bounded_time_with_one_line(isolated, tmp_path, monkeypatch, capsys):
     from helpers import model_folder
 
@@ -195,6 +196,7 @@ def test_push_against_a_hub_that_never_answers_fails_in_bounded_time_with_one_li
     assert err.count("\n") == 1 and "the Hub did not answer in 2 s" in err and TOKEN not in err, err
 
 
+@pytest.mark.slow
 def test_the_studios_share_path_times_out_too(isolated, tmp_path, monkeypatch):
     from helpers import model_folder
 

@@ -15,6 +15,8 @@ from nca_gradio import live
 from nca_gradio.model import NCA, PERCEPTIONS, NCAConfig
 from nca_gradio.model_folder import load_folder
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 ROOT = Path(__file__).resolve().parent.parent
 PEBBLES = ROOT / "models" / "pebbles"
 

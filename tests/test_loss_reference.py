@@ -111,6 +111,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("pair", PAIR_NAMES)
+@pytest.mark.slow
 def test_ot_equals_self_organising_textures(pair, pebbles_path, random_vgg):
     """`ot` summed over the batch is the reference's loss; its gradient points the same way."""
     img, target = image_pairs(pebbles_path)[pair]

@@ -238,6 +238,7 @@ def test_soft_sectors_share_each_frequency_between_the_two_nearest_sector_centre
     assert given(fy, fx)[5] > 0.9
 
 
+@pytest.mark.slow
 def test_card_names_the_loss_auto_chose(tmp_path, pebbles_64, random_vgg, tiny_config):
     """A model trained with `--loss auto` where VGG16 loads says on its card, and in its command, that it trained with ot."""
     from nca_gradio.card import model_card

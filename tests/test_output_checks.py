@@ -40,6 +40,7 @@ def test_a_full_disk_at_save_says_what_failed_and_keeps_the_last_good_checkpoint
     assert trainer.iteration == 3
 
 
+@pytest.mark.slow
 def test_train_into_an_existing_model_needs_resume_or_force(model, tmp_path, pebbles_path, capsys, tiny_flags):
     folder = tmp_path / "model"
     shutil.copytree(model, folder)

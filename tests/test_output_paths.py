@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 PEBBLES = ROOT / "models" / "pebbles"
 IMAGE = ROOT / "tests" / "data" / "pebbles.png"
 TINY = ["--preset", "seed", "--iters", "2", "--size", "16", "--target-size", "32", "--batch", "1", "--pool-size", "2",

@@ -15,6 +15,8 @@ from nca_gradio.images import load_target
 from nca_gradio.train import Status, Trainer
 from nca_gradio.ui import train_status
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 BUDGET = 4.0  # seconds: long enough to measure the speed on a busy CPU, short for a test
 BAR_MAX = re.compile(r'<progress max="([\d.]+)"')
 

@@ -11,6 +11,7 @@ from nca_gradio.model_folder import load_folder
 from nca_gradio.quality import angle_difference, model_figures, orientation, score
 
 
+@pytest.mark.slow
 def test_the_target_scores_near_its_floor_and_noise_far_above(pebbles_64, pebbles_path):
     target = load_target(pebbles_path, 128)
     itself = score(target, target)
@@ -32,11 +33,13 @@ def test_too_small_images_are_refused(pebbles_64):
         score(torch.rand(1, 3, 16, 16), pebbles_64)
 
 
+@pytest.mark.slow
 def test_model_figures_of_an_untrained_model_are_poor_but_defined(pebbles_64):
     figures = model_figures(NCA(NCAConfig(channels=4, hidden=8)), pebbles_64, size=64)
     assert figures.at_1024.combined > 2.0 and figures.heal_ratio == pytest.approx(1.0, rel=0.05)
 
 
+@pytest.mark.slow
 def test_a_model_that_blows_up_after_some_damage_fails_the_heal_bar():
     """A real model (starry sky, --match 0.04) that grows well but blows up after most damage events.
 

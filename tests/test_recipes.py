@@ -75,6 +75,7 @@ class SteadyClock:
         return self.now
 
 
+@pytest.mark.slow
 def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_64, monkeypatch, tiny_config):
     """On a steady clock (a shared machine's own speed varies tenfold from one iteration to the next)."""
     monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
@@ -89,6 +90,7 @@ def test_a_time_budget_ends_the_run_on_time_with_its_lr_schedule_fitted(pebbles_
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer.config.lr * 0.3**2)  # both decays happened
 
 
+@pytest.mark.slow
 def test_a_resumed_budgeted_run_keeps_its_fitted_schedule(pebbles_64, tmp_path, monkeypatch, tiny_config):
     """A ZeroGPU chunk ends mid-run and the next one resumes it: the lr must stay where the fitted schedule put it."""
     monkeypatch.setattr(time, "perf_counter", SteadyClock(0.05))
@@ -119,6 +121,7 @@ def test_durations_read_as_a_user_writes_them(text, seconds):
     assert parse_duration(text) == seconds
 
 
+@pytest.mark.slow
 def test_nca_train_time_stops_on_its_budget_and_bad_durations_are_one_line(tmp_path, pebbles_path, tiny_flags):
     out = tmp_path / "model"
     args = [sys.executable, "-m", "nca_gradio.cli", "train", str(pebbles_path), "-o", str(out),
@@ -142,6 +145,7 @@ def test_the_expected_time_follows_the_work_and_a_time_budget_caps_it():
     assert estimated_seconds(TrainConfig(time_budget=60.0), cpu) == 60.0
 
 
+@pytest.mark.slow
 def test_the_studio_stream_ends_when_the_time_budget_is_spent(pebbles_64, tmp_path, monkeypatch, tiny_config):
     from nca_gradio import studio
 

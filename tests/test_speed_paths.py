@@ -187,6 +187,7 @@ def test_compile_falls_back_to_the_plain_loop_when_the_compiler_fails(monkeypatc
     assert torch.equal(fn(x, masks), expected)
 
 
+@pytest.mark.slow
 def test_a_failing_probe_means_the_plain_loop():
     model = trained_like("seed")
 
@@ -336,6 +337,7 @@ def test_precision_choice():
         inference_dtype(texture, "cpu", "half")
 
 
+@pytest.mark.slow
 def test_bfloat16_grows_the_same_texture_as_float32():
     """Over hundreds of steps the two rollouts part ways cell by cell, but not in what they look like."""
     from pathlib import Path

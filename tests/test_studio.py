@@ -34,6 +34,7 @@ def target(pebbles_path):
     return load_target(pebbles_path, 64)
 
 
+@pytest.mark.slow
 def test_training_in_short_chunks_resumes_to_the_end(workspace, target, tiny_config):
     """What ZeroGPU does: each chunk resumes the checkpoint the last one saved."""
     folder = workspace.path("model")
@@ -43,6 +44,7 @@ def test_training_in_short_chunks_resumes_to_the_end(workspace, target, tiny_con
     assert load_folder(folder).channels == 4
 
 
+@pytest.mark.slow
 def test_stop_keeps_the_model_trained_so_far(workspace, target, tiny_config):
     folder = workspace.path("model")
     stream = studio.train_stream(folder, target, tiny_config(iters=1000), workspace.stop_file)
@@ -155,6 +157,7 @@ def test_workspace_files_keep_their_clean_names(workspace):
     assert first.name == second.name == "pebbles-64px.png" and first != second and first.parent.is_dir()
 
 
+@pytest.mark.slow
 def test_a_zipped_model_unpacks_into_one_folder_that_loads(workspace, tmp_path):
     import zipfile
 

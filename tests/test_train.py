@@ -72,6 +72,7 @@ def test_damage_every_erases_a_circle_in_one_grid_of_the_batch(pebbles_64, damag
         assert holes == []
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_real_texture(pebbles_64):
     """The loss of a grown texture falls, and its statistics move towards the target's."""
     config = tiny(iters=60, lr=2e-3, lr_decay_at=(0.7,), steps_min=16, steps_max=32)
@@ -132,6 +133,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(pebbles_64, tmp_path):
         Trainer.resume(tmp_path, pebbles_64, log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_nan_rolls_back_to_the_last_good_model_and_never_saves_garbage(pebbles_64, tmp_path):
     trainer = Trainer(pebbles_64, tiny(iters=20), log=lambda m: None)
     trainer.train(should_stop=lambda: trainer.iteration >= 10)
@@ -203,6 +205,7 @@ def test_reset_runaways_keeps_samples_within_bounds():
     assert kept[1].abs().sum() == 0
 
 
+@pytest.mark.slow
 def test_a_run_that_blows_up_keeps_and_saves_only_a_model_that_grows(pebbles_64, tmp_path):
     """At lr 1.0 the weights stay finite for a while but the rollout already blows up: such weights are never "last good"."""
     trainer = Trainer(pebbles_64, tiny(iters=40, lr=1.0, pool_size=16), log=lambda m: None)

@@ -17,6 +17,8 @@ from nca_gradio.model_folder import TRAINING_LOG, TRAINING_STATE, WEIGHTS_FILE, 
 from nca_gradio.run import CHECKPOINT_ENV, TrainingRun
 from nca_gradio.train import ConfigError, Trainer
 
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
+
 
 def saved_iterations(folder) -> int:
     return json.loads((folder / TRAINING_LOG).read_text())["iterations"]

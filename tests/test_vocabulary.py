@@ -6,11 +6,14 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+import pytest
 from helpers import nca
 
 from nca_gradio.model import PRESETS
 from nca_gradio.studio_settings import STUDIO_CPU_ITERS, STUDIO_PRESET
 from nca_gradio.ui import preset_choices
+
+pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
 
 ROOT_MODEL = "models/pebbles"
 
