@@ -266,8 +266,8 @@ def shared_files(
     folder = Path(model_folder)
     model = load_folder(folder)
     needs_preview = new_preview or not (folder / PREVIEW_FILE).exists()
-    if rollout is None and (needs_preview or (folder / TARGET_FILE).exists()):
-        rollout = grow_preview(model)
+    if rollout is None and (needs_preview or (verdict is None and (folder / TARGET_FILE).exists())):
+        rollout = grow_preview(model)  # for the preview, or to judge the model: not when both are there already
     files: dict[str, Path | bytes] = {name: folder / name for name in REQUIRED_FILES + SHARED_FILES if (folder / name).is_file()}
     files[CARD_FILE] = model_card(folder, repo_id, rollout, model, card_name, verdict).encode()
     files[LIVE_FILE] = page_html(model, repo_id or card_name or folder.name, size="auto").encode()

@@ -268,7 +268,7 @@ class Handlers:
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
         label = workspace.add_model(f"{Path(texture).stem} · {settings.preset}{settings.traits()} · {update.iteration} it", folder)
-        archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"))
+        archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"), update.verdict)
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
     def stop(self, workspace: Workspace) -> None:

@@ -21,6 +21,7 @@ import torch
 from .atomic import replacing
 from .card import shared_files
 from .model_folder import is_model_folder
+from .verdict import Verdict
 
 
 @dataclass
@@ -146,12 +147,13 @@ def model_choices(workspace: Workspace, bundled: Path) -> dict[str, Path]:
     return {**bundled_models(bundled), **workspace.models}
 
 
-def zip_model(folder: Path, destination: Path) -> Path:
+def zip_model(folder: Path, destination: Path, verdict: Verdict | None = None) -> Path:
     """The model as a Hub push would share it, zipped: config, weights, card, preview, target, training.json.
 
     So a model trained in the studio keeps its recipe and its card; the resume state
     (optimizer, pool) is left out. The files sit in one folder named like the zip,
     so unzipping never scatters them and the folder loads as it is (`nca grow FOLDER`).
+    `verdict`: the one the run's card was written with, so the model is not grown again to judge it.
     """
     inside = destination.stem
     with (
@@ -159,7 +161,8 @@ def zip_model(folder: Path, destination: Path) -> Path:
         replacing(destination) as temp,  # written beside `destination` and renamed over it: never half a zip
         zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive,
     ):
-        for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem).items():
+        for name, content in shared_files(folder, Path(scratch), log=lambda message: None, card_name=destination.stem,
+                                          verdict=verdict).items():
             if isinstance(content, bytes):
                 archive.writestr(f"{inside}/{name}", content)
             else:
