@@ -164,6 +164,15 @@ def launched(demo, launch_options: dict | None = None) -> Iterator[str]:
         close_workspaces(demo)
 
 
+@pytest.fixture(scope="module")
+def studio_url():
+    """The whole studio, as app.py launches it, served on loopback for one test module."""
+    from nca_gradio.ui import launch_options
+
+    with running_demo(launch_options()) as url:
+        yield url
+
+
 @contextlib.contextmanager
 def running_demo(launch_options: dict | None = None, **build_options) -> Iterator[str]:
     """The studio served on loopback; yields its URL. One torch thread: the app's tests share 2 cores."""

@@ -121,3 +121,12 @@ def open_live_page(browser, uri: str):
     page.wait_for_function("window.ncaPlayer !== undefined", timeout=30_000)
     assert not errors, errors
     return page
+
+
+def open_studio(browser, url: str, viewport: dict):
+    """A new page (a new session) of the studio at `url`, once its Train tab is there and the tabs have laid out."""
+    page = browser.new_page(viewport=viewport)
+    page.goto(url)
+    page.wait_for_selector("#nca-start", timeout=60_000)
+    page.wait_for_timeout(500)  # the tabs measure themselves once the page has laid out
+    return page

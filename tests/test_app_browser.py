@@ -22,20 +22,12 @@ SLOW = 180_000  # ms: training and growing on a busy 2-core CPU
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def app_url():
-    from nca_gradio.ui import launch_options
-
-    with running_demo(launch_options()) as url:
-        yield url
-
-
 @pytest.fixture
-def page(browser, app_url):
+def page(browser, studio_url):
     """A new page, so a new session: no model trained, nothing grown."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     try:
-        page.goto(app_url)
+        page.goto(studio_url)
         page.wait_for_selector("#nca-start", timeout=60_000)
         yield page
     finally:

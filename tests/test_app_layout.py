@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import SHOTS, running_demo, set_number
+from conftest import SHOTS, set_number
+from helpers import open_studio
 
 from nca_gradio import studio
 
@@ -21,24 +22,8 @@ SLOW = 180_000  # ms: growing on a busy 2-core CPU
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def app_url():
-    from nca_gradio.ui import launch_options
-
-    with running_demo(launch_options()) as url:
-        yield url
-
-
-def open_page(browser, url: str, viewport: dict):
-    page = browser.new_page(viewport=viewport)
-    page.goto(url)
-    page.wait_for_selector("#nca-start", timeout=60_000)
-    page.wait_for_timeout(500)  # the tabs measure themselves once the page has laid out
-    return page
-
-
-def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, app_url):
-    page = open_page(browser, app_url, PHONE)
+def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, studio_url):
+    page = open_studio(browser, studio_url, PHONE)
     try:
         page.screenshot(path=str(SHOTS / "phone-420-train.png"))
         upload = page.locator("#nca-texture").bounding_box()
@@ -58,8 +43,8 @@ def test_on_a_phone_the_first_control_and_every_tab_are_in_view(browser, app_url
         page.close()
 
 
-def test_grow_says_what_fits_lowers_the_steps_and_keeps_the_last_result_on_a_refusal(browser, app_url):
-    page = open_page(browser, app_url, {"width": 1400, "height": 1000})
+def test_grow_says_what_fits_lowers_the_steps_and_keeps_the_last_result_on_a_refusal(browser, studio_url):
+    page = open_studio(browser, studio_url, {"width": 1400, "height": 1000})
     try:
         page.get_by_role("tab", name="2 · Grow").click()
         set_number(page, "nca-canvas", 64)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import SHOTS, running_demo
+from conftest import SHOTS
+from helpers import open_studio
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 420, "height": 800}
@@ -15,28 +16,12 @@ DESKTOP = {"width": 1280, "height": 1000}
 BROKEN = {"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n not really a png"}
 
 
-@pytest.fixture(scope="module")
-def app_url():
-    from nca_gradio.ui import launch_options
-
-    with running_demo(launch_options()) as url:
-        yield url
-
-
-def open_page(browser, url: str, viewport: dict):
-    page = browser.new_page(viewport=viewport)
-    page.goto(url)
-    page.wait_for_selector("#nca-start", timeout=60_000)
-    page.wait_for_timeout(500)
-    return page
-
-
 def overlaps(a: dict, b: dict) -> bool:
     return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
 
 
-def test_every_tab_is_numbered(browser, app_url):
-    page = open_page(browser, app_url, PHONE)
+def test_every_tab_is_numbered(browser, studio_url):
+    page = open_studio(browser, studio_url, PHONE)
     try:
         names = [page.get_by_role("tab").nth(i).inner_text().strip() for i in range(page.get_by_role("tab").count())]
         assert [re.match(r"(\d) · ", name) and int(name[0]) for name in names] == list(range(1, len(names) + 1)), names
@@ -44,8 +29,8 @@ def test_every_tab_is_numbered(browser, app_url):
         page.close()
 
 
-def test_the_live_model_list_is_whole_on_a_phone(browser, app_url):
-    page = open_page(browser, app_url, PHONE)
+def test_the_live_model_list_is_whole_on_a_phone(browser, studio_url):
+    page = open_studio(browser, studio_url, PHONE)
     try:
         page.get_by_role("tab", name="Live").click()
         picker = page.locator("#nca-live-model")
@@ -62,8 +47,8 @@ def test_the_live_model_list_is_whole_on_a_phone(browser, app_url):
         page.close()
 
 
-def test_the_status_follows_the_upload_and_a_bad_one_is_one_error(browser, app_url, pebbles_path):
-    page = open_page(browser, app_url, DESKTOP)
+def test_the_status_follows_the_upload_and_a_bad_one_is_one_error(browser, studio_url, pebbles_path):
+    page = open_studio(browser, studio_url, DESKTOP)
     try:
         status = page.locator("#nca-train-status")
         page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles_path))
@@ -83,10 +68,10 @@ def test_the_status_follows_the_upload_and_a_bad_one_is_one_error(browser, app_u
         page.close()
 
 
-def test_stop_says_so_on_its_button_and_nothing_covers_the_loss_chart(browser, app_url, pebbles_path):
+def test_stop_says_so_on_its_button_and_nothing_covers_the_loss_chart(browser, studio_url, pebbles_path):
     from conftest import set_number
 
-    page = open_page(browser, app_url, DESKTOP)
+    page = open_studio(browser, studio_url, DESKTOP)
     try:
         stop = page.locator("#nca-stop")
         stop.click()  # nothing to stop yet: it stays Stop, with no notice
@@ -112,7 +97,7 @@ def test_stop_says_so_on_its_button_and_nothing_covers_the_loss_chart(browser, a
         page.close()
 
 
-def test_healing_steps_lowered_for_a_large_canvas_say_so_beside_the_slider(browser, app_url):
+def test_healing_steps_lowered_for_a_large_canvas_say_so_beside_the_slider(browser, studio_url):
     from conftest import set_number
 
     from nca_gradio import studio
@@ -120,7 +105,7 @@ def test_healing_steps_lowered_for_a_large_canvas_say_so_beside_the_slider(brows
     most = studio.most_heal_steps(256)
     if most >= 300:
         pytest.skip("this machine heals 300 steps at 256 px: nothing is lowered")
-    page = open_page(browser, app_url, DESKTOP)
+    page = open_studio(browser, studio_url, DESKTOP)
     try:
         page.get_by_role("tab", name="2 · Grow").click()
         set_number(page, "nca-canvas", 256)
