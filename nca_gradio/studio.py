@@ -1,4 +1,4 @@
-"""The computations behind the Gradio studio: resumable training (with its ZeroGPU and SIGTERM handling), renders, curves.
+"""The computations behind the Gradio studio: training cut into ZeroGPU calls, renders, healing measured and judged.
 
 `ui.py` wires components to what is here and to the rest of the library (the
 session's files are `workspace`, the Heal tab's damage spots `damage`, the
