@@ -6,6 +6,7 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -15,6 +16,9 @@ from .errors import UserError
 from .fast import Grower, apply_steps, step_weights
 from .model import NCA, draw_masks, to_rgb
 from .precision import inference_dtype
+
+if TYPE_CHECKING:
+    from .graft import Graft
 
 DAMAGE_SHAPES = ("circle", "square", "stripe")
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -130,7 +134,7 @@ STEP_CHUNK = 16  # steps per recorded CUDA graph (the GPU is busy by then; longe
 
 @torch.inference_mode()
 def run(
-    model: NCA,
+    model: NCA | Graft,
     state: torch.Tensor,
     steps: int,
     every: int = 4,
@@ -185,7 +189,7 @@ def _next_stop(done: int, steps: int, every: int, events: dict | None) -> int:
 
 
 def _stepper(
-    model: NCA, device: torch.device, every: int, generator: torch.Generator, precision: str
+    model: NCA | Graft, device: torch.device, every: int, generator: torch.Generator, precision: str
 ) -> tuple[Callable[[torch.Tensor, int], torch.Tensor], Callable[[], str]]:
     """How `run` advances n steps, and a way to ask afterwards how they ran.
 
@@ -194,6 +198,8 @@ def _stepper(
     limits a GPU at these sizes); the chunk divides `every`, so frames fall on
     replays. Otherwise `fast.apply_steps`, a few steps' masks at a time: the plain path.
     """
+    if not isinstance(model, NCA):  # a `graft.Graft`: two rules, one grid, in float32
+        return model.stepper(generator), (lambda: "eager, graft")
     dtype = inference_dtype(model, device, precision)
     if torch.device(device).type == "cuda" and precision == "auto" and dtype is None:
         chunk = max(d for d in range(1, min(every, STEP_CHUNK) + 1) if every % d == 0)
@@ -209,7 +215,7 @@ def _stepper(
     return plain, (lambda: "eager" if dtype is None else "eager, bfloat16")
 
 
-def grow(model: NCA, size: int = GROW_SIZE, steps: int = GROW_STEPS, every: int = FRAME_EVERY, seed: int = 0,
+def grow(model: NCA | Graft, size: int = GROW_SIZE, steps: int = GROW_STEPS, every: int = FRAME_EVERY, seed: int = 0,
          height: int | None = None, precision: str = "auto", keep_frames: bool = True,
          on_frame: Callable[[int, torch.Tensor], None] | None = None) -> Rollout:
     """Grow a texture from an empty grid of size x size, on the model's device (any size: it tiles on a torus)."""
@@ -230,7 +236,7 @@ def grows_finite(model: NCA, size: int = PROBE_SIZE, steps: int = PROBE_STEPS) -
 
 
 def heal(
-    model: NCA,
+    model: NCA | Graft,
     damage: Damage,
     size: int = GROW_SIZE,
     grow_steps: int = GROW_STEPS,
