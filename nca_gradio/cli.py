@@ -10,7 +10,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -77,6 +77,7 @@ def _threads(asked: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .graft import SPLITS
     from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
     from .train_options import add_training_options
 
@@ -104,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     grow.add_argument("-o", "--output", required=True, help="OUT.gif, OUT.mp4 or OUT.png")
     _add_render_options(grow, steps=GROW_STEPS)
     grow.set_defaults(handler=cmd_grow)
+
+    graft = commands.add_parser("graft", help="grow two rules on one grid: a split or a mask says which cell runs which")
+    graft.add_argument("a", help="rule A: a model folder or a Hub repo id (owner/name)")
+    graft.add_argument("b", help="rule B: a model folder or a Hub repo id")
+    graft.add_argument("-o", "--output", required=True, help="OUT.gif, OUT.mp4 or OUT.png")
+    where = graft.add_mutually_exclusive_group(required=True)
+    where.add_argument("--split", choices=SPLITS, help="vertical: A left, B right; horizontal: A top, B bottom; circle: B in a centred disc")
+    where.add_argument("--mask", metavar="IMAGE", help="an image stretched to the grid: black runs A, white B, grey blends "
+                       "the two rules' weights where they share an architecture (a rule and its `train --from` child)")
+    _add_render_options(graft, steps=GROW_STEPS, precision=False)
+    graft.set_defaults(handler=cmd_graft)
 
     heal = commands.add_parser("heal", aliases=["regenerate"], help="grow, damage, and watch the texture heal")
     heal.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
@@ -165,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
+def _add_render_options(parser: argparse.ArgumentParser, steps: int, precision: bool = True) -> None:
     from .precision import PRECISIONS
     from .render import FRAME_EVERY, GROW_SIZE
 
@@ -174,8 +186,9 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int) -> None:
     parser.add_argument("--every", type=int, default=FRAME_EVERY, help="keep every k-th step as a frame")
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: bfloat16 on CPUs with bfloat16 units (about 2x faster, same texture), else float32")
+    if precision:  # a graft steps in float32 only
+        parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                            help="auto: bfloat16 on CPUs with bfloat16 units (about 2x faster, same texture), else float32")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -274,6 +287,22 @@ def _load(model_ref: str):
 
 
 def cmd_grow(args: argparse.Namespace) -> int:
+    return _grow_into(args, lambda: _load(args.model))
+
+
+def cmd_graft(args: argparse.Namespace) -> int:
+    from .graft import Graft, image_mask, split_mask
+
+    def graft() -> Graft:
+        mask = image_mask(args.mask, args.size, args.size) if args.mask else split_mask(args.split, args.size, args.size)
+        return Graft(_load(args.a), _load(args.b), mask)
+
+    return _grow_into(args, graft)
+
+
+def _grow_into(args: argparse.Namespace, build: Callable) -> int:
+    """`nca grow` and `nca graft`: check the request and the output first, then build the rule(s) (a pull can
+    take a while), grow from an empty grid, and write the last frame (PNG) or all of them (GIF, MP4)."""
     from .atomic import prepare_file
     from .render import check_frame_memory, check_request, grow, save_animation, save_png
 
@@ -282,9 +311,8 @@ def cmd_grow(args: argparse.Namespace) -> int:
     check_request(args.size, args.steps, args.every, args.seed)
     if not png:  # a PNG keeps only the last frame
         check_frame_memory(args.size, args.size, args.steps, args.every)
-    model = _load(args.model)
-    rollout = grow(model, size=args.size, steps=args.steps, every=args.every, seed=args.seed,
-                   precision=args.precision, keep_frames=not png)
+    rollout = grow(build(), size=args.size, steps=args.steps, every=args.every, seed=args.seed,
+                   precision=getattr(args, "precision", "float32"), keep_frames=not png)
     if png:
         save_png(rollout.final, out)
     else:

@@ -16,6 +16,7 @@ its own rule's probability, blended the same way. The live page (`static/nca-liv
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from .fast import circular_pad, perception_weight
 from .model import NCA
+from .model_folder import load_folder
 from .render import RenderError
 
 SPLITS = ("vertical", "horizontal", "circle")
@@ -124,3 +126,20 @@ def image_mask(source: str | Path | object, height: int, width: int) -> torch.Te
 
     grey = load_image(source).convert("L").resize((width, height), Image.Resampling.BILINEAR)
     return torch.from_numpy(np.asarray(grey, dtype=np.float32) / 255.0)
+
+
+@dataclass(frozen=True)
+class GraftWith:
+    """A second rule by its folder, and the mask (H, W) of how much of it each cell runs: what a studio session keeps
+    of a graft it grew, to heal it later (folders and tensors travel to ZeroGPU workers; models are built there)."""
+
+    folder: Path
+    mask: torch.Tensor
+
+    def rules(self, first: Path, device: torch.device | str = "cpu") -> Graft:
+        return Graft(load_folder(first, device), load_folder(self.folder, device), self.mask.to(device))
+
+
+def rules(folder: Path, device: torch.device | str = "cpu", graft: GraftWith | None = None) -> NCA | Graft:
+    """The model in `folder`, or it grafted with a second rule: what the Grow and Heal tabs run."""
+    return graft.rules(folder, device) if graft else load_folder(folder, device)

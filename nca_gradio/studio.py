@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from . import render
 from .checkpoint import has_checkpoint
+from .graft import GraftWith, rules
 from .images import ImageError, image_to_tensor
 from .losses import PatchLoss, covariance_root, shaped_directions
-from .model_folder import load_folder
 from .quality import FLOOR_EPS, PATCH_SIZE, score, sliced_distance
 from .render import HEAL_GRIDS, MAX_FRAME_BYTES, Damage, RenderError, Rollout, frame_of, grow
 from .run import StopRequest, TrainingRun, stops_on_sigterm
@@ -186,12 +186,18 @@ def on_cpu(rollout: Rollout) -> Rollout:
     return replace(rollout, state=rollout.state.cpu())
 
 
+def rule_grids(graft: GraftWith | None) -> int:
+    """What a render costs in grids of one rule: a graft computes both rules in every cell."""
+    return 2 if graft else 1
+
+
 @gpu(duration=90)
 def grow_texture(
-    folder: Path, size: int, steps: int, every: int, seed: int = 0, on_frame: Callable[[int, torch.Tensor], None] | None = None
+    folder: Path, size: int, steps: int, every: int, seed: int = 0, on_frame: Callable[[int, torch.Tensor], None] | None = None,
+    graft: GraftWith | None = None,
 ) -> Rollout:
-    """Grow the model in `folder` from an empty size x size grid, on the best device."""
-    return on_cpu(grow(load_folder(folder, render_device()), size, steps, every, seed, on_frame=on_frame))
+    """Grow the model in `folder` (grafted with a second rule, if given) from an empty size x size grid, on the best device."""
+    return on_cpu(grow(rules(folder, render_device(), graft), size, steps, every, seed, on_frame=on_frame))
 
 
 @dataclass
@@ -211,6 +217,7 @@ def heal(
     every: int,
     seed: int = 0,
     on_frame: Callable[[int, torch.Tensor], None] | None = None,
+    graft: GraftWith | None = None,
 ) -> Healing:
     """Let a grown grid live for a few frames, erase the damaged region, and run `steps` steps of healing beside an undamaged twin."""
     device = render_device()
@@ -221,7 +228,7 @@ def heal(
         if on_frame is not None:
             on_frame(step, x[:1])
 
-    rollout = render.heal(load_folder(folder, device), damage, grow_steps=lead_steps(every, steps), heal_steps=steps, every=every,
+    rollout = render.heal(rules(folder, device, graft), damage, grow_steps=lead_steps(every, steps), heal_steps=steps, every=every,
                           seed=seed, state=state.to(device), on_frame=keep_twin, twin=True)
     return Healing(replace(rollout, state=rollout.state[:1].cpu()), twin)
 

@@ -29,6 +29,7 @@ from .card import card_markdown
 from .damage import damage_at_pixel, damage_overlay, display_scale, for_display
 from .damage import random_damage as random_spot
 from .errors import USER_ERRORS, UserError
+from .graft import SPLITS, GraftWith, image_mask, rules, split_mask
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, image_to_tensor, load_image, load_target
 from .model import PRESETS, preset_label
@@ -86,6 +87,11 @@ their look is from your texture (lower is better; hover a point to see the overf
 model is ready in the other tabs and can be downloaded.
 """
 
+NO_GRAFT = "none"  # the Grow tab's "Graft with" when one rule grows alone
+MASK_SPLIT = "mask"  # the graft's split that takes the uploaded mask
+GRAFT_SPLITS = [*SPLITS, MASK_SPLIT]
+GRAFT_INFO = ("vertical: the model left, this one right; horizontal: top and bottom; circle: this one in the middle. "
+              "Two rules of one architecture (a model and its fine-tuned child) blend where a mask is grey")
 GROW_LEAD = "Pick a model and a canvas size, then press **Grow**."
 GROW_HELP = """\
 The studio starts from a blank grid and lets every cell apply the learnt rule again and again: the video shows the
@@ -198,11 +204,12 @@ class Handlers:
             raise gr.Error(f"There is no model called {label!r} in this session: choose one from the list.")
         return models[label]
 
-    def refresh_models(self, workspace: Workspace, grow_choice: str | None, share_choice: str | None):
-        """Both model lists with this session's models; the one added last is selected."""
+    def refresh_models(self, workspace: Workspace, grow_choice: str | None, share_choice: str | None, graft_choice: str | None):
+        """The model lists with this session's models; the one added last is selected (the graft keeps its pick)."""
         choices = self.choices(workspace)
         pick = lambda current: workspace.latest or current
-        return gr.Dropdown(choices=choices, value=pick(grow_choice)), gr.Dropdown(choices=choices, value=pick(share_choice))
+        return (gr.Dropdown(choices=choices, value=pick(grow_choice)), gr.Dropdown(choices=choices, value=pick(share_choice)),
+                gr.Dropdown(choices=[NO_GRAFT, *choices], value=graft_choice if graft_choice in choices else NO_GRAFT))
 
     # ---------------------------------------------------------- train
 
@@ -287,30 +294,49 @@ class Handlers:
 
     # ---------------------------------------------------------- grow
 
-    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace) -> tuple[Path, int, int, int, int]:
-        """A grow request's model folder and numbers, or a gr.Error before any work (a broken model fails here too)."""
+    def checked_grow(self, label: str, size: int, steps: int, fps: int, seed: int, graft_label: str | None, split: str | None,
+                     mask: str | None, workspace: Workspace) -> tuple[Path, int, int, int, int, GraftWith | None]:
+        """A grow request's model folder, numbers and graft, or a gr.Error before any work (a broken model fails here too)."""
         folder = self.model_folder(workspace, label)
         size, steps = whole("Canvas size", size, CANVAS_SIDES), whole("Steps", steps, RENDER_STEPS)
         fps, seed = whole("Frames per second", fps, FRAME_RATES), whole("Seed", seed, SEEDS)
-        studio.check_render(size, steps)
-        load_folder(folder)
-        return folder, size, steps, fps, seed
+        graft = self.graft_with(workspace, graft_label, split, mask, size)
+        studio.check_render(size, steps, grids=studio.rule_grids(graft))
+        rules(folder, graft=graft)
+        return folder, size, steps, fps, seed, graft
+
+    def graft_with(self, workspace: Workspace, label: str | None, split: str | None, mask: str | None, size: int) -> GraftWith | None:
+        """The Grow tab's second rule and where it runs, or None for one rule."""
+        if not label or label == NO_GRAFT:
+            return None
+        if split == MASK_SPLIT:
+            if not mask:
+                raise gr.Error("Upload a mask image for the graft (white runs the second rule, black the first), or pick a split.")
+            return GraftWith(self.model_folder(workspace, label), image_mask(mask, size, size))
+        return GraftWith(self.model_folder(workspace, label), split_mask(split or SPLITS[0], size, size))
 
     @friendly
-    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace) -> None:
+    def check_grow(self, label: str, size: int, steps: int, fps: int, seed: int, graft_label: str | None, split: str | None,
+                   mask: str | None = None, workspace: Workspace | None = None) -> None:
         """Run before Grow, with no outputs: a refused request leaves the last video and PNG in place."""
-        self.checked_grow(label, size, steps, fps, seed, workspace)
+        self.checked_grow(label, size, steps, fps, seed, graft_label, split, mask, workspace)
 
     @friendly
-    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, workspace: Workspace, progress=gr.Progress()):
-        """Grow from a blank grid; keep the grid for the Heal tab."""
-        folder, size, steps, fps, seed = self.checked_grow(label, size, steps, fps, seed, workspace)
+    def grow(self, label: str, size: int, steps: int, fps: int, seed: int, graft_label: str | None, split: str | None,
+             mask: str | None = None, workspace: Workspace | None = None, progress=gr.Progress()):
+        """Grow from a blank grid (one rule, or two grafted); keep the grid for the Heal tab.
+
+        `mask` defaults to None only so that API callers may leave it out (Gradio makes an input without a value
+        optional when its argument defaults to None); the studio always passes the session's `workspace`.
+        """
+        folder, size, steps, fps, seed, graft = self.checked_grow(label, size, steps, fps, seed, graft_label, split, mask, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, steps), desc="growing")
-        rollout = studio.grow_texture(folder, size, steps, studio.frame_every(steps, size), seed, on_frame=report)
-        name = f"{slug(label)}-{size}px"
+        rollout = studio.grow_texture(folder, size, steps, studio.frame_every(steps, size), seed, on_frame=report, graft=graft)
+        shown = f"{label} grafted with {graft_label}" if graft else label
+        name = f"{slug(label)}-{slug(graft_label)}-graft-{size}px" if graft else f"{slug(label)}-{size}px"
         video = save_animation(rollout.frames, workspace.path(f"{name}-growing.mp4"), fps=fps)
         png = save_png(rollout.final, workspace.path(f"{name}.png"))
-        workspace.grown = Grown(label, folder, rollout.state, rollout.final, seed, steps)
+        workspace.grown = Grown(shown, folder, rollout.state, rollout.final, seed, steps, graft)
         return video, str(png), str(png)
 
     @staticmethod
@@ -374,7 +400,7 @@ class Handlers:
         side = grown.state.shape[-1]
         every = studio.frame_every(steps, side)
         lead = studio.lead_steps(every, steps)
-        studio.check_render(side, lead + steps, grids=HEAL_GRIDS)
+        studio.check_render(side, lead + steps, grids=HEAL_GRIDS * studio.rule_grids(grown.graft))
         return grown, damage, steps, fps, every, lead
 
     @friendly
@@ -387,11 +413,12 @@ class Handlers:
         """Erase the region of the grown texture, let it heal beside an undamaged twin, and measure the healing."""
         grown, damage, steps, fps, every, lead = self.checked_heal(shape, size, x, y, steps, fps, workspace)
         report = None if studio.on_zero_gpu() else lambda step, _: progress((step, lead + steps), desc="healing")
-        healing = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report)
+        healing = studio.heal(grown.folder, grown.state, damage, steps, every, grown.seed + 1, on_frame=report, graft=grown.graft)
         video = save_animation(healing.rollout.frames, workspace.path(f"{slug(grown.model)}-healing.mp4"), fps=fps)
         curve = studio.heal_curve(healing.rollout, grown.frame, healing.undamaged)
         curve["step"] += grown.steps  # steps count from the start of growth, as the verdict's do
-        verdict = studio.heal_verdict(healing, damage, lead + 1, grown.steps, folder_target(grown.folder))
+        target = None if grown.graft else folder_target(grown.folder)  # a graft grows two textures: no one target to judge by
+        verdict = studio.heal_verdict(healing, damage, lead + 1, grown.steps, target)
         said = verdict.sentence[0].upper() + verdict.sentence[1:]
         note = (f"A {shape} of size {size:g} was erased from **{grown.model}** at step {grown.steps + lead + 1} (grown {grown.steps} steps, "
                 f"then {lead} more), then it healed for {steps} steps. {said}.")
@@ -656,6 +683,12 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     steps = gr.Slider(*RENDER_STEPS, value=400, step=10, precision=0, label="Steps", info="how many times every cell updates", elem_id="nca-steps")
                     fps = gr.Slider(*FRAME_RATES, value=30, step=1, precision=0, label="Frames per second", elem_id="nca-fps")
                     seed = gr.Number(0, precision=0, minimum=SEEDS[0], label="Seed", info="another seed, another arrangement", elem_id="nca-seed")
+                    with gr.Accordion("Graft with a second rule", open=False, elem_id="nca-graft"):
+                        graft_model = gr.Dropdown([NO_GRAFT, *bundled], value=NO_GRAFT, label="Graft with", info=GRAFT_INFO,
+                                                  elem_id="nca-graft-model")
+                        graft_split = gr.Radio(GRAFT_SPLITS, value=SPLITS[0], label="Where the second rule runs", elem_id="nca-graft-split")
+                        graft_mask = gr.Image(type="filepath", label="Mask (with 'mask'): white runs the second rule, black the first, grey blends",
+                                              image_mode="L", sources=["upload", "clipboard"], height=160, elem_id="nca-graft-mask")
                     fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")
                 with gr.Column(scale=3):
@@ -741,14 +774,14 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
         handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     )
-    training.success(handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_name="models")
+    training.success(handlers.refresh_models, [workspace, grow_model, share_model, graft_model], [grow_model, share_model, graft_model], api_name="models")
     training.then(handlers.training_over, workspace, stop_button, api_visibility="private", queue=False)
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None).then(
         handlers.stop_label, workspace, stop_button, api_visibility="private", queue=False)
 
     canvas.change(handlers.fit_steps, [canvas, steps], [steps, fits], api_visibility="private", show_progress="hidden", queue=False)
     steps.change(handlers.steps_note, [canvas, steps], fits, api_visibility="private", show_progress="hidden", queue=False)
-    grow_inputs = [grow_model, canvas, steps, fps, seed, workspace]
+    grow_inputs = [grow_model, canvas, steps, fps, seed, graft_model, graft_split, graft_mask, workspace]
     grow_button.click(handlers.check_grow, grow_inputs, None, api_visibility="private", show_progress="hidden", concurrency_limit=None).success(
         handlers.grow, grow_inputs, [grow_video, final, png], api_name="grow", concurrency_id="nca-render", concurrency_limit=2,
     ).success(handlers.show_grown, [workspace, heal_steps], [canvas_image, grown_note, heal_steps], api_visibility="private")
@@ -763,7 +796,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     )
 
     pull_button.click(handlers.pull, [repo, revision, token, workspace], [card, card_preview, pull_note], api_name="pull", concurrency_id="nca-hub").success(
-        handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
+        handlers.refresh_models, [workspace, grow_model, share_model, graft_model], [grow_model, share_model, graft_model], api_visibility="private"
     )
     browse_inputs, browse_outputs = [shared_search, shared_sort, shared_pages], [shared, shared_ids, shared_note, more_shared]
     hub_tab.select(handlers.browse, browse_inputs, browse_outputs, api_name="browse", concurrency_id="nca-gallery", show_progress="minimal")
@@ -774,7 +807,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
             handlers.browse, browse_inputs, browse_outputs, api_visibility="private", concurrency_id="nca-gallery", show_progress="minimal")
     shared.select(handlers.get_shared, [shared_ids, token, workspace], [repo, card, card_preview, pull_note], api_visibility="private",
                   concurrency_id="nca-hub").success(
-        handlers.refresh_models, [workspace, grow_model, share_model], [grow_model, share_model], api_visibility="private"
+        handlers.refresh_models, [workspace, grow_model, share_model, graft_model], [grow_model, share_model, graft_model], api_visibility="private"
     ).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
     push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
     check_events(root, set(root.fns) - host_events)

@@ -20,6 +20,7 @@ import torch
 
 from .atomic import replacing
 from .card import shared_files
+from .graft import GraftWith
 from .model_folder import is_model_folder
 from .verdict import Verdict
 
@@ -34,6 +35,7 @@ class Grown:
     frame: np.ndarray  # what it looks like, H x W x 3 uint8
     seed: int = 0
     steps: int = 0  # how long it was grown: the Heal tab counts its steps on from here
+    graft: GraftWith | None = None  # the second rule it was grafted with, which heals it too
 
 
 @dataclass

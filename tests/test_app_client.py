@@ -51,7 +51,7 @@ def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool =
 
 def models(session: Client) -> tuple[list[str], str]:
     """The session's model list and the selected model, as the page refreshes them after training or a pull."""
-    grow_list, _ = session.predict(None, None, api_name="/models")
+    grow_list, _, _ = session.predict(None, None, None, api_name="/models")
     return [value for _, value in grow_list["choices"]], grow_list["value"]
 
 
@@ -151,6 +151,25 @@ def test_grow_returns_a_video_and_a_tiling_png_of_the_canvas_size(trained):
     assert Path(final).read_bytes() == Path(png).read_bytes()
     frames = video_frames(video)
     assert frames.shape[1:] == (64, 64, 3) and frames.shape[0] == 25  # step 0 and each of 24 steps
+
+
+def test_grow_grafts_a_second_rule_and_heal_heals_the_graft(app_url, tmp_path):
+    session = client(app_url)
+    _, _, alone = session.predict("pebbles (bundled)", 64, 40, 10, 0, api_name="/grow")
+    _, _, grafted = session.predict("pebbles (bundled)", 64, 40, 10, 0, "coffee_beans (bundled)", "vertical", None, api_name="/grow")
+    assert Path(grafted).name == "pebbles-bundled-coffee_beans-bundled-graft-64px.png"
+    with Image.open(alone) as a, Image.open(grafted) as g:
+        a, g = np.asarray(a, np.float32), np.asarray(g, np.float32)
+    left, right = (np.abs(a - g)[:, cols].mean() for cols in (slice(8, 24), slice(40, 56)))
+    assert right > 4 * left, (left, right)  # the right half runs the coffee beans' rule, the left still the pebbles'
+    video, _, note = session.predict("circle", 0.25, 0.75, 0.5, 20, 10, api_name="/heal")
+    assert "grafted with coffee_beans (bundled)" in note and video_frames(video).shape[1:] == (64, 64, 3)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))).save(mask)
+    _, _, blended = session.predict("pebbles (bundled)", 64, 10, 10, 0, "coffee_beans (bundled)", "mask", handle_file(str(mask)), api_name="/grow")
+    assert Path(blended).exists()
+    assert "Upload a mask image" in error_of(session.predict, "pebbles (bundled)", 64, 10, 10, 0, "coffee_beans (bundled)", "mask", None, api_name="/grow")
+    assert "must be one of" in error_of(session.predict, "pebbles (bundled)", 64, 10, 10, 0, "nobody (bundled)", "vertical", None, api_name="/grow")
 
 
 def test_heal_mends_the_grown_texture_and_plots_the_curve(trained):

@@ -67,7 +67,7 @@ def refusal(call, *args, **kwargs) -> str:
 
 
 def own_models(session: Client) -> list[str]:
-    grow_list, _ = session.predict(None, None, api_name="/models")
+    grow_list, _, _ = session.predict(None, None, None, api_name="/models")
     return [value for _, value in grow_list["choices"] if not value.endswith("(bundled)")]
 
 
