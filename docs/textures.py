@@ -29,15 +29,15 @@ def grown_tiles(size: int, steps: int) -> list[tuple[str, Image.Image]]:
     return [(f.name, Image.fromarray(grow(load_folder(f), size=size, steps=steps, every=steps).final)) for f in folders]
 
 
-def contact_sheet(tiles: list[tuple[str, Image.Image]], size: int) -> Image.Image:
-    """The tiles in rows of COLUMNS on white, each named underneath."""
-    rows = -(-len(tiles) // COLUMNS)
-    sheet = Image.new("RGB", (COLUMNS * (size + GAP) + GAP, rows * (size + LABEL + GAP) + GAP), "white")
+def contact_sheet(tiles: list[tuple[str, Image.Image]], size: int, columns: int = COLUMNS) -> Image.Image:
+    """The tiles in rows of `columns` on white, each named underneath."""
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * (size + GAP) + GAP, rows * (size + LABEL + GAP) + GAP), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=16)
     for i, (name, tile) in enumerate(tiles):
-        x = GAP + (i % COLUMNS) * (size + GAP)
-        y = GAP + (i // COLUMNS) * (size + LABEL + GAP)
+        x = GAP + (i % columns) * (size + GAP)
+        y = GAP + (i // columns) * (size + LABEL + GAP)
         sheet.paste(tile, (x, y))
         draw.text((x + size // 2, y + size + LABEL // 2), name, fill="black", font=font, anchor="mm")
     return sheet
