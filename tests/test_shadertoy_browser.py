@@ -22,21 +22,12 @@ from nca_gradio import fast, live, shadertoy
 from nca_gradio.model import NCA, PRESETS, NCAConfig, to_rgb
 from nca_gradio.model_folder import load_folder
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("one_torch_thread")]  # Chromium's software WebGL needs the cores
 
 HARNESS = (Path(__file__).parent / "shadertoy_harness.js").read_text()
 SIZE = 64  # cells a side
 FRAMES = 64
 TOLERANCE = 0.01
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """PyTorch's side of each comparison on one thread: Chromium's software WebGL needs the shared cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def export(model: NCA, folder: Path, size: int = SIZE) -> dict[str, str]:
