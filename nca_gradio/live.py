@@ -148,6 +148,12 @@ def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
     return files
 
 
+def shadertoy_bundle(model: NCA, name: str = "", size: int | str = "auto") -> dict[str, str]:
+    """`nca export --format shadertoy`: buffer_a.glsl, image.glsl and PASTE.txt, written from this model's JSON and
+    the runtime's step.frag (its coin-flip hash) by `shadertoy.shadertoy_files`."""
+    return shadertoy_files(model_json(model, name), shader_sources()["step.frag"], size)
+
+
 def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto") -> list[Path]:
     """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders (glsl, shadertoy).
     Returns the files written."""
@@ -167,7 +173,7 @@ def check_export_output(out: str | Path, fmt: str) -> Path:
 def _write_export(model: NCA, out: Path, fmt: str, name: str, size: int | str) -> list[Path]:
     """Each file replaced whole (`atomic`): a full disk is a one-line `SaveError` and leaves the old file."""
     if fmt in FOLDER_FORMATS:
-        files = glsl_bundle(model, name) if fmt == "glsl" else shadertoy_files(model_json(model, name), shader_sources()["step.frag"], size)
+        files = glsl_bundle(model, name) if fmt == "glsl" else shadertoy_bundle(model, name, size)
         return [write_text(out / file, text) for file, text in files.items()]
     return [write_text(out, page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))]
 

@@ -4,14 +4,15 @@ Shadertoy offers a pass one RGBA float buffer and no way to upload weights, so t
 GLSL as `mat4` constants (four hidden units at a time, as `static/step.frag` packs them) and the state's layers
 (four channels each) lie side by side: layer t of cell (x, y) is Buffer A's pixel (x + t * GRID, y), row y counted
 from the top of the picture, as the live page keeps it. Each pixel computes its cell's whole hidden layer and keeps
-its own layer's four channels. The input is the live-model JSON (`live.model_json`): this module reads that schema
-and nothing else of the package, so `live` can call it.
+its own layer's four channels. The input is the live-model JSON (`live.model_json`): this module needs that schema
+and RenderError, nothing else of the package, so `live` can call it without an import loop.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable
 
 from .render import RenderError
 
@@ -42,16 +43,16 @@ def exponent(values: list, digits: int) -> int:
     return math.floor(math.log10(largest)) - digits + 1 if largest > 0 else 0
 
 
-def _flatten(values) -> list[float]:
+def _flatten(values: list | float) -> list[float]:
     return [x for v in values for x in _flatten(v)] if isinstance(values, list) else [values]
 
 
-def _ints(values, power: int) -> str:
+def _ints(values: Iterable[float], power: int) -> str:
     """The values in steps of 10**power, as GLSL integers (a vector or matrix constructor turns them into floats)."""
     return ",".join(str(round(v / 10**power)) for v in values)
 
 
-def _mat4(value, power: int) -> str:
+def _mat4(value: Callable[[int, int], float], power: int) -> str:
     """mat4(...) of value(column, row) in steps of 10**power, column-major as GLSL's constructor takes it."""
     return f"mat4({_ints((value(q, r) for q in range(4) for r in range(4)), power)})"
 
@@ -131,10 +132,10 @@ def buffer_a(model: dict, step_frag: str, size: int, digits: int = DIGITS) -> st
         lines.append(f"    vec4 {names};\n    perceive(cell, {t}, {names});")
     lines.append("    vec4 h, " + ", ".join(f"u{t} = vec4(0)" for t in range(layers)) + ";  // hidden units, 4 at a time; updates")
 
-    def w1_at(g: int, k: int, t: int):  # column q: channel 4t + q; row r: hidden unit 4g + r
+    def w1_at(g: int, k: int, t: int) -> Callable[[int, int], float]:  # column q: channel 4t + q; row r: hidden unit 4g + r
         return lambda q, r: w1[4 * g + r][(4 * t + q) * count + k] if 4 * g + r < hidden and 4 * t + q < channels else 0.0
 
-    def w2_at(t: int, g: int):  # column q: hidden unit 4g + q; row r: channel 4t + r
+    def w2_at(t: int, g: int) -> Callable[[int, int], float]:  # column q: hidden unit 4g + q; row r: channel 4t + r
         return lambda q, r: w2[4 * t + r][4 * g + q] if 4 * t + r < channels and 4 * g + q < hidden else 0.0
 
     for g in range(groups):
