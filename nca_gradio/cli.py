@@ -78,7 +78,9 @@ def _threads(asked: int) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .graft import SPLITS
+    from .live import EXPORT_FORMATS
     from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
+    from .shadertoy import DEFAULT_SIZE as SHADERTOY_SIZE
     from .train_options import add_training_options
 
     parser = OneLineParser(prog="nca", description="Neural Cellular Automata textures: train, grow, heal.")
@@ -166,13 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--push-to", metavar="OWNER", help="push each finished model to the Hub as OWNER/NAME, with its card")
     many.set_defaults(handler=cmd_train_many)
 
-    export = commands.add_parser("export", help="the model for the browser: a live HTML page, JSON weights or GLSL shaders")
+    export = commands.add_parser("export", help="the model for the browser: a live HTML page, JSON weights, GLSL shaders "
+                                 "or Shadertoy code")
     export.add_argument("model", help="a model folder or a Hub repo id (owner/name)")
-    export.add_argument("-o", "--output", required=True, help="OUT.html (opens offline), OUT.json, or a folder for --format glsl")
-    export.add_argument("--format", choices=["html", "json", "glsl"],
-                        help="default: from the output: .json is json, a name without suffix glsl, else html")
+    export.add_argument("-o", "--output", required=True, help="OUT.html (opens offline), OUT.json, or a folder for --format "
+                        "glsl or shadertoy")
+    export.add_argument("--format", choices=list(EXPORT_FORMATS),
+                        help="default: from the output: .json is json, a name without suffix glsl, else html; shadertoy "
+                        "writes buffer_a.glsl, image.glsl and PASTE.txt")
     export.add_argument("--size", default="auto", help="the page's starting canvas side in cells: 64, 128, 256, 512, "
-                        "768 or 1024; auto (default): 256 on a GPU, 64 where WebGL runs on the CPU")
+                        "768 or 1024; auto (default): 256 on a GPU, 64 where WebGL runs on the CPU; for shadertoy the "
+                        f"grid's side, auto {SHADERTOY_SIZE}")
     export.set_defaults(handler=cmd_export)
     return parser
 

@@ -17,14 +17,16 @@ import torch
 from .atomic import prepare_file, prepare_folder, write_text
 from .model import NCA, PERCEPTIONS
 from .render import RenderError
+from .shadertoy import shadertoy_files
 
 STATIC = Path(__file__).resolve().parent / "static"
 SHADER_FILES = ("quad.vert", "step.frag", "erase.frag", "display.frag")
 RUNTIME_FILE = "nca-live.js"
 SCHEMA = "nca-gradio/live-model"
 SCHEMA_VERSION = 1
-EXPORT_FORMATS = ("html", "json", "glsl")
-EXPORT_SUFFIXES = {"html": (".html", ".htm"), "json": (".json",)}  # glsl writes a folder
+EXPORT_FORMATS = ("html", "json", "glsl", "shadertoy")
+EXPORT_SUFFIXES = {"html": (".html", ".htm"), "json": (".json",)}
+FOLDER_FORMATS = ("glsl", "shadertoy")  # these write a folder of files
 SIZES = (64, 128, 256, 512, 768, 1024)
 LIVE_HINT = "drag on the texture to erase it; it heals"  # the one line a visitor needs to play
 MAX_OUTPUTS = 8  # render targets one pass writes (nca-live.js: MAX_OUTPUTS)
@@ -146,8 +148,15 @@ def glsl_bundle(model: NCA, name: str = "") -> dict[str, str]:
     return files
 
 
+def shadertoy_bundle(model: NCA, name: str = "", size: int | str = "auto") -> dict[str, str]:
+    """`nca export --format shadertoy`: buffer_a.glsl, image.glsl and PASTE.txt, written from this model's JSON and
+    the runtime's step.frag (its coin-flip hash) by `shadertoy.shadertoy_files`."""
+    return shadertoy_files(model_json(model, name), shader_sources()["step.frag"], size)
+
+
 def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto") -> list[Path]:
-    """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders. Returns the files written."""
+    """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders (glsl, shadertoy).
+    Returns the files written."""
     size = check_size(size)
     return _write_export(model, check_export_output(out, fmt), fmt, name, size)
 
@@ -156,15 +165,16 @@ def check_export_output(out: str | Path, fmt: str) -> Path:
     """The export's output, checked (`atomic.prepare_folder` / `prepare_file`) before a model is loaded or pulled."""
     if fmt not in EXPORT_FORMATS:
         raise RenderError(f"the export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    if fmt == "glsl":
+    if fmt in FOLDER_FORMATS:
         return prepare_folder(out)
     return prepare_file(out, EXPORT_SUFFIXES[fmt])
 
 
 def _write_export(model: NCA, out: Path, fmt: str, name: str, size: int | str) -> list[Path]:
     """Each file replaced whole (`atomic`): a full disk is a one-line `SaveError` and leaves the old file."""
-    if fmt == "glsl":
-        return [write_text(out / file, text) for file, text in glsl_bundle(model, name).items()]
+    if fmt in FOLDER_FORMATS:
+        files = glsl_bundle(model, name) if fmt == "glsl" else shadertoy_bundle(model, name, size)
+        return [write_text(out / file, text) for file, text in files.items()]
     return [write_text(out, page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))]
 
 

@@ -64,6 +64,16 @@ def browser():
         yield launched
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """PyTorch on one thread for a test module: on a loaded 2-core machine many threads crawl (a model's load-time
+    probe took 3-6 s against 0.2 s), and a browser's software WebGL needs the cores too."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def pebbles_path() -> Path:
     return DATA / "pebbles.png"
