@@ -31,6 +31,15 @@ SPLITS = ("vertical", "horizontal", "circle")
 CIRCLE_RADIUS = 0.3  # of the canvas's shorter side: the circle split's B region
 
 
+def check_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The mask, if it is one grey value per cell from 0 (rule A) to 1 (rule B); else a one-line RenderError."""
+    if mask.ndim != 2:
+        raise RenderError(f"a graft mask is one grey value per cell (H, W), got shape {tuple(mask.shape)}")
+    if not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
+        raise RenderError("a graft mask's values must be from 0 (rule A) to 1 (rule B)")
+    return mask
+
+
 def compatible(a: NCA, b: NCA) -> bool:
     """Whether two rules can blend their weights: same shapes, and the same perception (what the weights multiply)."""
     return (a.channels, a.hidden, a.perception) == (b.channels, b.hidden, b.perception)
@@ -44,10 +53,7 @@ class Graft:
     """
 
     def __init__(self, a: NCA, b: NCA, mask: torch.Tensor) -> None:
-        if mask.ndim != 2:
-            raise RenderError(f"a graft mask is one grey value per cell (H, W), got shape {tuple(mask.shape)}")
-        if not torch.isfinite(mask).all() or mask.min() < 0 or mask.max() > 1:
-            raise RenderError("a graft mask's values must be from 0 (rule A) to 1 (rule B)")
+        check_mask(mask)
         self.a, self.b = a.eval(), b.eval()
         self.blends = compatible(a, b)
         self.mask = (mask if self.blends else (mask >= 0.5).to(mask.dtype)).float()[None, None]

@@ -1,12 +1,14 @@
 """The live canvas: a model as JSON, and the self-contained page that steps it on the visitor's GPU (WebGL2).
 
 The rule itself runs in `static/step.frag` (see `static/nca-live.js`); this module only packs what the page
-needs: the weights (`model_json`), the runtime and shaders inlined into one HTML file (`page_html`), the
-exports of `nca export`, and the studio's Live view (`live_tab`).
+needs: the weights (`model_json`), the runtime and shaders inlined into one HTML file (`page_html`, with a
+second rule and its mask for a graft: `nca_gradio.graft`'s rule), the exports of `nca export`, and the studio's
+Live view (`live_tab`).
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from collections.abc import Callable
@@ -29,6 +31,9 @@ EXPORT_SUFFIXES = {"html": (".html", ".htm"), "json": (".json",)}
 FOLDER_FORMATS = ("glsl", "shadertoy")  # these write a folder of files
 SIZES = (64, 128, 256, 512, 768, 1024)
 LIVE_HINT = "drag on the texture to erase it; it heals"  # the one line a visitor needs to play
+GRAFT_HINT = "drag to paint where each rule runs (brush paints: B, A or erase); erased cells heal"
+GRAFT_SPLIT = "vertical"  # a graft page's starting mask: A on the left half, B on the right, both seen at once
+MASK_SIDE = 256  # the inlined starting mask's side at most (the page stretches it to its grid): 87 kB of base64
 MAX_OUTPUTS = 8  # render targets one pass writes (nca-live.js: MAX_OUTPUTS)
 
 
@@ -100,18 +105,40 @@ def _script_json(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True) -> str:
+def mask_json(mask: str | torch.Tensor, size: int | str) -> dict:
+    """A graft's starting mask as the page inlines it: bytes (255 = rule B) in base64, at its own resolution.
+
+    A split name (`graft.SPLITS`) is drawn at the canvas size, or MASK_SIDE for a larger or "auto" one; the page
+    stretches the mask to its grid cell by cell (nearest), so a split at 256 is the same split at 64 or 1024.
+    """
+    from .graft import check_mask, split_mask
+
+    if isinstance(mask, str):
+        side = min(size, MASK_SIDE) if isinstance(size, int) else MASK_SIDE
+        mask = split_mask(mask, side, side)
+    levels = (check_mask(mask).detach().to("cpu", torch.float32) * 255).round().to(torch.uint8)
+    return {"width": levels.shape[1], "height": levels.shape[0], "levels": base64.b64encode(levels.numpy().tobytes()).decode()}
+
+
+def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, fallback: str = "", autoplay: bool = True,
+              graft: NCA | None = None, graft_name: str = "", mask: str | torch.Tensor = GRAFT_SPLIT) -> str:
     """One self-contained HTML page (runtime, shaders and weights inlined) that grows the texture at once.
 
     It needs no network: save it and open it with a double click. `fallback` is HTML shown after the
     no-WebGL2 notice (the studio points to its server-rendered Grow video there). The page's player is
     `window.ncaPlayer` (`.nca` is the runtime: step, readState, writeState, erase), for scripts and tests.
     `size` "auto" starts at 256 cells on a GPU and at 64 (zoom 4) where WebGL runs on the CPU (SwiftShader).
+    With `graft` (rule B) the page runs both rules, as `graft.Graft` does, from `mask` (a split name or an (H, W)
+    tensor from 0 = A to 1 = B), and its brush paints the mask (`nca.paint`, `setMask`, `readMask`).
     """
     size = check_size(size)
-    title = html.escape(f"{name} · live NCA texture" if name else "Live NCA texture")
-    heading = f"<b>{html.escape(name)}</b> · " if name else ""
+    names = f"{name} + {graft_name}" if graft is not None else name
+    title = html.escape(f"{names} · live NCA texture" if names else "Live NCA texture")
+    heading = " + ".join(f"<b>{html.escape(n)}</b>" for n in (name, graft_name if graft is not None else "") if n)
+    heading = f"{heading} · " if heading else ""
     options = {"size": size, "zoom": zoom, "fallback": fallback, "autoplay": autoplay}
+    if graft is not None:
+        options.update(graft=model_json(graft, graft_name), mask=mask_json(mask, size))
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -121,7 +148,7 @@ def page_html(model: NCA, name: str = "", size: int | str = 256, zoom: int = 2, 
 <style>body {{ margin: 8px; background: #fafafa; font-family: system-ui, sans-serif; }} .nca-hint {{ margin: 0 0 6px; }}</style>
 </head>
 <body>
-<p class="nca-hint" data-testid="nca-hint">{heading}{LIVE_HINT}</p>
+<p class="nca-hint" data-testid="nca-hint">{heading}{LIVE_HINT if graft is None else GRAFT_HINT}</p>
 <div id="nca-live"></div>
 <script>{runtime_js()}</script>
 <script>
@@ -154,11 +181,20 @@ def shadertoy_bundle(model: NCA, name: str = "", size: int | str = "auto") -> di
     return shadertoy_files(model_json(model, name), shader_sources()["step.frag"], size)
 
 
-def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto") -> list[Path]:
+def export(model: NCA, out: str | Path, fmt: str = "html", name: str = "", size: int | str = "auto",
+           graft: NCA | None = None, graft_name: str = "") -> list[Path]:
     """Write the model for the browser: one HTML page, one JSON file, or a folder of shaders (glsl, shadertoy).
-    Returns the files written."""
+    Returns the files written. With `graft` (rule B), an HTML page that runs both rules (`page_html`).
+    """
     size = check_size(size)
-    return _write_export(model, check_export_output(out, fmt), fmt, name, size)
+    check_graft_format(fmt, graft is not None)
+    return _write_export(model, check_export_output(out, fmt), fmt, name, size, graft, graft_name)
+
+
+def check_graft_format(fmt: str, grafted: bool) -> None:
+    """Two rules export as a live page only: the JSON schema and the GLSL bundle hold one rule."""
+    if grafted and fmt != "html":
+        raise RenderError(f"--graft exports a live html page only, not {fmt}: name the output .html")
 
 
 def check_export_output(out: str | Path, fmt: str) -> Path:
@@ -170,12 +206,15 @@ def check_export_output(out: str | Path, fmt: str) -> Path:
     return prepare_file(out, EXPORT_SUFFIXES[fmt])
 
 
-def _write_export(model: NCA, out: Path, fmt: str, name: str, size: int | str) -> list[Path]:
+def _write_export(model: NCA, out: Path, fmt: str, name: str, size: int | str, graft: NCA | None = None,
+                  graft_name: str = "") -> list[Path]:
     """Each file replaced whole (`atomic`): a full disk is a one-line `SaveError` and leaves the old file."""
     if fmt in FOLDER_FORMATS:
         files = glsl_bundle(model, name) if fmt == "glsl" else shadertoy_bundle(model, name, size)
         return [write_text(out / file, text) for file, text in files.items()]
-    return [write_text(out, page_html(model, name, size) if fmt == "html" else json.dumps(model_json(model, name)))]
+    if fmt == "html":
+        return [write_text(out, page_html(model, name, size, graft=graft, graft_name=graft_name))]
+    return [write_text(out, json.dumps(model_json(model, name)))]
 
 
 def export_format(out: str | Path, fmt: str | None) -> str:
@@ -186,12 +225,24 @@ def export_format(out: str | Path, fmt: str | None) -> str:
     return "json" if suffix == ".json" else "glsl" if not suffix else "html"
 
 
-def export_model(ref: str, out: str | Path, fmt: str | None, size: int | str, load: Callable[[str], NCA]) -> list[Path]:
-    """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part."""
+def export_model(ref: str, out: str | Path, fmt: str | None, size: int | str, load: Callable[[str], NCA],
+                 graft: str | None = None) -> list[Path]:
+    """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part.
+
+    `graft` (`--graft B`) is a second model: the page runs both rules, B on the right half to start with.
+    """
     fmt = export_format(out, fmt)
     size = check_size(size)  # before loading: a pull may take a while
+    check_graft_format(fmt, graft is not None)
     out = check_export_output(out, fmt)
-    return _write_export(load(ref), out, fmt, Path(str(ref).rstrip("/")).name, size)
+    model = load(ref)
+    rule_b, name_b = (load(graft), _ref_name(graft)) if graft else (None, "")
+    return _write_export(model, out, fmt, _ref_name(ref), size, rule_b, name_b)
+
+
+def _ref_name(ref: str) -> str:
+    """A model's name from its folder or Hub repo id: the last part."""
+    return Path(str(ref).rstrip("/")).name
 
 
 # ------------------------------------------------------------------ the studio's Live view
@@ -200,19 +251,25 @@ LIVE_HELP = """\
 The rule runs **in your browser, on your own GPU**: pick a model (here or in the Grow tab) and it starts growing at once.
 **Drag on the texture to erase it** and watch it heal; turn the **rotation** of a Sobel model and the texture turns
 with it. The page tiles like the Grow tab's PNG; download it as one HTML file that runs offline, anywhere.
+**Graft with** a second model to run two rules on one grid: B starts on the right half, and the brush paints where
+each rule runs. Models of one shape (all the bundled Sobel ones) also mix: **A ← blend → B** sets how much of B
+the brush paints.
 """
 STUDIO_FALLBACK = "Use the studio's <b>Grow</b> tab instead: it renders the same texture as a video on the server."
 LIVE_TAB = "3 · Live"  # numbered like the studio's other tabs: it sits between Grow and Heal
 LIVE_SIZE = "auto"  # 256 cells on a GPU; 64 where WebGL runs on the CPU (SwiftShader), so that it still grows at once
 LIVE_HEIGHT = 580  # px: the frame fits the controls and a 256-cell canvas at zoom 2
+GRAFT_ROW = 40  # px: the two-rule controls' row, below the others
+NO_GRAFT = "none"  # the "Graft with" list's first choice: one rule
 
 
-def live_frame(model: NCA, name: str, size: int | str = LIVE_SIZE) -> str:
+def live_frame(model: NCA, name: str, size: int | str = LIVE_SIZE, graft: NCA | None = None, graft_name: str = "") -> str:
     """The exported page in an iframe (srcdoc): its scripts run wherever the tabs are mounted, with no file route."""
-    page = page_html(model, name, size=size, zoom=2, fallback=STUDIO_FALLBACK)
+    page = page_html(model, name, size=size, zoom=2, fallback=STUDIO_FALLBACK, graft=graft, graft_name=graft_name)
+    title, height = (name, LIVE_HEIGHT) if graft is None else (f"{name} + {graft_name}", LIVE_HEIGHT + GRAFT_ROW)
     return (
-        f'<iframe class="nca-live-frame" title="{html.escape(name)}: live texture" srcdoc="{html.escape(page, quote=True)}" '
-        f'style="width:100%;height:{LIVE_HEIGHT}px;border:0" allow="fullscreen"></iframe>'
+        f'<iframe class="nca-live-frame" title="{html.escape(title)}: live texture" srcdoc="{html.escape(page, quote=True)}" '
+        f'style="width:100%;height:{height}px;border:0" allow="fullscreen"></iframe>'
     )
 
 
@@ -232,19 +289,23 @@ def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
         except ModelLoadError as exc:
             raise gr.Error(str(exc)) from None
 
-    def download_file(model: NCA, label: str, ws) -> str:
-        path = ws.path(f"{slug(label)}-live.html")
-        path.write_text(page_html(model, label, size="auto"))
+    def rule_b(label: str | None, ws) -> tuple[NCA | None, str]:
+        """The "Graft with" pick, loaded, and its name; (None, "") for none."""
+        return (load(label, ws), label) if label and label != NO_GRAFT else (None, "")
+
+    def download_file(model: NCA, label: str, graft: tuple[NCA | None, str], ws) -> str:
+        path = ws.path(f"{slug(label)}{'-' + slug(graft[1]) if graft[0] else ''}-live.html")
+        path.write_text(page_html(model, label, size="auto", graft=graft[0], graft_name=graft[1]))
         return str(path)
 
-    def show(label: str | None, ws):
+    def show(label: str | None, graft_label: str | None, ws):
         if not label:
             return "<p><i>Choose a model to watch it grow.</i></p>", None
-        model = load(label, ws)
-        return live_frame(model, label), download_file(model, label, ws)
+        model, graft = load(label, ws), rule_b(graft_label, ws)
+        return live_frame(model, label, graft=graft[0], graft_name=graft[1]), download_file(model, label, graft, ws)
 
-    def prepare_download(label: str | None, ws):
-        return download_file(load(label, ws), label, ws) if label else None
+    def prepare_download(label: str | None, graft_label: str | None, ws):
+        return download_file(load(label, ws), label, rule_b(graft_label, ws), ws) if label else None
 
     first = model_list.value
     try:  # the first bundled model, in the page itself: it grows as soon as the tab opens, with no round trip
@@ -255,13 +316,16 @@ def live_tab(model_list, workspace, choices: Callable, folder_of: Callable):
         gr.Markdown(LIVE_HELP)
         with gr.Row():  # the widths wrap the button under the list on a phone, so the list keeps its width
             picker = gr.Dropdown(model_list.choices, value=first, label="Model", scale=3, min_width=300, elem_id="nca-live-model")
+            graft_picker = gr.Dropdown([NO_GRAFT, *model_list.choices], value=NO_GRAFT, label="Graft with (rule B, to paint with)",
+                                       scale=2, min_width=200, elem_id="nca-live-graft")
             download = gr.DownloadButton("Download the live page (.html)", value=None, scale=1, min_width=240, elem_id="nca-live-download")
         frame = gr.HTML(initial, elem_id="nca-live-view", js_on_load=None, min_height=LIVE_HEIGHT)
-    picker.change(show, [picker, workspace], [frame, download], api_visibility="private", show_progress="hidden")
-    tab.select(prepare_download, [picker, workspace], download, api_visibility="private", show_progress="hidden")
+    for pick in (picker, graft_picker):
+        pick.change(show, [picker, graft_picker, workspace], [frame, download], api_visibility="private", show_progress="hidden")
+    tab.select(prepare_download, [picker, graft_picker, workspace], download, api_visibility="private", show_progress="hidden")
     # The Grow tab's list gains trained and pulled models: follow it, and its pick.
     model_list.change(
-        lambda label, ws: gr.Dropdown(choices=list(choices(ws)), value=label), [model_list, workspace], picker,
-        api_visibility="private", show_progress="hidden", queue=False,
+        lambda label, graft, ws: (gr.Dropdown(choices=list(choices(ws)), value=label), gr.Dropdown(choices=[NO_GRAFT, *choices(ws)], value=graft)),
+        [model_list, graft_picker, workspace], [picker, graft_picker], api_visibility="private", show_progress="hidden", queue=False,
     )
     return picker, frame

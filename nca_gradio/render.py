@@ -6,7 +6,7 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,8 +17,17 @@ from .fast import Grower, apply_steps, step_weights
 from .model import NCA, draw_masks, to_rgb
 from .precision import inference_dtype
 
-if TYPE_CHECKING:
-    from .graft import Graft
+
+class Rules(Protocol):
+    """What steps a grid besides one `NCA`: `graft.Graft` (two rules on one grid) advances itself, in float32."""
+
+    channels: int
+
+    def eval(self) -> Rules: ...
+
+    def empty_grid(self, batch: int, height: int, width: int | None = None) -> torch.Tensor: ...
+
+    def stepper(self, generator: torch.Generator) -> Callable[[torch.Tensor, int], torch.Tensor]: ...
 
 DAMAGE_SHAPES = ("circle", "square", "stripe")
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -134,7 +143,7 @@ STEP_CHUNK = 16  # steps per recorded CUDA graph (the GPU is busy by then; longe
 
 @torch.inference_mode()
 def run(
-    model: NCA | Graft,
+    model: NCA | Rules,
     state: torch.Tensor,
     steps: int,
     every: int = 4,
@@ -189,7 +198,7 @@ def _next_stop(done: int, steps: int, every: int, events: dict | None) -> int:
 
 
 def _stepper(
-    model: NCA | Graft, device: torch.device, every: int, generator: torch.Generator, precision: str
+    model: NCA | Rules, device: torch.device, every: int, generator: torch.Generator, precision: str
 ) -> tuple[Callable[[torch.Tensor, int], torch.Tensor], Callable[[], str]]:
     """How `run` advances n steps, and a way to ask afterwards how they ran.
 
@@ -198,7 +207,7 @@ def _stepper(
     limits a GPU at these sizes); the chunk divides `every`, so frames fall on
     replays. Otherwise `fast.apply_steps`, a few steps' masks at a time: the plain path.
     """
-    if not isinstance(model, NCA):  # a `graft.Graft`: two rules, one grid, in float32
+    if not isinstance(model, NCA):  # `Rules` such as a graft: they step themselves
         return model.stepper(generator), (lambda: "eager, graft")
     dtype = inference_dtype(model, device, precision)
     if torch.device(device).type == "cuda" and precision == "auto" and dtype is None:
@@ -215,7 +224,7 @@ def _stepper(
     return plain, (lambda: "eager" if dtype is None else "eager, bfloat16")
 
 
-def grow(model: NCA | Graft, size: int = GROW_SIZE, steps: int = GROW_STEPS, every: int = FRAME_EVERY, seed: int = 0,
+def grow(model: NCA | Rules, size: int = GROW_SIZE, steps: int = GROW_STEPS, every: int = FRAME_EVERY, seed: int = 0,
          height: int | None = None, precision: str = "auto", keep_frames: bool = True,
          on_frame: Callable[[int, torch.Tensor], None] | None = None) -> Rollout:
     """Grow a texture from an empty grid of size x size, on the model's device (any size: it tiles on a torus)."""
@@ -236,7 +245,7 @@ def grows_finite(model: NCA, size: int = PROBE_SIZE, steps: int = PROBE_STEPS) -
 
 
 def heal(
-    model: NCA | Graft,
+    model: NCA | Rules,
     damage: Damage,
     size: int = GROW_SIZE,
     grow_steps: int = GROW_STEPS,

@@ -8,7 +8,10 @@ full-disk test relies on.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import math
 import os
 import signal
 import subprocess
@@ -17,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import save
 
 from nca_gradio import cli
-from nca_gradio.model import NCA, NCAConfig
+from nca_gradio.model import NCA, PERCEPTIONS, NCAConfig
 from nca_gradio.model_folder import save_model
 from nca_gradio.render import save_animation
 from nca_gradio.train import TrainConfig
@@ -130,3 +134,41 @@ def open_studio(browser, url: str, viewport: dict):
     page.wait_for_selector("#nca-start", timeout=60_000)
     page.wait_for_timeout(500)  # the tabs measure themselves once the page has laid out
     return page
+
+
+def offline_page(browser):
+    """A page in a browser context of its own that refuses every request but file://: (context, page, refused URLs,
+    page errors). Close the context when done."""
+    context = browser.new_context()
+    fetched: list[str] = []
+
+    def refuse(route) -> None:
+        if not route.request.url.startswith("file://"):
+            fetched.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", refuse)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return context, page, fetched, errors
+
+
+def canvas_rgb(page) -> np.ndarray:
+    """What a live page's canvas shows, as an (H, W, 3) array in [0, 1]."""
+    url = page.evaluate("(() => { ncaPlayer.nca.render(); return ncaPlayer.nca.canvas.toDataURL('image/png'); })()")
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    return np.asarray(image, dtype=np.float32) / 255.0
+
+
+def turned_sobel(model: NCA, angle: float) -> NCA:
+    """A copy of a Sobel model with Sobel x / y turned by `angle` (radians): what the live page's rotation runs."""
+    turned = NCA(model.config)
+    turned.load_state_dict(model.state_dict())
+    identity, sobel_x, sobel_y, laplacian = (torch.tensor(k) for k in PERCEPTIONS["sobel"])
+    c, s = math.cos(angle), math.sin(angle)
+    kernels = torch.stack([identity, c * sobel_x - s * sobel_y, s * sobel_x + c * sobel_y, laplacian])
+    turned.filters = kernels.repeat(model.channels, 1, 1).unsqueeze(1)
+    return turned.eval()

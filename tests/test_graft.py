@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import nca
+from helpers import ROOT, nca
 from PIL import Image
 
 from nca_gradio.graft import Graft, compatible, image_mask, split_mask
@@ -149,3 +149,26 @@ def test_nca_graft_refuses_bad_input_in_one_line(tmp_path, model, extra, said):
     done = nca("graft", str(model), str(model), "-o", str(tmp_path / "g.png"), *extra, cwd=tmp_path)
     assert done.returncode == 2
     assert said in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_bundled_halves_keep_their_textures_and_the_seams_hold_for_4096_steps():
+    """`nca graft`'s promise: away from the seams, each half scores within 1.5x of its model grown alone (bench/graft_seams.py)."""
+    from nca_gradio.images import load_target
+    from nca_gradio.model_folder import load_folder
+    from nca_gradio.quality import score
+
+    models = ROOT / "models"
+    a, b = load_folder(models / "pebbles"), load_folder(models / "starry_sky")
+    size = 128
+    grafted = grow(Graft(a, b, split_mask("vertical", size, size)), size, 4096, every=4096, keep_frames=False)
+    assert torch.isfinite(grafted.state).all() and grafted.state.abs().max() < 3  # no runaway cells at the seams
+
+    def strip(frame: np.ndarray, start: int) -> torch.Tensor:  # a quarter of the width, a quarter away from each seam
+        return torch.from_numpy(frame[:, start : start + size // 4]).permute(2, 0, 1)[None].float() / 255
+
+    for rule, name, start in ((a, "pebbles", size // 8), (b, "starry_sky", size // 2 + size // 8)):
+        target = load_target(models / name / "target.png", 128)
+        alone = score(strip(grow(rule, size, 1024, every=1024, keep_frames=False).final, start), target).combined
+        together = score(strip(grafted.final, start), target).combined
+        assert together < 1.5 * alone, (name, together, alone)

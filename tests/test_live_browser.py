@@ -7,8 +7,6 @@ perceptions, for bundled models, and with the Sobel kernels turned.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import math
 import os
@@ -21,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import ROOT
-from helpers import open_live_page
+from helpers import canvas_rgb, offline_page, open_live_page, turned_sobel
 from PIL import Image
 from reference import rollout
 
@@ -43,13 +41,6 @@ def open_page(browser, model: NCA, folder: Path, autoplay: bool = False, size: i
     page = open_live_page(browser, path.as_uri())
     assert page.evaluate("window.ncaPlayer !== null"), page.inner_text("body")
     return page
-
-
-def canvas_rgb(page) -> np.ndarray:
-    """What the canvas shows, as an (H, W, 3) array in [0, 1]."""
-    url = page.evaluate("(() => { ncaPlayer.nca.render(); return ncaPlayer.nca.canvas.toDataURL('image/png'); })()")
-    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
-    return np.asarray(image, dtype=np.float32) / 255.0
 
 
 def torch_steps(model: NCA, x: torch.Tensor, steps: int) -> torch.Tensor:
@@ -120,12 +111,7 @@ def test_rotation_turns_the_sobel_kernels(browser, tmp_path):
     """The page's rotation angle is the model with Sobel x / y turned (Self-Organising Textures' perception(x, angle))."""
     model = random_model("fast", "sobel")
     angle = math.radians(30)
-    turned = NCA(model.config)
-    turned.load_state_dict(model.state_dict())
-    identity, sobel_x, sobel_y, laplacian = (torch.tensor(k) for k in PERCEPTIONS["sobel"])
-    c, s = math.cos(angle), math.sin(angle)
-    kernels = torch.stack([identity, c * sobel_x - s * sobel_y, s * sobel_x + c * sobel_y, laplacian])
-    turned.filters = kernels.repeat(model.channels, 1, 1).unsqueeze(1)
+    turned = turned_sobel(model, angle)
     start = torch.randn(1, model.channels, SIZE, SIZE, generator=torch.Generator().manual_seed(2)) * 0.3
     page = open_page(browser, model, tmp_path)
     try:
@@ -158,20 +144,7 @@ def wait_for_steps(page, steps: int, timeout_ms: int = 120_000) -> None:
 
 def test_exported_page_grows_offline(browser, exported_pebbles):
     """Opened from disk with every network request refused, the page still grows the texture: nothing is fetched."""
-    context = browser.new_context()
-    fetched: list[str] = []
-
-    def refuse(route) -> None:
-        if not route.request.url.startswith("file://"):
-            fetched.append(route.request.url)
-            route.abort()
-        else:
-            route.continue_()
-
-    context.route("**/*", refuse)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    context, page, fetched, errors = offline_page(browser)
     try:
         page.goto(exported_pebbles.as_uri())
         wait_for_steps(page, 48)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import one_line_error, run_main
 
 from nca_gradio import live
 from nca_gradio.model import NCA, PERCEPTIONS, NCAConfig
@@ -79,3 +80,26 @@ def test_bad_export_requests_get_one_line(tmp_path, args, message):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert target.read_text() == "keep me"
+
+
+def test_graft_export_holds_both_rules(tmp_path):
+    out = tmp_path / "graft.html"
+    written = live.export(load_folder(PEBBLES), out, name="pebbles", graft=load_folder(ROOT / "models" / "hubble_dots"), graft_name="hubble_dots")
+    assert written == [out]
+    page = out.read_text()
+    assert page.count('"w1":') == 2 and '"mask":{"width":256,"height":256' in page and "<b>hubble_dots</b>" in page
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["-o", "{tmp}/texture.json"], ["--graft", "html page only", "not json"]),
+        (["-o", "{tmp}/shaders", "--format", "glsl"], ["--graft", "html page only", "not glsl"]),
+        (["-o", "{tmp}/texture.html", "--graft", "{tmp}/missing"], ["missing"]),
+    ],
+)
+def test_bad_graft_requests_get_one_line(tmp_path, capsys, args, words):
+    args = [a.format(tmp=tmp_path) for a in args]
+    graft = [] if "--graft" in args else ["--graft", ROOT / "models" / "coffee_beans"]
+    one_line_error(run_main(capsys, "export", PEBBLES, *graft, *args), *words)
+    assert not list(tmp_path.iterdir()), "a refused export wrote something"

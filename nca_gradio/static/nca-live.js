@@ -6,6 +6,11 @@
  *
  * `model` is the JSON that `nca export --format json` writes (schema in the README); `shaders` maps the names
  * quad.vert, step.frag, erase.frag, display.frag to their sources (the files beside this one).
+ *
+ * A second model (`graft`, rule B) puts two rules on one grid, as nca_gradio.graft does: a mask (one float per
+ * cell) says how much of B each cell runs. Both rules are padded to one shape (the larger channels and hidden size,
+ * the union of their kernels, zero weights where a rule lacks one), so one shader (compiled with GRAFT, only then)
+ * runs the per-cell blend of compatible rules and, with the mask read as 0 or 1 (GRAFT_HARD), unrelated ones.
  */
 (function (global) {
   "use strict";
@@ -22,6 +27,8 @@
     return { width, height: blockRows, data };
   }
 
+  const sameKernel = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+
   class NCALive {
     /** True when this browser can run the rule: WebGL2 with float (or half-float) render targets. */
     static supported() {
@@ -33,7 +40,17 @@
       }
     }
 
-    constructor(canvas, model, shaders, size) {
+    /** Nearest-cell resampling of a (height x width) row-major mask to size x size cells. */
+    static resample(values, width, height, size) {
+      const out = new Float32Array(size * size);
+      for (let row = 0; row < size; row++) {
+        const from = Math.floor(((row + 0.5) * height) / size) * width;
+        for (let col = 0; col < size; col++) out[row * size + col] = values[from + Math.floor(((col + 0.5) * width) / size)];
+      }
+      return out;
+    }
+
+    constructor(canvas, model, shaders, size, graft) {
       const gl = canvas.getContext("webgl2", { preserveDrawingBuffer: true, antialias: false });
       if (!gl) throw new Error("WebGL2 is not available in this browser");
       // float32 state where the GPU can render to it; else half floats (some phones), coarser but the same rule.
@@ -44,14 +61,31 @@
       this.gl = gl;
       this.canvas = canvas;
       this.model = model;
-      this.channels = model.channels;
-      this.layers = Math.ceil(model.channels / 4);
-      this.kernelCount = model.kernels.length;
+      this.graft = graft || null; // rule B, or null: one rule, the shaders exactly as without grafts
+      const rules = this.graft ? [model, this.graft] : [model];
+      // Compatible rules (nca_gradio.graft.compatible) blend per cell; unrelated ones run one rule per cell.
+      this.blends = rules.every((r) => r.channels === model.channels && r.hidden === model.hidden && r.perception === model.perception);
+      this.channels = Math.max(...rules.map((r) => r.channels));
+      this.layers = Math.ceil(this.channels / 4);
+      // The kernels of both rules, each once; kernelMaps[r][k] is where rule r's kernel k sits among them.
+      this.kernelList = [];
+      const kernelMaps = rules.map((rule) =>
+        rule.kernels.map((kernel) => {
+          const flat = kernel.flat(), at = this.kernelList.findIndex((known) => sameKernel(known, flat));
+          return at >= 0 ? at : this.kernelList.push(flat) - 1;
+        }),
+      );
+      this.kernelCount = this.kernelList.length;
+      const sobel = rules.findIndex((r) => r.perception === "sobel");
+      this.sobelAxes = sobel >= 0 ? [kernelMaps[sobel][1], kernelMaps[sobel][2]] : null; // what the rotation turns
       this.fireRate = model.fire_rate;
+      this.fireRateB = this.graft ? this.graft.fire_rate : 0;
+      this.showMask = false;
       this.angle = 0;
       this.stepCount = 0;
       this.vao = gl.createVertexArray();
-      const groups = Math.ceil(model.hidden / 4);
+      const groups = Math.ceil(Math.max(...rules.map((r) => r.hidden)) / 4);
+      const graftDefines = this.graft ? "#define GRAFT\n" + (this.blends ? "" : "#define GRAFT_HARD\n") : "";
       const outputs = Math.min(MAX_OUTPUTS, gl.getParameter(gl.MAX_DRAW_BUFFERS), gl.getParameter(gl.MAX_COLOR_ATTACHMENTS));
       this.outputs = outputs;
       // Shaders from `nca export --format glsl` carry a #version line and this model's defines: drop them, the runtime sets its own.
@@ -60,7 +94,7 @@
       shaders = Object.fromEntries(Object.entries(shaders).map(([name, source]) => [name, name.endsWith(".frag") ? clean(source) : source]));
       const defines = (base, count) =>
         `#define STATE_LAYERS ${this.layers}\n#define KERNELS ${this.kernelCount}\n#define HIDDEN_GROUPS ${groups}\n` +
-        `#define OUT_BASE ${base}\n#define OUT_COUNT ${count}\n`;
+        `#define OUT_BASE ${base}\n#define OUT_COUNT ${count}\n` + graftDefines;
       this.passes = []; // [{base, count, step, erase}]: layer groups, each written by its own programs
       for (let base = 0; base < this.layers; base += outputs) {
         const count = Math.min(outputs, this.layers - base);
@@ -70,8 +104,9 @@
           erase: this._program(shaders["quad.vert"], defines(base, count) + shaders["erase.frag"]),
         });
       }
-      this.display = this._program(shaders["quad.vert"], shaders["display.frag"]);
-      this._uploadWeights(groups);
+      this.display = this._program(shaders["quad.vert"], graftDefines + shaders["display.frag"]);
+      this.textures = this._weights(model, kernelMaps[0], groups, ""); // what the step pass samples, by uniform name
+      if (this.graft) Object.assign(this.textures, this._weights(this.graft, kernelMaps[1], groups, "_b"));
       this.framebuffer = gl.createFramebuffer();
       this.resize(size || 256);
     }
@@ -95,20 +130,21 @@
       return { program, uniforms };
     }
 
-    _floatTexture(width, height, data) {
-      const gl = this.gl, texture = gl.createTexture();
+    _floatTexture(width, height, data, format) {
+      const gl = this.gl, texture = gl.createTexture(), [internal, layout] = format === "R" ? [gl.R32F, gl.RED] : [gl.RGBA32F, gl.RGBA];
       gl.bindTexture(gl.TEXTURE_2D, texture);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.RGBA32F, width, height, 0, gl.RGBA, gl.FLOAT, data);
+      gl.texImage2D(gl.TEXTURE_2D, 0, internal, width, height, 0, layout, gl.FLOAT, data);
       for (const p of [gl.TEXTURE_MIN_FILTER, gl.TEXTURE_MAG_FILTER]) gl.texParameteri(gl.TEXTURE_2D, p, gl.NEAREST);
       return texture;
     }
 
-    _uploadWeights(groups) {
-      const m = this.model, C = m.channels, H = m.hidden, K = this.kernelCount, L = this.layers;
-      // w1[h][c * K + k]: block (g, k * L + t), column q (channel 4t + q), row r (hidden 4g + r).
-      const w1 = mat4Blocks(H, C * K, groups, K * L, (g, mk, r, q) => {
-        const k = Math.floor(mk / L), t = mk % L, h = 4 * g + r, c = 4 * t + q;
-        return h < H && c < C ? m.w1[h][c * K + k] : 0;
+    /** One rule's weights as textures named u_w1, u_b1, u_w2 + suffix, padded to the grid's layers, `groups` and kernels. */
+    _weights(m, kernelMap, groups, suffix) {
+      const C = m.channels, H = m.hidden, K = m.kernels.length, L = this.layers;
+      // w1[h][c * K + k]: block (g, j * L + t), column q (channel 4t + q), row r (hidden 4g + r); j = kernelMap[k].
+      const w1 = mat4Blocks(H, C * K, groups, this.kernelCount * L, (g, jt, r, q) => {
+        const k = kernelMap.indexOf(Math.floor(jt / L)), t = jt % L, h = 4 * g + r, c = 4 * t + q;
+        return h < H && c < C && k >= 0 ? m.w1[h][c * K + k] : 0;
       });
       const b1 = new Float32Array(groups * 4);
       for (let h = 0; h < H; h++) b1[h] = m.b1[h];
@@ -117,10 +153,10 @@
         const c = 4 * t + r, h = 4 * g + q;
         return c < C && h < H ? m.w2[c][h] : 0;
       });
-      this.weights = {
-        u_w1: this._floatTexture(w1.width, w1.height, w1.data),
-        u_b1: this._floatTexture(groups, 1, b1),
-        u_w2: this._floatTexture(w2.width, w2.height, w2.data),
+      return {
+        ["u_w1" + suffix]: this._floatTexture(w1.width, w1.height, w1.data),
+        ["u_b1" + suffix]: this._floatTexture(groups, 1, b1),
+        ["u_w2" + suffix]: this._floatTexture(w2.width, w2.height, w2.data),
       };
     }
 
@@ -132,17 +168,22 @@
       return texture;
     }
 
-    /** A new blank grid of size x size cells. */
+    /** A new blank grid of size x size cells; a graft's mask is stretched to it (the painted layout stays). */
     resize(size) {
-      const gl = this.gl;
+      const gl = this.gl, old = this.size;
       if (this.states) this.states.forEach((t) => gl.deleteTexture(t));
       this.size = size;
       this.canvas.width = this.canvas.height = size;
       this.states = [this._stateArray(), this._stateArray()]; // ping-pong: [current, next]
+      if (this.graft) {
+        if (this.textures.u_mask) gl.deleteTexture(this.textures.u_mask);
+        this.mask = this.mask ? NCALive.resample(this.mask, old, old, size) : new Float32Array(size * size);
+        this.textures.u_mask = this._floatTexture(size, size, this.mask, "R");
+      }
       this.reset();
     }
 
-    /** Every cell back to zero (the empty grid the model grows from). */
+    /** Every cell back to zero (the empty grid the model grows from). A graft's mask stays: it is the layout, not the state. */
     reset() {
       this.writeState(new Float32Array(this.size * this.size * this.channels));
       this.stepCount = 0;
@@ -150,11 +191,11 @@
 
     /** The perception kernels, with Sobel x / y turned by `angle` (radians) as Self-Organising Textures does. */
     kernels() {
-      const flat = this.model.kernels.map((k) => k.flat());
-      if (this.model.perception === "sobel" && this.angle) {
-        const c = Math.cos(this.angle), s = Math.sin(this.angle), [sx, sy] = [flat[1], flat[2]];
-        flat[1] = sx.map((v, i) => c * v - s * sy[i]);
-        flat[2] = sx.map((v, i) => s * v + c * sy[i]);
+      const flat = this.kernelList.slice();
+      if (this.sobelAxes && this.angle) {
+        const c = Math.cos(this.angle), s = Math.sin(this.angle), [x, y] = this.sobelAxes, [sx, sy] = [flat[x], flat[y]];
+        flat[x] = sx.map((v, i) => c * v - s * sy[i]);
+        flat[y] = sx.map((v, i) => s * v + c * sy[i]);
       }
       return new Float32Array(flat.flat());
     }
@@ -197,13 +238,14 @@
         for (const pass of this.passes) {
           this._run(pass, "step", (u) => {
             let unit = 1;
-            for (const name of ["u_w1", "u_b1", "u_w2"]) {
+            for (const [name, texture] of Object.entries(this.textures)) {
               gl.activeTexture(gl.TEXTURE0 + unit);
-              gl.bindTexture(gl.TEXTURE_2D, this.weights[name]);
+              gl.bindTexture(gl.TEXTURE_2D, texture);
               gl.uniform1i(u[name], unit++);
             }
             gl.uniform1fv(u.u_kernels, kernels);
             gl.uniform1f(u.u_fire_rate, this.fireRate);
+            if (this.graft) gl.uniform1f(u.u_fire_rate_b, this.fireRateB);
             gl.uniform1ui(u.u_seed, seed);
           });
         }
@@ -223,6 +265,43 @@
       this._swap();
     }
 
+    /** Set the graft's mask to `value` (0 = rule A, 1 = rule B) within `radius` cells of (x, y), on the torus as erase. */
+    paint(x, y, radius, value) {
+      if (!this.graft) throw new Error("a mask needs two rules: give NCALive a second model");
+      const n = this.size, reach = Math.ceil(radius) + 1, rows = new Set();
+      value = Math.min(1, Math.max(0, value));
+      for (let dy = -reach; dy <= reach; dy++) {
+        const row = (((Math.floor(y) + dy) % n) + n) % n;
+        if (rows.has(row)) continue;
+        rows.add(row);
+        let ry = Math.abs(row + 0.5 - y);
+        ry = Math.min(ry, n - ry);
+        for (let col = 0; col < n; col++) {
+          let rx = Math.abs(col + 0.5 - x);
+          rx = Math.min(rx, n - rx);
+          if (rx * rx + ry * ry < radius * radius) this.mask[row * n + col] = value;
+        }
+      }
+      const gl = this.gl;
+      gl.bindTexture(gl.TEXTURE_2D, this.textures.u_mask);
+      for (const row of rows) gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, row, n, 1, gl.RED, gl.FLOAT, this.mask, row * n);
+    }
+
+    /** Replace the graft's mask: size * size values [row][column], each how much of rule B the cell runs. */
+    setMask(values) {
+      if (!this.graft) throw new Error("a mask needs two rules: give NCALive a second model");
+      if (values.length !== this.size * this.size) throw new Error(`the mask needs ${this.size * this.size} values, got ${values.length}`);
+      this.mask = Float32Array.from(values, (v) => Math.min(1, Math.max(0, v)));
+      const gl = this.gl;
+      gl.bindTexture(gl.TEXTURE_2D, this.textures.u_mask);
+      gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, this.size, this.size, gl.RED, gl.FLOAT, this.mask);
+    }
+
+    /** A copy of the graft's mask ([row][column]), or null with one rule. */
+    readMask() {
+      return this.mask ? this.mask.slice() : null;
+    }
+
     /** Draw the state onto the canvas. */
     render() {
       const gl = this.gl;
@@ -232,6 +311,12 @@
       gl.activeTexture(gl.TEXTURE0);
       gl.bindTexture(gl.TEXTURE_2D_ARRAY, this.states[0]);
       gl.uniform1i(this.display.uniforms.u_state, 0);
+      if (this.graft) {
+        gl.activeTexture(gl.TEXTURE1);
+        gl.bindTexture(gl.TEXTURE_2D, this.textures.u_mask);
+        gl.uniform1i(this.display.uniforms.u_mask, 1);
+        gl.uniform1f(this.display.uniforms.u_show_mask, this.showMask ? 1 : 0);
+      }
       gl.bindVertexArray(this.vao);
       gl.drawArrays(gl.TRIANGLES, 0, 3);
     }
@@ -284,11 +369,6 @@
     return el;
   }
 
-  /**
-   * Build the player inside `root` and start growing. Options: size (cells a side, default 256), zoom (default 2),
-   * stepsPerFrame (default 1), autoplay (default true), fallback (HTML shown when WebGL2 is missing).
-   * Returns the player ({nca, play(), pause(), ...}) or null when the browser cannot run it.
-   */
   /** "SwiftShader" or "llvmpipe" when WebGL runs on the CPU (no GPU, or a blocked one): the player then starts small. */
   NCALive.softwareRenderer = function () {
     try {
@@ -300,6 +380,46 @@
     }
   };
 
+  /** A mask as the page inlines it ({width, height, levels}: base64 bytes, 255 = rule B) stretched to size x size. */
+  const decodeMask = (mask, size) =>
+    NCALive.resample(Uint8Array.from(atob(mask.levels), (c) => c.charCodeAt(0) / 255), mask.width, mask.height, size);
+
+  /**
+   * The two-rule controls: what the brush does (erase, paint B, paint A), for compatible rules the blend the B brush
+   * and the fill paint, and a tint that shows the mask. `paints()` is the mask value a stroke sets, or null to erase.
+   */
+  function graftControls(nca, model, graft) {
+    const nameA = model.name || "rule A", nameB = graft.name || "rule B";
+    const mode = element("select", { "aria-label": "brush mode", "data-testid": "nca-brush-mode" });
+    [["b", `paint B (${nameB})`], ["a", `paint A (${nameA})`], ["erase", "erase"]].forEach(([value, text]) =>
+      mode.appendChild(element("option", { value, text })));
+    const show = element("input", { type: "checkbox", "aria-label": "show mask", "data-testid": "nca-show-mask" });
+    show.onchange = () => { nca.showMask = show.checked; nca.render(); };
+    const row = element("div", { class: "nca-controls", "data-testid": "nca-graft" }, [
+      element("label", { title: `where each rule runs: A is ${nameA}, B is ${nameB}` }, ["brush paints", mode]),
+    ]);
+    let blend = null;
+    if (nca.blends) {  // only rules of one shape and perception can mix their weights; unrelated ones meet at a seam
+      blend = element("input", { type: "range", min: 0, max: 1, step: 0.01, value: 1, "aria-label": "blend", "data-testid": "nca-blend" });
+      const value = element("span", { class: "nca-readout", text: "1.00" });
+      blend.oninput = () => (value.textContent = Number(blend.value).toFixed(2));
+      const fill = element("button", { "data-testid": "nca-fill", text: "Fill all" });
+      fill.onclick = () => { nca.setMask(new Float32Array(nca.size * nca.size).fill(Number(blend.value))); nca.render(); };
+      row.appendChild(element("label", { title: `how much of ${nameB} the B brush and Fill all paint: 0 is ${nameA}, 1 is ${nameB}` },
+        [`A ← blend → B`, blend, value]));
+      row.appendChild(fill);
+    }
+    row.appendChild(element("label", { title: `tints the cells: orange runs ${nameA}, blue ${nameB}` }, [show, "show mask"]));
+    const paints = () => (mode.value === "erase" ? null : mode.value === "a" ? 0 : blend ? Number(blend.value) : 1);
+    return { row, paints };
+  }
+
+  /**
+   * Build the player inside `root` and start growing. Options: size (cells a side, default 256), zoom (default 2),
+   * stepsPerFrame (default 1), autoplay (default true), fallback (HTML shown when WebGL2 is missing), and for two
+   * rules graft (rule B's model) and mask (its starting layout, as the page inlines it; default all A).
+   * Returns the player ({nca, play(), pause(), ...}) or null when the browser cannot run it.
+   */
   NCALive.mount = function (root, model, shaders, options) {
     const opts = Object.assign({ size: 256, zoom: 2, stepsPerFrame: 1, autoplay: true, fallback: "" }, options || {});
     if (opts.size === "auto") [opts.size, opts.zoom] = NCALive.softwareRenderer() ? [64, 4] : [256, 2];
@@ -309,7 +429,8 @@
     let nca;
     try {
       if (!NCALive.supported()) throw new Error("WebGL2 with float render targets is not available");
-      nca = new NCALive(canvas, model, shaders, opts.size);
+      nca = new NCALive(canvas, model, shaders, opts.size, opts.graft);
+      if (opts.graft && opts.mask) nca.setMask(decodeMask(opts.mask, nca.size));
     } catch (error) {
       const note = element("div", { class: "nca-unsupported", "data-testid": "nca-unsupported" });
       note.innerHTML = "<b>This browser cannot run the live texture</b> (" + String(error.message).replace(/[<>&]/g, "") +
@@ -341,10 +462,12 @@
       element("label", {}, ["zoom", zoom]),
       element("label", { title: "drag on the texture to erase it" }, ["brush", brush]),
     ]);
-    if (model.perception === "sobel") controls.appendChild(element("label", { title: "turns the Sobel kernels, so the texture turns" }, ["rotation", angle, angleText]));
+    if (nca.sobelAxes) controls.appendChild(element("label", { title: "turns the Sobel kernels, so the texture turns" }, ["rotation", angle, angleText]));
     controls.appendChild(readout);
     const stage = element("div", { class: "nca-stage" }, [canvas]);
     root.appendChild(controls);
+    const graft = opts.graft ? graftControls(nca, model, opts.graft) : null;
+    if (graft) root.appendChild(graft.row);
     root.appendChild(stage);
 
     const player = { nca, playing: opts.autoplay, fps: 0, stepsPerSecond: 0 };
@@ -368,12 +491,14 @@
       readout.textContent = "the GPU reset this canvas: reload the page to start again";
     });
 
-    // Drag to erase: pointer position -> cell (column, row).
+    // Drag to erase (or, with two rules, to paint the mask): pointer position -> cell (column, row).
     let erasing = false;
     const eraseAt = (event) => {
       const box = canvas.getBoundingClientRect();
       const x = ((event.clientX - box.left) / box.width) * nca.size, y = ((event.clientY - box.top) / box.height) * nca.size;
-      nca.erase(x, y, Number(brush.value));
+      const paints = graft ? graft.paints() : null;
+      if (paints === null) nca.erase(x, y, Number(brush.value));
+      else nca.paint(x, y, Number(brush.value), paints);
       nca.render();
     };
     canvas.addEventListener("pointerdown", (e) => { erasing = true; canvas.setPointerCapture(e.pointerId); eraseAt(e); });

@@ -6,6 +6,9 @@
 //   KERNELS        perception kernels per channel (4 sobel, 3 isotropic)
 //   HIDDEN_GROUPS  ceil(hidden / 4)
 //   OUT_BASE, OUT_COUNT  the layers this pass writes (OUT_COUNT <= 8 render targets; more layers, more passes)
+// and, for two rules on one grid (nca_gradio.graft), GRAFT: a second set of weights (u_*_b, padded by the runtime to
+// the same shapes) and a mask m per cell; each cell runs the rule whose weights are (1 - m) * A + m * B. With
+// GRAFT_HARD (unrelated rules) m is read as A below 0.5 and B from 0.5.
 precision highp float;
 precision highp int;
 precision highp sampler2DArray;
@@ -17,6 +20,13 @@ uniform sampler2D u_w2;    // (4 * HIDDEN_GROUPS) x STATE_LAYERS: mat4 columns o
 uniform float u_kernels[KERNELS * 9];  // row-major 3x3 kernels (cross-correlation, as torch's conv2d)
 uniform float u_fire_rate;  // probability that a cell applies its update this step
 uniform uint u_seed;        // a new number every step: the cells' coin flips
+#ifdef GRAFT
+uniform sampler2D u_w1_b;     // rule B's weights, laid out as u_w1, u_b1, u_w2
+uniform sampler2D u_b1_b;
+uniform sampler2D u_w2_b;
+uniform sampler2D u_mask;     // size x size, R: how much of rule B the cell runs
+uniform float u_fire_rate_b;
+#endif
 
 layout(location = 0) out vec4 o0;
 #if OUT_COUNT > 1
@@ -71,6 +81,14 @@ void main() {
     // The two 1x1 layers, four hidden units at a time.
     vec4 update[OUT_COUNT];
     for (int t = 0; t < OUT_COUNT; t++) update[t] = vec4(0.0);
+#ifdef GRAFT
+    float blend = texelFetch(u_mask, cell, 0).r;
+#ifdef GRAFT_HARD
+    blend = blend >= 0.5 ? 1.0 : 0.0;
+#endif
+    vec4 update_b[OUT_COUNT];
+    for (int t = 0; t < OUT_COUNT; t++) update_b[t] = vec4(0.0);
+#endif
     for (int g = 0; g < HIDDEN_GROUPS; g++) {
         vec4 h = texelFetch(u_b1, ivec2(g, 0), 0);
         for (int m = 0; m < KERNELS * STATE_LAYERS; m++) {
@@ -78,17 +96,35 @@ void main() {
             h += mat4(texelFetch(u_w1, ivec2(x, g), 0), texelFetch(u_w1, ivec2(x + 1, g), 0),
                       texelFetch(u_w1, ivec2(x + 2, g), 0), texelFetch(u_w1, ivec2(x + 3, g), 0)) * p[m];
         }
+#ifdef GRAFT
+        vec4 h_b = texelFetch(u_b1_b, ivec2(g, 0), 0);
+        for (int m = 0; m < KERNELS * STATE_LAYERS; m++) {
+            int x = 4 * m;
+            h_b += mat4(texelFetch(u_w1_b, ivec2(x, g), 0), texelFetch(u_w1_b, ivec2(x + 1, g), 0),
+                        texelFetch(u_w1_b, ivec2(x + 2, g), 0), texelFetch(u_w1_b, ivec2(x + 3, g), 0)) * p[m];
+        }
+        h = (1.0 - blend) * h + blend * h_b;
+#endif
         h = max(h, 0.0);
         for (int t = 0; t < OUT_COUNT; t++) {
             int x = 4 * g, row = OUT_BASE + t;
             update[t] += mat4(texelFetch(u_w2, ivec2(x, row), 0), texelFetch(u_w2, ivec2(x + 1, row), 0),
                               texelFetch(u_w2, ivec2(x + 2, row), 0), texelFetch(u_w2, ivec2(x + 3, row), 0)) * h;
+#ifdef GRAFT
+            update_b[t] += mat4(texelFetch(u_w2_b, ivec2(x, row), 0), texelFetch(u_w2_b, ivec2(x + 1, row), 0),
+                                texelFetch(u_w2_b, ivec2(x + 2, row), 0), texelFetch(u_w2_b, ivec2(x + 3, row), 0)) * h;
+#endif
         }
     }
+    float fire_rate = u_fire_rate;
+#ifdef GRAFT
+    for (int t = 0; t < OUT_COUNT; t++) update[t] = (1.0 - blend) * update[t] + blend * update_b[t];
+    fire_rate = (1.0 - blend) * u_fire_rate + blend * u_fire_rate_b;
+#endif
 
     // Stochastic cell update: the whole cell fires or not (one draw for all its channels), no rescaling.
     float coin = float(pcg3d(uvec3(uvec2(cell), u_seed)).x >> 8) / 16777216.0;
-    float fire = coin < u_fire_rate ? 1.0 : 0.0;
+    float fire = coin < fire_rate ? 1.0 : 0.0;
     vec4 result[OUT_COUNT];
     for (int t = 0; t < OUT_COUNT; t++) result[t] = texelFetch(u_state, ivec3(cell, OUT_BASE + t), 0) + fire * update[t];
 
