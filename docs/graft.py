@@ -21,7 +21,7 @@ from nca_gradio.render import grow
 GRAFTS = (  # (label, A, B, mask maker)
     ("split: pebbles | starry_sky", "pebbles", "starry_sky", lambda n: split_mask("vertical", n, n)),
     ("circle: hubble_dots in pebbles", "pebbles", "hubble_dots", lambda n: split_mask("circle", n, n)),
-    ("ramp: pebbles → starry_sky", "pebbles", "starry_sky", lambda n: torch.linspace(0, 1, n).expand(n, n).contiguous()),
+    ("ramp: pebbles to starry_sky", "pebbles", "starry_sky", lambda n: torch.linspace(0, 1, n).expand(n, n).contiguous()),
 )
 
 
