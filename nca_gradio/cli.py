@@ -12,10 +12,13 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .errors import USER_ERRORS, UserError
+
+if TYPE_CHECKING:
+    from .model import NCA
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
@@ -279,7 +282,7 @@ def _load(model_ref: str):
     return load_model(model_ref)
 
 
-def _start(args: argparse.Namespace):
+def _start(args: argparse.Namespace) -> NCA | None:
     """The model --from names, loaded once (a Hub repo is pulled once), or None."""
     from .loading import load_start
 

@@ -31,9 +31,8 @@ from .damage import random_damage as random_spot
 from .errors import USER_ERRORS, UserError
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, image_to_tensor, load_image, load_target
-from .loading import load_start
 from .model import PRESETS, preset_label
-from .model_folder import CARD_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, slug
+from .model_folder import CARD_FILE, CONFIG_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, read_config, slug
 from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
 from .studio_settings import (
     CANVAS_SIDES,
@@ -213,9 +212,9 @@ class Handlers:
 
     def train_run(self, workspace: Workspace | None, settings: StudioTrainSettings) -> tuple[TrainConfig, Path | None]:
         """The run the Train settings describe, and the folder of the model it starts from, found by its label in the
-        session's lists (None: a blank rule)."""
+        session's lists (None: a blank rule). Its config.json alone gives the architecture: the run loads it whole."""
         folder = None if settings.starts_blank or workspace is None else self.model_folder(workspace, settings.start_from)
-        return settings.config(start=load_start(folder).config if folder else None), folder
+        return settings.config(start=read_config(folder / CONFIG_FILE) if folder else None), folder
 
     # ---------------------------------------------------------- train
 
