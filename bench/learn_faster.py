@@ -5,10 +5,10 @@
     python bench/learn_faster.py --target T.png --start-from models/pebbles --iters 170 --score-at 50 100 170 --out /tmp/lf/pebbles
     python bench/learn_faster.py --table /tmp/lf/baseline /tmp/lf/pebbles                     # one table of the runs
 
-Each run trains `TrainConfig(device="cpu")` (the recipe a CPU user gets: texture preset,
+Each run trains `TrainConfig.for_device("cpu")` (the recipe a CPU user gets: texture preset,
 patch loss, lr 2e-3 decayed x0.3 at 0.5 and 0.8 of `--iters`) on the target, from the
-identity (the default) or from a bundled model's weights (`--start-from`, same
-architecture: the run's perception is taken from that model's config). At each
+identity (the default) or from a model's rule (`--start-from`: the path `nca train --from`
+takes, `TrainConfig.start_from`, so the run keeps that model's architecture). At each
 `--score-at` iteration a copy of the model grows a 128 px texture for 200 steps in
 float32 (the model card's preview) from each `--grow-seeds` seed, and
 `quality.score(...).combined` against the 128 px target is averaged over the seeds
@@ -33,8 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.loss_terms import ResearchPatchLoss
 from nca_gradio.images import load_target, tensor_to_image
+from nca_gradio.loading import load_start
 from nca_gradio.model import to_rgb
-from nca_gradio.model_folder import load_folder, read_config
+from nca_gradio.model_folder import read_config
 from nca_gradio.quality import score
 from nca_gradio.render import grow
 from nca_gradio.train import TrainConfig, Trainer
@@ -78,16 +79,12 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
         chosen["lr_decay_at"] = tuple(args.decay_at)
     start = None
     if args.start_from is not None:
-        start = load_folder(args.start_from)
-        chosen["perception"] = start.config.perception
-        chosen["fire_rate"] = start.config.fire_rate
-    config = TrainConfig(device="cpu", **chosen)
-    trainer = Trainer(target, config, log=lambda _: None)
+        start = load_start(str(args.start_from))
+        chosen["start_from"] = str(args.start_from)
+    config = TrainConfig.for_device("cpu", start.config if start else None, **chosen)
+    trainer = Trainer(target, config, log=lambda _: None, start=start)
     if args.loss_kw:
         trainer.parts.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
-    if start is not None:
-        trainer.model.load_state_dict(start.state_dict())
-        trainer._last_good = trainer._snapshot()  # a rollback returns to the start, not to the identity
     score_at = sorted({i for i in args.score_at if i <= config.iters})
     rows = []
     out: Path = args.out
@@ -131,7 +128,7 @@ def table(folders: list[Path]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=Path, help="texture image (not one the bundled models were trained on)")
-    parser.add_argument("--start-from", type=Path, help="bundled model folder to start from (default: the identity)")
+    parser.add_argument("--start-from", type=Path, help="model folder to start from, as nca train --from (default: the identity)")
     parser.add_argument("--iters", type=int, default=TrainConfig.iters, help="planned iterations (the lr schedule fits them)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (pool sampling, masks, loss directions)")
     parser.add_argument("--lr", type=float, help="override the recipe's lr")

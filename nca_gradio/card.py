@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]  # the first
 SCORE_KEY = "nca_score"  # the card's combined quality figure in its metadata, so a listing (the gallery) can show it
 PREVIEW_STEPS, PREVIEW_FPS = 200, 25  # the preview shows the first steps of the rollout the verdict scores
 NOT_REPEATED = ("device",)  # the machine's choice, not the model's: the "train it again" line leaves it out (`_reproduce_line`)
+UNSET_WHEN_EMPTY = ("time_budget", "start_from")  # options the line gives only when set: no budget, no start model
 
 
 class CardError(UserError):
@@ -145,7 +147,10 @@ def _training_section(folder: Path) -> str:
         ("precision", trained_precision(info)),
     ]
     table = "\n".join(f"| {name} | {_cell(value)} |" for name, value in rows if value is not None)
-    return f"## Training\n\n| setting | value |\n|---|---|\n{table}" + _reproduce_line({**config, "precision": trained_precision(info)}, info.get("loss"))
+    start = config.get("start_from")
+    origin = (f"Fine-tuned from `{_cell(start).replace('`', '')}`: training began from that model's rule, not a blank one, "
+              "and kept its architecture.\n\n") if isinstance(start, str) and start else ""
+    return f"## Training\n\n{origin}| setting | value |\n|---|---|\n{table}" + _reproduce_line({**config, "precision": trained_precision(info)}, info.get("loss"))
 
 
 def trained_precision(info: dict) -> str:
@@ -159,8 +164,8 @@ def trained_precision(info: dict) -> str:
 def _reproduce_line(config: dict, loss: str | None) -> str:
     """The `nca train` command that runs this model's training again: its settings, seed and loss.
 
-    Every training option is written out except --device, and --time only when the run had a budget (0, none, is no
-    duration it takes); settings no option sets follow as Python arguments.
+    Every training option is written out except --device, and --time and --from only when the run had a budget or a
+    start model (0 is no duration --time takes, "" no model); settings no option sets follow as Python arguments.
     """
     try:
         settings = TrainConfig.from_dict({**config, **({"loss": loss} if loss else {})}).to_dict()
@@ -168,8 +173,8 @@ def _reproduce_line(config: dict, loss: str | None) -> str:
         return ""
     defaults = TrainConfig().to_dict()
     flags = {name: flag for name, flag in training_flags().items()
-             if name not in NOT_REPEATED and not (name == "time_budget" and not settings[name])}
-    options = " ".join(f"{flag} {_cell(settings[name])}" for name, flag in flags.items() if not isinstance(settings[name], bool))
+             if name not in NOT_REPEATED and not (name in UNSET_WHEN_EMPTY and not settings[name])}
+    options = " ".join(f"{flag} {shlex.quote(_cell(settings[name]))}" for name, flag in flags.items() if not isinstance(settings[name], bool))
     options += "".join(f" {flag}" for name, flag in flags.items() if settings[name] is True)
     other = {k: v for k, v in settings.items() if k not in flags and k not in NOT_REPEATED and v != defaults[k]}
     line = f"\n\nTrain it again on its target: `nca train target.png -o my-copy {options}`"

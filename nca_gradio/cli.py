@@ -12,10 +12,13 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
 from .errors import USER_ERRORS, UserError
+
+if TYPE_CHECKING:
+    from .model import NCA
 
 USAGE_ERROR = 2
 TERMINATED = 128 + signal.SIGTERM  # the shell's status for a process ended by SIGTERM
@@ -214,21 +217,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError("--resume continues the model in --output and --force replaces it: use one of them")
     if not args.resume and not args.force and any((out / name).exists() for name in REQUIRED_FILES):
         raise UsageError(f"{out} already holds a model: add --resume to continue training it, or --force to replace it")
+    if args.start_from and args.resume:
+        raise UsageError(f"--resume continues the run saved in {out}, which keeps the model it started from: leave out --from")
+    if args.start_from and Path(args.start_from).resolve() == out.resolve():
+        raise UsageError(f"--from and --output are both {out}: the new model would replace the one it starts from; choose another --output")
     prepare_folder(args.output)  # now, not after the image is read and the loss built
-    config = config_from_args(args)
+    start = _start(args)
+    config = config_from_args(args, start.config if start else None)
     target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)
     asked = {"iters": args.iters, "time_budget": args.time_budget, "lr": args.lr}  # on --resume, what was given changes
     overrides = {**{k: v for k, v in asked.items() if v is not None}, "device": args.device}
     if args.force:
         clear_model_files(out)  # the old model's card, preview and figures would describe this one
-    run = TrainingRun.open(out, target, config, resume=args.resume, overrides=overrides, log=log)
+    run = TrainingRun.open(out, target, config, resume=args.resume, overrides=overrides, log=log, start=start)
     trainer = run.trainer
     if args.compile and trainer.device.type != "cuda":
         log(f"--compile speeds up CUDA GPUs only; training on {trainer.device} without it")
     trainer.compile = args.compile
     trainer.cuda_graph = not args.eager
-    log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters) with the {trainer.loss_name} loss on {trainer.device}")
+    start = f", starting from the rule of {trainer.config.start_from}" if trainer.config.start_from else ""
+    log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters){start} with the {trainer.loss_name} loss on {trainer.device}")
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
         f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
@@ -292,6 +301,13 @@ def _load(model_ref: str):
     from .loading import load_model
 
     return load_model(model_ref)
+
+
+def _start(args: argparse.Namespace) -> NCA | None:
+    """The model --from names, loaded once (a Hub repo is pulled once), or None."""
+    from .loading import load_start
+
+    return load_start(args.start_from) if args.start_from else None
 
 
 def cmd_grow(args: argparse.Namespace) -> int:
@@ -405,7 +421,8 @@ def cmd_train_many(args: argparse.Namespace) -> int:
     from .train_options import config_from_args
 
     prepare_folder(args.output)
-    config = config_from_args(args)
+    start = _start(args)  # each texture's run loads it again, by the name given: the workers may be elsewhere
+    config = config_from_args(args, start.config if start else None)
     try:
         outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
                               cpus_per_task=args.cpus_per_task, push_to=args.push_to, hub_endpoint=os.environ.get("HF_ENDPOINT"))

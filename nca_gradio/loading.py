@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from .errors import UserError
 from .hub import HubError, is_repo_id, pull
 from .model import NCA
 from .model_folder import ModelLoadError, load_folder
@@ -33,3 +34,16 @@ def load_model(
         return load_folder(folder, device)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{ref}: {exc}") from None
+
+
+def load_start(ref: str | Path) -> NCA:
+    """The model a training run starts from (`TrainConfig.start_from`), a folder or Hub repo id checked like any model.
+
+    Loaded without drawing from the global random generator (building a model draws initial weights, and its
+    check grows a grid), so a run's seed repeats the same run whether it starts from a model or not.
+    """
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return load_model(ref)
+    except UserError as exc:  # a missing folder, a broken model, a Hub that cannot be reached
+        raise ModelLoadError(f"the model to start from: {exc}") from None

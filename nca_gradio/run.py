@@ -22,6 +22,8 @@ import torch
 from .atomic import free_bytes, prepare_folder
 from .card import write_card
 from .errors import UserError
+from .loading import load_start
+from .model import NCA
 from .train import Status, TrainConfig, Trainer
 
 CHECKPOINT_SECONDS = 60.0  # at most this much training is lost to a kill -9; a checkpoint costs well under 1% of it
@@ -77,16 +79,20 @@ class TrainingRun:
     def open(
         cls, folder: str | Path, target: torch.Tensor, config: TrainConfig, resume: bool = False, overrides: dict | None = None,
         log: Callable[[str], None] = lambda message: None, stop: StopRequest | None = None,
-        checkpoint_seconds: float | None = None,
+        checkpoint_seconds: float | None = None, start: NCA | str | Path | None = None,
     ) -> TrainingRun:
         """Start a run of `config`, or with `resume` continue the folder's checkpoint with `overrides` on its settings
         (iters, time_budget, lr, device: `checkpoint.OVERRIDABLE`; a resume's NaN count starts again).
+        A fresh run with `config.start_from` starts from that model: `start`, or loaded from `start` (a folder behind a
+        studio label) or else from the name; a resume continues the checkpoint's weights, and needs the start model no more.
 
         The folder is checked for room before any training, and a fresh run saves at once, so that the
         folder holds a model, and a checkpoint to resume, from the first second.
         """
         folder = Path(folder)
-        trainer = Trainer.resume(folder, target, overrides, log=log) if resume else Trainer(target, config, log=log)
+        if not resume and config.start_from and not isinstance(start, NCA):
+            start = load_start(start or config.start_from)
+        trainer = Trainer.resume(folder, target, overrides, log=log) if resume else Trainer(target, config, log=log, start=start)
         prepare_folder(folder)
         needed, free = trainer.checkpoint_bytes, free_bytes(folder)
         if free < needed:

@@ -63,16 +63,17 @@ def gpu(duration: int) -> Callable[[Callable], Callable]:
 
 def train_chunk(
     folder: Path, target: torch.Tensor, config: TrainConfig, stop_file: Path, seconds: float | None = None,
-    update_seconds: float = UPDATE_SECONDS,
+    update_seconds: float = UPDATE_SECONDS, start: Path | None = None,
 ) -> Iterator[Status]:
     """Train for up to `seconds` (None: to the end), reporting every `update_seconds`; continues the folder's checkpoint.
 
     A run (`run.TrainingRun`) saves before its last status is yielded and writes the card when it ends,
-    so whoever reads that status finds the model and its card on disk.
+    so whoever reads that status finds the model and its card on disk. `start`: the folder of the model
+    `config.start_from` names (a label), which only a fresh run reads.
     """
     quiet = lambda message: None
     run = TrainingRun.open(folder, target, config, resume=has_checkpoint(folder), overrides={"iters": config.iters, "device": config.device},
-                           log=quiet, stop=StopRequest(stop_file))
+                           log=quiet, stop=StopRequest(stop_file), start=start)
     yield from run.updates(seconds=seconds, every=update_seconds, previews=True, card=True)
 
 
@@ -80,17 +81,19 @@ _zero_gpu_chunk = gpu(duration=ZERO_GPU_CHUNK_SECONDS + 25)(train_chunk)
 
 
 def train_stream(
-    folder: Path, target: torch.Tensor, config: TrainConfig, stop_file: Path, chunk_seconds: float | None = None
+    folder: Path, target: torch.Tensor, config: TrainConfig, stop_file: Path, chunk_seconds: float | None = None,
+    start: Path | None = None,
 ) -> Iterator[Status]:
     """Train to the end or until stopped. With `chunk_seconds` (ZeroGPU) it runs as resumable GPU calls.
 
     SIGTERM reaches a chunk in another process through its stop file, registered here in the process that gets the signal.
+    `start`: the start model's folder (`train_chunk`).
     """
     run_chunk = _zero_gpu_chunk if chunk_seconds else train_chunk
     with stops_on_sigterm(StopRequest(stop_file)):
         while True:
             update = None
-            for update in run_chunk(folder, target, config, stop_file, chunk_seconds):
+            for update in run_chunk(folder, target, config, stop_file, chunk_seconds, start=start):
                 yield update
             if update is None or update.finished or update.stopped:
                 return

@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import UserError
 from .losses import VGG_LOSSES
+from .model import NCAConfig
 from .train import TrainConfig
 
 
@@ -51,6 +52,7 @@ STRENGTH_NAMES = {weight: name for name, weight in OBJECT_STRENGTHS.items()}
 HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration
 STUDIO_PRESET = "fast"  # the Train tab's model size at first: a model in minutes on a CPU
 STUDIO_CPU_ITERS = 300  # a first model in about 9 minutes on 2 CPU cores; the GPU recipe's own iterations elsewhere
+NO_START = "nothing (a new rule)"  # the Train tab's "Start from" for a rule that starts blank (the identity)
 
 
 def whole(name: str, value: Any, bounds: tuple[float, float]) -> int:
@@ -84,6 +86,7 @@ class StudioTrainSettings:
     objects: str = "off"
     practise_healing: bool = False
     time_limit: float = 0
+    start_from: str = NO_START  # a model's label in the session's model lists: the run starts from its rule and keeps its architecture
 
     @classmethod
     def names(cls) -> list[str]:
@@ -104,8 +107,18 @@ class StudioTrainSettings:
             raise ValueError(f"the Train settings are {cls.names()}, got {sorted(inputs)}")
         return {name: inputs[name] for name in cls.names()}
 
-    def config(self, device: str = "auto") -> TrainConfig:
-        """The run these settings describe: the studio's own choices on top of the recipe for the device."""
+    @property
+    def starts_blank(self) -> bool:
+        return self.start_from == NO_START
+
+    def config(self, device: str = "auto", start: NCAConfig | None = None) -> TrainConfig:
+        """The run these settings describe: the studio's own choices on top of the recipe for the device.
+
+        With a start model (`start_from`, a label; `start`, its architecture), Model size and Round shapes are the start
+        model's, whatever the controls say: the rule keeps its architecture (`train_config.kept_architecture`).
+        """
+        if not isinstance(self.start_from, str) or not self.start_from:
+            raise SettingError(f"Start from must be {NO_START!r} or a model's name, got {self.start_from!r}")
         if self.objects not in OBJECT_STRENGTHS:
             raise SettingError(f"Whole objects must be one of {', '.join(OBJECT_STRENGTHS)}, got {self.objects!r}")
         if self.objects != "off" and self.loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
@@ -123,10 +136,14 @@ class StudioTrainSettings:
             del chosen["size"]
         if chosen["time_budget"] and self.iterations == defaults.iterations:
             del chosen["iters"]
-        return TrainConfig.for_device(device, **chosen)
+        if not self.starts_blank:
+            del chosen["preset"], chosen["perception"]
+            chosen["start_from"] = self.start_from
+        return TrainConfig.for_device(device, start=start, **chosen)
 
-    def traits(self) -> str:
-        """What a trained model's label says beyond its preset: ' · round · light objects · heals', or ''."""
-        return (" · round" if self.isotropic else "") + ("" if self.objects == "off" else f" · {self.objects} objects") + (
+    def traits(self, config: TrainConfig) -> str:
+        """What a model trained with `config` (these settings') says in its label beyond its preset:
+        ' · round · light objects · heals · fine-tuned', or ''. Round shapes as the run had them, which a start model decides."""
+        return (" · round" if config.perception == "isotropic" else "") + ("" if self.objects == "off" else f" · {self.objects} objects") + (
             " · heals" if self.practise_healing else ""
-        )
+        ) + ("" if self.starts_blank else " · fine-tuned")

@@ -137,8 +137,10 @@ class Trainer:
 
     def __init__(
         self, target: torch.Tensor, config: TrainConfig | None = None, vgg_features: torch.nn.Module | None = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] = print, start: NCA | None = None, resuming: bool = False,
     ) -> None:
+        """A new run. With `config.start_from` it starts from `start`, the model that names (`loading.load_start`), not the
+        identity; `resuming` (`resume`) needs none, as the checkpoint's weights replace them."""
         self.config = cfg = config or TrainConfig()
         self.log = log
         self.device = pick_device(cfg.device)
@@ -148,6 +150,8 @@ class Trainer:
         self.target = target.to(self.device)
         loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
         model = NCA(cfg.architecture).to(self.device)
+        if cfg.start_from and not resuming:  # after the identity's draws: the seed repeats the same run either way
+            model.load_state_dict(start_weights(cfg, start))
         self.compute_dtype = training_dtype(self.device, cfg.precision)  # None: float32
         optimizer = make_optimizer(model.parameters(), cfg.lr, self.device)
         self.schedule = Schedule(optimizer, cfg)
@@ -365,16 +369,29 @@ class Trainer:
         A damaged checkpoint (truncated, emptied, keys missing) is a one-line `CheckpointError` naming the file.
         """
         checkpoint = Checkpoint.read(folder)
-        trainer = cls(target, checkpoint.config(overrides), vgg_features, log)
+        trainer = cls(target, checkpoint.config(overrides), vgg_features, log, resuming=True)
         checkpoint.restore(trainer)
         return trainer
+
+
+def start_weights(config: TrainConfig, start: NCA | None) -> dict[str, torch.Tensor]:
+    """The weights a run from `config.start_from` begins with: those of `start`, the model it names, of the run's architecture."""
+    if start is None:
+        raise ConfigError(f"this run starts from {config.start_from}: load it with loading.load_start and pass it as start "
+                          "(run.TrainingRun.open does)")
+    if start.config != config.architecture:
+        raise ConfigError(f"{config.start_from} is {start.config}, but this run builds {config.architecture}: a run started from "
+                          "a model keeps its architecture (make its settings with TrainConfig.for_device(start=...))")
+    return start.state_dict()
 
 
 def train(
     target: torch.Tensor, config: TrainConfig | None = None, callback: Callable[[Status], None] | None = None,
     should_stop: Callable[[], bool] | None = None, vgg_features: torch.nn.Module | None = None, log: Callable[[str], None] = print,
+    start: NCA | None = None,
 ) -> Trainer:
-    """Train a new NCA on a target image (1, 3, H, W) in [0, 1]; the trainer holds its model, history and `status()`."""
-    trainer = Trainer(target, config, vgg_features, log)
+    """Train a new NCA on a target image (1, 3, H, W) in [0, 1], from `start`'s rule where `config.start_from` names one;
+    the trainer holds its model, history and `status()`."""
+    trainer = Trainer(target, config, vgg_features, log, start)
     trainer.train(callback, should_stop)
     return trainer

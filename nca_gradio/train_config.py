@@ -47,6 +47,7 @@ class TrainConfig:
     precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (precision.training_dtype)
     damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
     time_budget: float = 0.0  # seconds of training; iterations and the lr schedule fit the measured speed, at most `iters` (0: off)
+    start_from: str = ""  # the model whose rule the run starts from, as named (a folder, a Hub repo id, a studio label); "": the identity
 
     RANGES: ClassVar[dict[str, tuple]] = {
         "iters": (1, 100_000),
@@ -86,6 +87,8 @@ class TrainConfig:
             raise ConfigError(f"batch ({self.batch}) must not exceed pool_size ({self.pool_size})")
         if self.match_weight and self.loss in VGG_LOSSES:
             raise ConfigError(f"match_weight is part of the patch loss: use loss patch (or auto offline), not {self.loss}")
+        if not isinstance(self.start_from, str):
+            raise ConfigError(f"start_from must be a model folder or Hub repo id, got {self.start_from!r}")
         if not all(0.0 < f < 1.0 for f in self.lr_decay_at):
             raise ConfigError(f"lr_decay_at must hold fractions between 0 and 1, got {self.lr_decay_at!r}")
         self.architecture  # noqa: B018 - a bad perception or fire rate is refused here, not when the model is built
@@ -102,9 +105,17 @@ class TrainConfig:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def for_device(cls, device: str = "auto", **chosen) -> TrainConfig:
-        """The recipe for the device the run will use (`device_recipe`), with the user's own choices on top."""
+    def for_device(cls, device: str = "auto", start: NCAConfig | None = None, **chosen) -> TrainConfig:
+        """The recipe for the device the run will use (`device_recipe`), with the user's own choices on top.
+
+        With `start_from` among the choices, `start` is that model's architecture (`loading.load_start(...).config`),
+        which the run keeps (`kept_architecture`).
+        """
         recipe = device_recipe(pick_device(device), chosen.get("loss", "auto"), chosen.get("time_budget", 0.0))
+        if chosen.get("start_from"):
+            if start is None:
+                raise ConfigError(f"a run that starts from {chosen['start_from']} keeps its architecture: pass it as start")
+            chosen = {**chosen, **kept_architecture(chosen, start)}
         return cls(**{**recipe, **chosen, "device": device})
 
     @classmethod
@@ -117,6 +128,27 @@ class TrainConfig:
         if "lr_decay_at" in data:
             data["lr_decay_at"] = tuple(data["lr_decay_at"])
         return cls(**data)
+
+
+def kept_architecture(chosen: dict, start: NCAConfig) -> dict:
+    """The preset, perception and fire rate of `start`, the architecture of the model `chosen["start_from"]` names.
+
+    A rule keeps its architecture, which is what lets a model and its child be blended; so a different one
+    asked for in `chosen` is refused, and so is a model of no preset's size (the run could not record it).
+    """
+    name = chosen["start_from"]
+    preset = next((p for p, size in PRESETS.items() if (size.channels, size.hidden) == (start.channels, start.hidden)), None)
+    if preset is None:
+        sizes = ", ".join(f"{p} {size.channels}/{size.hidden}" for p, size in PRESETS.items())
+        raise ConfigError(f"{name} has {start.channels} channels and {start.hidden} hidden units, the size of no preset "
+                          f"({sizes}): a run can start only from a model of a preset's size")
+    kept = {"preset": preset, "perception": start.perception, "fire_rate": start.fire_rate}
+    for field, value in kept.items():
+        if field in chosen and chosen[field] != value:
+            raise ConfigError(f"{name} is a {preset} rule with {start.perception} perception and fire rate {start.fire_rate:g}, and a run "
+                              f"started from it keeps that architecture: leave out {field} {chosen[field]}, or train a new rule instead "
+                              f"of starting from {name}")
+    return kept
 
 
 GPU_RECIPE = {"iters": 3000, "batch": 8, "pool_size": 256, "match_weight": 0.02, "time_budget": 60.0}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .losses import LOSS_NAMES
-from .model import PERCEPTIONS, PRESETS, preset_label
+from .model import PERCEPTIONS, PRESETS, NCAConfig, preset_label
 from .precision import PRECISIONS
 from .studio_settings import STUDIO_CPU_ITERS, STUDIO_PRESET
 from .train_config import GPU_RECIPE, SHORT_BUDGET, SHORT_RECIPE, VGG_RECIPE, TrainConfig
@@ -44,9 +44,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     """Add the options that set `TrainConfig` fields, in the order `nca train --help` lists them."""
     defaults = TrainConfig()
     parser.add_argument("--preset", choices=list(PRESETS), help=presets_help(defaults.preset))
-    parser.add_argument("--perception", choices=list(PERCEPTIONS), default=defaults.perception,
+    parser.add_argument("--perception", choices=list(PERCEPTIONS),
                         help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
-                        "(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes")
+                        f"(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes (default {defaults.perception})")
+    parser.add_argument("--from", dest="start_from", metavar="MODEL",
+                        help="start from this model's rule (a folder or Hub repo id, as nca grow takes them) instead of a blank one: "
+                        "the new model keeps its architecture (model size, perception), so the two can be blended")
     parser.add_argument("--loss", choices=list(LOSS_NAMES), default=defaults.loss, help="auto: ot with pretrained VGG16, else patch")
     parser.add_argument("--match", type=float, metavar="WEIGHT", dest="match_weight",
                         help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
@@ -84,7 +87,10 @@ def training_flags() -> dict[str, str]:
     return {action.dest: max(action.option_strings, key=len) for action in parser._actions}
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The run the parsed options describe: the options given, the rest from the recipe of the device asked for."""
+def config_from_args(args: argparse.Namespace, start: NCAConfig | None = None) -> TrainConfig:
+    """The run the parsed options describe: the options given, the rest from the recipe of the device asked for.
+
+    `start`: the architecture of the model --from names, which the run keeps (`TrainConfig.for_device`).
+    """
     chosen = {name: getattr(args, name) for name in training_flags() if name != "device"}
-    return TrainConfig.for_device(args.device, **{name: value for name, value in chosen.items() if value is not None})
+    return TrainConfig.for_device(args.device, start, **{name: value for name, value in chosen.items() if value is not None})

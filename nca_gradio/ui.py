@@ -33,7 +33,7 @@ from .graft import SPLITS, GraftWith, image_mask, rules, split_mask
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, image_to_tensor, load_image, load_target
 from .model import PRESETS, preset_label
-from .model_folder import CARD_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, slug
+from .model_folder import CARD_FILE, CONFIG_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, read_config, slug
 from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
 from .studio_settings import (
     CANVAS_SIDES,
@@ -41,6 +41,7 @@ from .studio_settings import (
     FRAME_RATES,
     HEALING_DAMAGE_EVERY,
     HEALING_STEPS,
+    NO_START,
     OBJECT_STRENGTHS,
     RENDER_STEPS,
     SEEDS,
@@ -211,6 +212,17 @@ class Handlers:
         return (gr.Dropdown(choices=choices, value=pick(grow_choice)), gr.Dropdown(choices=choices, value=pick(share_choice)),
                 gr.Dropdown(choices=[NO_GRAFT, *choices], value=graft_choice if graft_choice in choices else NO_GRAFT))
 
+    def refresh_starts(self, workspace: Workspace, choice: str | None) -> gr.Dropdown:
+        """The Train tab's "Start from" list: nothing, or any model of the session's lists; the choice stays."""
+        choices = [NO_START, *self.choices(workspace)]
+        return gr.Dropdown(choices=choices, value=choice if choice in choices else NO_START)
+
+    def train_run(self, workspace: Workspace | None, settings: StudioTrainSettings) -> tuple[TrainConfig, Path | None]:
+        """The run the Train settings describe, and the folder of the model it starts from, found by its label in the
+        session's lists (None: a blank rule). Its config.json alone gives the architecture: the run loads it whole."""
+        folder = None if settings.starts_blank or workspace is None else self.model_folder(workspace, settings.start_from)
+        return settings.config(start=read_config(folder / CONFIG_FILE) if folder else None), folder
+
     # ---------------------------------------------------------- train
 
     @staticmethod
@@ -241,17 +253,17 @@ class Handlers:
     def pick_example(self, evt: gr.SelectData) -> str:
         return str(self.examples[evt.index])
 
-    @staticmethod
-    def expected_time(**settings: Any) -> str:
-        """What Start will cost, said before it is pressed (the Train settings come as keywords: `StudioTrainSettings`)."""
+    def expected_time(self, workspace: Workspace | None = None, **settings: Any) -> str:
+        """What Start will cost, said before it is pressed (the Train settings come as keywords: `StudioTrainSettings`),
+        and, with a start model, that the model size and round shapes are that model's."""
         try:
-            config = StudioTrainSettings(**settings).config()
-        except UserError:
+            config, _ = self.train_run(workspace, StudioTrainSettings(**settings))
+        except (UserError, gr.Error):
             return ""
         device = pick_device(config.device)
         seconds = estimated_seconds(config, device)
         limit = " (the time limit)" if config.time_budget and seconds >= config.time_budget else ""
-        return f"Expected: about {studio.duration(seconds)}{limit} on this machine's {device.type.upper()}, batch {config.batch}."
+        return f"{start_note(config)}Expected: about {studio.duration(seconds)}{limit} on this machine's {device.type.upper()}, batch {config.batch}."
 
     @friendly
     def train(self, texture: str | None, workspace: Workspace, **chosen: Any):
@@ -260,21 +272,21 @@ class Handlers:
         The Train settings come as keywords, named as in `StudioTrainSettings`.
         """
         settings = StudioTrainSettings(**chosen)
-        config = settings.config()
+        config, start = self.train_run(workspace, settings)
         data = self.texture_bytes(texture)
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
         workspace.clear_stop()
         workspace.training = True  # until `training_over`, which follows the run however it ends
-        yield None, None, status_html("Preparing", Progress(0, None, "it"), "building the loss and the model…", ""), gr.skip()
+        yield None, None, status_html("Preparing", Progress(0, None, "it"), "building the loss and the model…", html.escape(start_note(config))), gr.skip()
         chunk = studio.ZERO_GPU_CHUNK_SECONDS if studio.on_zero_gpu() else None
         update = None
-        for update in studio.train_stream(folder, target, config, workspace.stop_file, chunk):
+        for update in studio.train_stream(folder, target, config, workspace.stop_file, chunk, start):
             workspace.touch()  # a long training is use: the idle sweep spares it
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        label = workspace.add_model(f"{Path(texture).stem} · {settings.preset}{settings.traits()} · {update.iteration} it", folder)
+        label = workspace.add_model(f"{Path(texture).stem} · {config.preset}{settings.traits(config)} · {update.iteration} it", folder)
         archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"), update.verdict)
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
@@ -547,6 +559,14 @@ def train_status(update: Status, label: str | None = None) -> str:
     return status_html(state, update.progress, progress_words(update), detail) + (verdict_html(update.verdict) if label else "")
 
 
+def start_note(config: TrainConfig) -> str:
+    """With a start model, that Model size and Round shapes are that model's, whatever the controls say; else ''."""
+    if not config.start_from:
+        return ""
+    round_shapes = "round shapes" if config.perception == "isotropic" else "no round shapes"
+    return f"Starting from {config.start_from}: the model size ({config.preset}) and {round_shapes} are that model's, whatever is chosen above. "
+
+
 def verdict_html(verdict: Verdict | None) -> str:
     """The run's verdict under the status: what the model learned, the figure behind it, and what to do next."""
     if verdict is None:
@@ -632,6 +652,11 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     )
                     target = gr.Image(label="What the model learns from", interactive=False, height=200, format="png", elem_id="nca-target", buttons=[])
                 with gr.Column(scale=4):
+                    start_model = gr.Dropdown(
+                        [NO_START, *bundled], value=start.start_from, label="Start from", allow_custom_value=True,
+                        info="a model's rule to fine-tune on your texture (bundled, trained or from the Hub); the model size and "
+                        "round shapes then follow that model", elem_id="nca-start-from",
+                    )  # any name is let through: the handlers look it up in the session's own models and refuse others in one line
                     preset = gr.Radio(
                         preset_choices(), value=start.preset, label="Model size", info=f"how many numbers the rule learns: more look better but train slower. Starts at {start.preset} with "
                         f"{start.iterations} iterations so a first model comes in minutes; `nca train` defaults to {TrainConfig().preset}, "
@@ -765,16 +790,19 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
     train_settings = StudioTrainSettings.in_order({
         "preset": preset, "loss": loss, "iterations": iterations, "size": size, "isotropic": isotropic, "objects": objects,
-        "practise_healing": healing, "time_limit": time_limit,
+        "practise_healing": healing, "time_limit": time_limit, "start_from": start_model,
     })  # passed by name (inputs_kwargs), so the handlers get them as one StudioTrainSettings; the API keeps this order
     for setting in train_settings.values():
-        setting.change(handlers.expected_time, inputs_kwargs=train_settings, outputs=expected, api_visibility="private", queue=False,
-                       show_progress="hidden")
+        setting.change(handlers.expected_time, inputs_kwargs={**train_settings, "workspace": workspace}, outputs=expected,
+                       api_visibility="private", queue=False, show_progress="hidden")
     training = train_button.click(
         handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
     )
     training.success(handlers.refresh_models, [workspace, grow_model, share_model, graft_model], [grow_model, share_model, graft_model], api_name="models")
+    refresh_starts = {"fn": handlers.refresh_starts, "inputs": [workspace, start_model], "outputs": start_model,
+                      "api_visibility": "private", "queue": False}  # the Train tab's start list, after each event that adds a model
+    training.success(**refresh_starts)
     training.then(handlers.training_over, workspace, stop_button, api_visibility="private", queue=False)
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None).then(
         handlers.stop_label, workspace, stop_button, api_visibility="private", queue=False)
@@ -797,7 +825,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
 
     pull_button.click(handlers.pull, [repo, revision, token, workspace], [card, card_preview, pull_note], api_name="pull", concurrency_id="nca-hub").success(
         handlers.refresh_models, [workspace, grow_model, share_model, graft_model], [grow_model, share_model, graft_model], api_visibility="private"
-    )
+    ).success(**refresh_starts)
     browse_inputs, browse_outputs = [shared_search, shared_sort, shared_pages], [shared, shared_ids, shared_note, more_shared]
     hub_tab.select(handlers.browse, browse_inputs, browse_outputs, api_name="browse", concurrency_id="nca-gallery", show_progress="minimal")
     page_turns = [(shared_search.submit, lambda: 1, None), (shared_sort.change, lambda: 1, None),
@@ -808,7 +836,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     shared.select(handlers.get_shared, [shared_ids, token, workspace], [repo, card, card_preview, pull_note], api_visibility="private",
                   concurrency_id="nca-hub").success(
         handlers.refresh_models, [workspace, grow_model, share_model, graft_model], [grow_model, share_model, graft_model], api_visibility="private"
-    ).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
+    ).success(**refresh_starts).success(lambda: gr.Tabs(selected="grow"), None, tabs, api_visibility="private", queue=False)
     push_button.click(handlers.push, [share_model, share_repo, private, token, workspace], push_note, api_name="push", concurrency_id="nca-hub")
     check_events(root, set(root.fns) - host_events)
     sweep_idle_workspaces(root, idle_limit())

@@ -118,6 +118,22 @@ def test_the_round_shapes_box_an_objects_strength_and_healing_reach_the_model(ap
     assert load_folder(tmp_path).perception == "isotropic"
 
 
+def test_training_can_start_from_a_model_of_the_session_and_keeps_its_architecture(trained, pebbles_path, tmp_path):
+    session, _, label = trained  # the seed preset, sobel perception
+    *_, status, archive = session.predict(handle_file(str(pebbles_path)), "fast", "patch", 1, 32, True, "off", False, 0, label,
+                                          api_name="/train")  # Model size and Round shapes say otherwise: the start model decides
+    assert "pebbles · seed · fine-tuned · 1 it" in status
+    with zipfile.ZipFile(archive) as zipped:
+        zipped.extractall(tmp_path)
+    folder = tmp_path / Path(archive).stem
+    assert json.loads((folder / "config.json").read_text()) == {"channels": 4, "hidden": 8, "fire_rate": 0.5, "perception": "sobel"}
+    assert json.loads((folder / "training.json").read_text())["config"]["start_from"] == label
+    card = (folder / "README.md").read_text()
+    assert f"Fine-tuned from `{label}`" in card and "nca-studio-" not in card  # the name the user chose, never a server path
+    assert "There is no model called 'nobody' in this session" in error_of(
+        session.predict, handle_file(str(pebbles_path)), "seed", "patch", 1, 32, False, "off", False, 0, "nobody", api_name="/train")
+
+
 def test_whole_objects_with_a_vgg_loss_says_which_losses_it_works_with(app_url, pebbles_path):
     with pytest.raises(AppError, match="Whole objects works with the patch loss"):
         client(app_url).predict(handle_file(str(pebbles_path)), "seed", "ot", 1, 32, False, "strong", api_name="/train")

@@ -25,7 +25,7 @@ from nca_gradio import hub as nca_hub
 from nca_gradio.card import model_card
 from nca_gradio.cli import main
 from nca_gradio.hub import HubError, is_repo_id, pull, push
-from nca_gradio.loading import load_model
+from nca_gradio.loading import load_model, load_start
 from nca_gradio.model import NCA
 from nca_gradio.model_folder import ModelLoadError, load_folder
 
@@ -239,6 +239,19 @@ def test_a_repo_id_loads_through_load_model_and_a_folder_of_that_name_wins(pushe
     model_folder(tmp_path / "alice" / "pebbles", seed=7)
     local = load_model("alice/pebbles", endpoint="http://127.0.0.1:9")  # nothing listens there: the folder is used
     assert torch.equal(rollout(local), rollout(tiny_model(7)))
+
+
+def test_a_run_starts_from_a_model_on_the_hub_by_its_repo_id(pushed, shared_server, monkeypatch, pebbles_path, tiny_config):
+    from nca_gradio.images import load_target
+    from nca_gradio.train import TrainConfig, Trainer
+
+    monkeypatch.setenv("HF_ENDPOINT", shared_server.url)
+    chosen = {k: v for k, v in tiny_config().to_dict().items() if k not in ("preset", "perception", "fire_rate", "device")}
+    model = load_start(pushed["repo"])
+    config = TrainConfig.for_device("cpu", model.config, **{**chosen, "start_from": pushed["repo"]})
+    assert (config.preset, config.start_from) == ("seed", "alice/pebbles")  # the pushed model's size, and its name as given
+    trainer = Trainer(load_target(pebbles_path, config.target_size), config, log=lambda message: None, start=model)
+    assert torch.equal(trainer.model.w2.weight, load_folder(pushed["folder"]).w2.weight)
 
 
 def test_a_missing_folder_that_reads_owner_name_says_both_were_looked_for(server, tmp_path, monkeypatch):

@@ -232,7 +232,7 @@ def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of
                                  time_limit=90).config("cpu")
     assert (config.preset, config.loss, config.iters, config.size) == ("seed", "patch", 7, 32)
     assert (config.perception, config.match_weight, config.damage_every, config.time_budget) == ("isotropic", 0.01, 4, 90.0)
-    assert StudioTrainSettings(isotropic=True, objects="light", practise_healing=True).traits() == " · round · light objects · heals"
+    assert StudioTrainSettings(isotropic=True, objects="light", practise_healing=True).traits(config) == " · round · light objects · heals"
     one_minute = StudioTrainSettings(time_limit=60).config("cpu")  # the short recipe, as `nca train --time 60s` gets it
     assert (one_minute.preset, one_minute.size, one_minute.steps_max, one_minute.iters) == ("fast", 32, 64, TrainConfig().iters)
     chosen = StudioTrainSettings(time_limit=60, size=48, iterations=200).config("cpu")
@@ -244,3 +244,26 @@ def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of
         StudioTrainSettings(time_limit=3601).config("cpu")
     with pytest.raises(ValueError, match="outside TrainConfig's range"):
         narrowed("size", 1024)  # the studio may offer less than the library, never more
+
+
+@pytest.mark.slow  # loads the start model (each load grows a probe grid)
+def test_a_start_model_sets_the_architecture_whatever_the_size_and_round_shapes_controls_say(tmp_path):
+    from dataclasses import asdict
+
+    from helpers import model_folder
+
+    from nca_gradio.model_folder import load_folder
+    from nca_gradio.studio_settings import StudioTrainSettings
+    from nca_gradio.ui import Handlers
+    from nca_gradio.workspace import Workspace
+
+    start = model_folder(tmp_path / "A", preview=False)  # 4 channels, 8 hidden: the seed preset's size, sobel
+    workspace = Workspace()
+    label = workspace.add_model("pebbles · seed · 3 it", start)
+    settings = StudioTrainSettings(preset="texture", isotropic=True, start_from=label)
+    config = settings.config("cpu", start=load_folder(start).config)
+    assert (config.preset, config.perception, config.start_from) == ("seed", "sobel", label)
+    assert settings.traits(config) == " · fine-tuned"  # not round: the start model is not
+    said = Handlers(tmp_path / "no-models", []).expected_time(workspace, **asdict(settings))
+    assert said.startswith(f"Starting from {label}: the model size (seed) and no round shapes are that model's") and "Expected: about" in said
+    assert Handlers(tmp_path / "no-models", []).expected_time(Workspace(), **asdict(settings)) == ""  # not this session's model
