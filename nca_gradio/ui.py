@@ -92,7 +92,8 @@ NO_GRAFT = "none"  # the Grow tab's "Graft with" when one rule grows alone
 MASK_SPLIT = "mask"  # the graft's split that takes the uploaded mask
 GRAFT_SPLITS = [*SPLITS, MASK_SPLIT]
 GRAFT_INFO = ("vertical: the model left, this one right; horizontal: top and bottom; circle: this one in the middle. "
-              "Two rules of one architecture (a model and its fine-tuned child) blend where a mask is grey")
+              "Two rules of one architecture (a model and its fine-tuned child) blend where a mask is grey. "
+              "A cell runs both rules' layers, so half the steps fit")
 GROW_LEAD = "Pick a model and a canvas size, then press **Grow**."
 GROW_HELP = """\
 The studio starts from a blank grid and lets every cell apply the learnt rule again and again: the video shows the
