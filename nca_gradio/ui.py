@@ -712,8 +712,10 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                     with gr.Accordion("Graft with a second rule", open=False, elem_id="nca-graft"):
                         graft_model = gr.Dropdown([NO_GRAFT, *bundled], value=NO_GRAFT, label="Graft with", info=GRAFT_INFO,
                                                   elem_id="nca-graft-model")
-                        graft_split = gr.Radio(GRAFT_SPLITS, value=SPLITS[0], label="Where the second rule runs", elem_id="nca-graft-split")
-                        graft_mask = gr.Image(type="filepath", label="Mask (with 'mask'): white runs the second rule, black the first, grey blends",
+                        graft_split = gr.Radio(GRAFT_SPLITS, value=SPLITS[0], label="Where the second rule runs", elem_id="nca-graft-split",
+                                               info="mask: the image below, stretched to the canvas: white runs the second rule, "
+                                                    "black the first, grey blends")
+                        graft_mask = gr.Image(type="filepath", label="Graft mask",
                                               image_mode="L", sources=["upload", "clipboard"], height=160, elem_id="nca-graft-mask")
                     fits = gr.Markdown(Handlers.steps_note(canvas.value, steps.value), elem_id="nca-grow-fits")
                     grow_button = gr.Button("Grow", variant="primary", elem_id="nca-grow")

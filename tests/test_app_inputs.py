@@ -107,7 +107,8 @@ def call(url: str, api_name: str, data: list) -> str:
 
 def test_missing_arguments_are_named(app_url):
     answer = call(app_url, "grow", [MODEL])
-    assert "/grow takes 5 values, got 1: missing Canvas (pixels a side), Steps, Frames per second, Seed" in answer
+    assert ("/grow takes 8 values, got 1: missing Canvas (pixels a side), Steps, Frames per second, Seed, Graft with, "
+            "Where the second rule runs, Graft mask") in answer
     assert "missing Model, Canvas" in call(app_url, "grow", [])
 
 
