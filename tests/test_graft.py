@@ -136,6 +136,7 @@ def test_nca_graft_writes_png_and_gif(tmp_path, model):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow  # an `nca` process each
 @pytest.mark.parametrize(
     "extra, said",
     [
