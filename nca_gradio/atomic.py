@@ -148,6 +148,21 @@ def prepare_folder(folder: str | Path) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def removed_if_refused(folder: str | Path) -> Iterator[None]:
+    """Checks that run after `prepare_folder` made `folder`: a refusal among them leaves no empty folder behind
+    (one that was there before, or that holds anything, stays)."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty folder goes
+        raise
+
+
 def prepare_file(path: str | Path, suffixes: tuple[str, ...]) -> Path:
     """The one check of an output file, before any work: a name with one of `suffixes` (the writers pick the
     format by it), not a folder nor a device (a rename would replace /dev/full itself), in a folder that

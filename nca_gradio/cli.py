@@ -205,7 +205,7 @@ def _add_render_options(parser: argparse.ArgumentParser, steps: int, precision: 
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .atomic import prepare_folder
+    from .atomic import prepare_folder, removed_if_refused
     from .images import load_target
     from .model_folder import REQUIRED_FILES, clear_model_files
     from .run import TrainingRun, sigterm_stops_runs
@@ -221,10 +221,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume continues the run saved in {out}, which keeps the model it started from: leave out --from")
     if args.start_from and Path(args.start_from).resolve() == out.resolve():
         raise UsageError(f"--from and --output are both {out}: the new model would replace the one it starts from; choose another --output")
-    prepare_folder(args.output)  # now, not after the image is read and the loss built
-    start = _start(args)
-    config = config_from_args(args, start.config if start else None)
-    target = load_target(args.image, config.target_size)
+    with removed_if_refused(out):  # a refused start model, setting or image leaves no empty --output behind
+        prepare_folder(args.output)  # now, not after the image is read and the loss built
+        start = _start(args)
+        config = config_from_args(args, start.config if start else None)
+        target = load_target(args.image, config.target_size)
     log = lambda message: tqdm.write(f"nca: {message}", file=sys.stderr)
     asked = {"iters": args.iters, "time_budget": args.time_budget, "lr": args.lr}  # on --resume, what was given changes
     overrides = {**{k: v for k, v in asked.items() if v is not None}, "device": args.device}

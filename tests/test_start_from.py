@@ -106,7 +106,11 @@ def test_a_missing_or_broken_start_model_is_refused_in_one_line(tmp_path, pebble
     (broken / CONFIG_FILE).write_text("{not json")
     one_line_error(run_main(capsys, "train", pebbles_path, "-o", out, "--from", broken, *flags_without_preset()),
                    "the model to start from", "not valid JSON")
-    assert not (out / CONFIG_FILE).exists()
+    assert not out.exists()  # the refusal leaves no empty output folder behind
+    out.mkdir()
+    one_line_error(run_main(capsys, "train", pebbles_path, "-o", out, "--from", tmp_path / "nope", *flags_without_preset()),
+                   "no such model folder")
+    assert out.is_dir()  # a folder the user had stays
 
 
 @pytest.mark.slow  # loads the start model several times: each load grows a probe grid
