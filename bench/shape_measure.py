@@ -14,7 +14,13 @@ It then builds pairs (target, A, B) from the bundled models' growths and simple 
 shrunk, blurred, rotated, another model's growth), writes contact sheets to judge by eye, and reports how often the
 new measure and `quality.score(...).combined` agree with the eye's verdicts recorded in EYE below.
 
+The second trial adds hard pairs built to fool the current score (phase-randomised growths and targets: same
+colours and power spectrum, no objects; seamless Voronoi shuffles of the growth on its torus) and two more
+candidates: `edge_score` (the blob statistics of regions enclosed by strong gradients) and `phase_score`
+(Portilla-Simoncelli-like magnitude and cross-scale phase statistics of complex log-Gabor bands).
+
     python bench/shape_measure.py --cache /tmp/shapes_cache --sheets /tmp/shapes_cache/sheets
+    python bench/shape_measure.py --sheets /tmp/shapes2_sheets --sheets-only --docs-hard docs/research
 """
 
 from __future__ import annotations
@@ -98,8 +104,8 @@ def _w1(u: np.ndarray, v: np.ndarray, uw: np.ndarray, vw: np.ndarray, empty: flo
 
 def stats_distance(a: BlobStats, b: BlobStats) -> tuple[float, float]:
     """Summed over levels: the area-weighted W1 distance of log2 area, and of compactness."""
-    area = sum(_w1(a.log_area[i], b.log_area[i], a.weight[i], b.weight[i], 13.0) for i in range(len(LEVELS)))
-    comp = sum(_w1(a.compact[i], b.compact[i], a.weight[i], b.weight[i], 1.0) for i in range(len(LEVELS)))
+    area = sum(_w1(a.log_area[i], b.log_area[i], a.weight[i], b.weight[i], 13.0) for i in range(len(a.log_area)))
+    comp = sum(_w1(a.compact[i], b.compact[i], a.weight[i], b.weight[i], 1.0) for i in range(len(a.log_area)))
     return area, comp
 
 
@@ -132,6 +138,118 @@ def shape_score(generated: np.ndarray, target: np.ndarray, own_levels: bool = Fa
     to_left, to_right = stats_distance(gen, left), stats_distance(gen, right)
     ratios = [(to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in range(2)]
     return ShapeScore(sum(ratios) / 2, ratios[0], ratios[1])
+
+
+# ---------------------------------------------------------------- second trial: regions inside edges, and phases
+
+EDGE_LEVELS = (0.5, 0.6, 0.7)  # quantiles of the target's gradient magnitude: a region is a blob of calmer pixels
+
+
+def gradient(grey: np.ndarray) -> np.ndarray:
+    """Gradient magnitude (Sobel) of a lightly blurred luminance image."""
+    return np.hypot(ndimage.sobel(grey, 0, mode="nearest"), ndimage.sobel(grey, 1, mode="nearest"))
+
+
+def region_stats(grads: list[np.ndarray], thresholds: np.ndarray) -> BlobStats:
+    """Blob statistics of the regions enclosed by edges: connected pixels whose gradient is below each threshold."""
+    log_area, compact, weight = [], [], []
+    for threshold in thresholds:
+        areas, comps = zip(*(blobs(grad < threshold) for grad in grads))
+        area = np.concatenate(areas)
+        log_area.append(np.log2(np.maximum(area, 1.0)))
+        compact.append(np.concatenate(comps))
+        weight.append(area)
+    return BlobStats(log_area, compact, weight)
+
+
+def edge_score(generated: np.ndarray, target: np.ndarray) -> float:
+    """Like shape_score, but on regions enclosed by strong gradients (outlines) rather than on grey-level blobs.
+
+    A stone is the calm region inside its outline whatever its tone, so light and dark stones count alike; the
+    thresholds are the target's gradient quantiles (EDGE_LEVELS), so a softer texture has fewer outlines and larger
+    regions. Mean of the area and compactness ratios against the target's halves (1.0 = the target's own floor).
+    """
+    target_grad = [gradient(h) for h in _halves(luminance(target))]
+    gen_grad = [gradient(h) for h in _halves(luminance(generated))]
+    thresholds = np.quantile(np.concatenate([g.ravel() for g in target_grad]), EDGE_LEVELS)
+    left, right = (region_stats([g], thresholds) for g in target_grad)
+    gen = region_stats(gen_grad, thresholds)
+    floor, to_left, to_right = stats_distance(left, right), stats_distance(gen, left), stats_distance(gen, right)
+    return sum((to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in range(2)) / 2
+
+
+SCALES = 4  # octave-spaced bands, centre frequencies 1/4, 1/8, 1/16, 1/32 cycles per pixel
+ORIENTATIONS = 4
+
+
+def complex_bands(grey: np.ndarray) -> list[list[np.ndarray]]:
+    """Complex (analytic) log-Gabor responses [scale][orientation] of a luminance image, by FFT.
+
+    Each filter keeps one half of the frequency plane around its orientation, so its response is complex: its
+    magnitude is the local energy of that band (an edge, a line, a blob's rim) and its phase says which (an edge
+    is a phase of +-90 degrees, a dark or bright line 180 or 0).
+    """
+    h, w = grey.shape
+    fy, fx = np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")
+    radius, angle = np.hypot(fy, fx), np.arctan2(fy, fx)
+    radius[0, 0] = 1.0
+    spectrum = np.fft.fft2(grey - grey.mean())
+    out = []
+    for s in range(SCALES):
+        centre = 0.25 / 2 ** s
+        radial = np.exp(-np.log(radius / centre) ** 2 / (2 * np.log(0.6) ** 2))
+        radial[0, 0] = 0.0
+        row = []
+        for o in range(ORIENTATIONS):
+            delta = np.angle(np.exp(1j * (angle - o * math.pi / ORIENTATIONS)))
+            row.append(np.fft.ifft2(spectrum * radial * np.exp(-delta ** 2 / (2 * (math.pi / 6) ** 2))))
+        out.append(row)
+    return out
+
+
+def _corr(u: np.ndarray, v: np.ndarray) -> float:
+    u, v = u - u.mean(), v - v.mean()
+    return float((u * v).sum() / max(math.sqrt((u * u).sum() * (v * v).sum()), FLOOR_EPS))
+
+
+def phase_features(grey: np.ndarray) -> np.ndarray:
+    """Statistics that a phase-randomised copy (same power spectrum, same histogram) loses.
+
+    Per band: the sparsity of its magnitude (std / mean; 0.52 for Gaussian noise, more where energy gathers on
+    outlines) and the correlation of its magnitude with itself half a wavelength away (how long an outline runs).
+    Per pair of adjacent scales and orientation: the correlation of their magnitudes (an outline is an edge at
+    every scale) and Portilla and Simoncelli's cross-scale phase statistic, the normalised mean of the fine
+    response times the conjugate of the coarse one with its phase doubled (real and imaginary parts: edges and
+    lines); noise has 0. Per scale and pair of adjacent orientations: the correlation of their magnitudes (corners
+    and blobs have energy in every direction at once, a grain of streaks in one).
+    """
+    bands = complex_bands(grey)
+    feats = []
+    for s in range(SCALES):
+        shift = 2 ** (s + 1)
+        for o in range(ORIENTATIONS):
+            mag = np.abs(bands[s][o])
+            feats.append(mag.std() / max(mag.mean(), FLOOR_EPS))
+            feats.append((_corr(mag, np.roll(mag, shift, 0)) + _corr(mag, np.roll(mag, shift, 1))) / 2)
+            feats.append(_corr(mag, np.abs(bands[s][(o + 1) % ORIENTATIONS])))
+            if s + 1 < SCALES:
+                fine, coarse = bands[s][o], bands[s + 1][o]
+                doubled = coarse ** 2 / np.maximum(np.abs(coarse), FLOOR_EPS)
+                c = (fine * np.conj(doubled)).mean() / max(
+                    math.sqrt((np.abs(fine) ** 2).mean() * (np.abs(doubled) ** 2).mean()), FLOOR_EPS)
+                feats += [c.real, c.imag, _corr(mag, np.abs(coarse))]
+    return np.array(feats)
+
+
+def phase_score(generated: np.ndarray, target: np.ndarray) -> float:
+    """Euclidean distance of phase_features to the target's halves, over the halves' own distance (1.0 = floor).
+
+    The generated image's features are the mean of its two halves' (the same 128 x 64 frame as the target's).
+    """
+    left, right = (phase_features(h) for h in _halves(luminance(target)))
+    gen = np.mean([phase_features(h) for h in _halves(luminance(generated))], axis=0)
+    floor = max(float(np.linalg.norm(left - right)), FLOOR_EPS)
+    return (float(np.linalg.norm(gen - left)) + float(np.linalg.norm(gen - right))) / 2 / floor
 
 
 def current_score(generated: np.ndarray, target: torch.Tensor) -> float:
@@ -169,6 +287,49 @@ def blurred(img: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(sigma)))
 
 
+def phase_randomised(img: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Same Fourier amplitude per channel, random phases, then each channel's histogram matched back: stones -> speckle.
+
+    One random phase field (the FFT phase of white noise, so it is Hermitian) is added to every channel's own phases,
+    which keeps the channels' cross-spectra (colour correlations at each frequency); rank matching then restores each
+    channel's histogram exactly. What is left of the original is its colours and its power spectrum; what is lost is
+    the alignment of phases across frequencies, that is, edges, outlines and whole objects.
+    """
+    rng = np.random.default_rng(seed)
+    noise_phase = np.angle(np.fft.fft2(rng.standard_normal(img.shape[:2])))
+    out = np.empty(img.shape[:2] + (3,), np.uint8)
+    for c in range(3):
+        chan = img[..., c].astype(np.float64)
+        spectrum = np.fft.fft2(chan - chan.mean())
+        field = np.real(np.fft.ifft2(np.abs(spectrum) * np.exp(1j * (np.angle(spectrum) + noise_phase))))
+        ranks = np.argsort(np.argsort(field.ravel()))
+        out[..., c] = np.sort(img[..., c].ravel())[ranks].reshape(img.shape[:2])
+    return out
+
+
+def voronoi_shuffled(img: np.ndarray, cells: int = 16, seed: int = 0, soft: float = 1.5) -> np.ndarray:
+    """Cells of a random Voronoi tiling (on the torus), each filled from the image rolled by its own random shift.
+
+    The growth is a torus, so a roll has no seam of its own; the cut lines are irregular (no straight tile edges for a
+    patch or spectrum statistic to catch) and softened by blending the cells within about `soft` px of a border.
+    Objects crossing a cut line are cut and glued to pieces of other objects: whole objects against objects cut up.
+    """
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    seeds = rng.uniform(0, [h, w], size=(cells, 2))
+    shifts = rng.integers(0, [h, w], size=(cells, 2))
+    yy, xx = np.mgrid[0:h, 0:w]
+    dist = np.empty((cells, h, w))
+    for k, (sy, sx) in enumerate(seeds):
+        dy, dx = np.abs(yy - sy), np.abs(xx - sx)
+        dist[k] = np.hypot(np.minimum(dy, h - dy), np.minimum(dx, w - dx))
+    weight = np.exp(-(dist - dist.min(axis=0)) / soft)
+    weight[weight < 1e-3] = 0.0
+    weight /= weight.sum(axis=0)
+    out = sum(weight[k][..., None] * np.roll(img, tuple(shifts[k]), axis=(0, 1)).astype(np.float64) for k in range(cells))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
 def grown(name: str, cache: Path) -> np.ndarray:
     """A bundled model's 128 px growth after 1,024 steps (float32), grown once and cached as a PNG."""
     path = cache / f"{name}.png"
@@ -182,6 +343,10 @@ def grown(name: str, cache: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def target_image(name: str) -> np.ndarray:
+    return np.asarray(Image.open(ROOT / "models" / name / "target.png").convert("RGB").resize((SIZE, SIZE)))
+
+
 @dataclass(frozen=True)
 class Pair:
     name: str
@@ -190,6 +355,7 @@ class Pair:
     b: np.ndarray
     a_desc: str
     b_desc: str
+    hard: bool = False  # one of the second trial's pairs, built to fool the current score
 
 
 def build_pairs(cache: Path) -> list[Pair]:
@@ -214,11 +380,24 @@ def build_pairs(cache: Path) -> list[Pair]:
     if stones.exists() and speckle.exists():
         specs.append(("pebbles: stones vs speckle", "pebbles", np.asarray(Image.open(stones).convert("RGB"))[:SIZE, :SIZE],
                       "own rule (stones)", np.asarray(Image.open(speckle).convert("RGB"))[:SIZE, :SIZE], "two-texture rule"))
+    first_trial = len(specs)
+    # The second trial's hard pairs: colours, grain and spectrum kept, objects broken.
+    objects = ("pebbles", "coffee_beans", "brick_gray", "autumn_leaves", "hubble_dots", "gravel_gray")
+    for k, name in enumerate(objects):
+        specs.append((f"{name}: phase-randomised", name, g[name], "growth", phase_randomised(g[name], k),
+                      "phases randomised, histogram matched"))
+    for k, name in enumerate(objects):
+        own = np.ascontiguousarray(target_image(name)[:, ::-1])
+        specs.append((f"{name}: target vs its phase-randomised", name, own, "target, mirrored", phase_randomised(own, 10 + k),
+                      "target phase-randomised"))
+    for k, name in enumerate(("pebbles", "coffee_beans", "brick_gray", "autumn_leaves", "hubble_dots", "starry_sky")):
+        specs.append((f"{name}: seamless shuffle", name, g[name], "growth", voronoi_shuffled(g[name], seed=20 + k),
+                      "Voronoi cells rolled, seams blended"))
     pairs = []
     for i, (pname, target, first, first_desc, second, second_desc) in enumerate(specs):
         if i % 2:  # swap every other pair
             first, first_desc, second, second_desc = second, second_desc, first, first_desc
-        pairs.append(Pair(pname, target, first, second, first_desc, second_desc))
+        pairs.append(Pair(pname, target, first, second, first_desc, second_desc, hard=i >= first_trial))
     return pairs
 
 
@@ -258,11 +437,26 @@ EYE: dict[str, tuple[str, str]] = {
     "pebbles: vs coffee": ("A", "A has small outlined stones; B flat brown blocks"),
     "coffee_beans: shuffled vs shrunk": ("B", "B's pieces are bean-sized though cut; A's beans tiny"),
     "pebbles: stones vs speckle": ("A", "A has faceted stones; B is a fine speckle"),
+    # The second trial (hard pairs), judged on the sheets before any measure was run on them.
+    "pebbles: phase-randomised": ("B", "B has whole outlined stones; A is a speckle, though with the target's blues"),
+    "coffee_beans: phase-randomised": ("A", "A has beans; B is a dark mottle on tan"),
+    "brick_gray: phase-randomised": ("B", "B has bricks and mortar; A is vertical streaks"),
+    "autumn_leaves: phase-randomised": ("A", "A has leaf-like lobes with outlines; B is a cloudy mottle"),
+    "hubble_dots: phase-randomised": ("B", "B has round separate dots; A is a coloured speckle"),
+    "gravel_gray: phase-randomised": ("tie", "both a fine grey grain, I cannot tell them apart"),
+    "pebbles: target vs its phase-randomised": ("B", "B is the target mirrored; A a multicoloured speckle"),
+    "coffee_beans: target vs its phase-randomised": ("A", "A is the target mirrored; B a granite-like mottle"),
+    "brick_gray: target vs its phase-randomised": ("B", "B is the target mirrored; A criss-cross streaks"),
+    "autumn_leaves: target vs its phase-randomised": ("A", "A is the target mirrored; B a cloudy mottle"),
+    "hubble_dots: target vs its phase-randomised": ("B", "B is the target mirrored; A fringed speckle, no round galaxies"),
+    "gravel_gray: target vs its phase-randomised": ("A", "weak: A has distinct grains; B a softer noise of the same grain size"),
+    "pebbles: seamless shuffle": ("B", "weak: A has a few smeared, broken stones; B's are all whole"),
+    "coffee_beans: seamless shuffle": ("A", "B has beans cut and glued to other beans, in the lower half most"),
+    "brick_gray: seamless shuffle": ("B", "A has doubled, ghostly mortar lines and broken bricks"),
+    "autumn_leaves: seamless shuffle": ("tie", "I cannot see the cuts"),
+    "hubble_dots: seamless shuffle": ("tie", "dots are smaller than the cells; hardly any is cut (control)"),
+    "starry_sky: seamless shuffle": ("tie", "I cannot see the cuts"),
 }
-
-
-def target_image(name: str) -> np.ndarray:
-    return np.asarray(Image.open(ROOT / "models" / name / "target.png").convert("RGB").resize((SIZE, SIZE)))
 
 
 def contact_sheet(pairs: list[Pair], first: int, path: Path, scale: int = 1, quality_jpeg: int = 60) -> None:
@@ -286,6 +480,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("/tmp/shapes_cache"), help="grown PNGs are cached here")
     parser.add_argument("--sheets", type=Path, default=None, help="write contact sheets (PNG, 2x) here to judge by eye")
     parser.add_argument("--docs", type=Path, default=None, help="write 3 small JPEG sheets here")
+    parser.add_argument("--docs-hard", type=Path, default=None, help="write 2 small JPEG sheets of the hard pairs here")
+    parser.add_argument("--sheets-only", action="store_true", help="write the sheets and stop (to judge blind)")
     parser.add_argument("--own-levels", action="store_true", help="cut each image at its own luminance quantiles")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -295,35 +491,54 @@ def main() -> None:
         args.sheets.mkdir(parents=True, exist_ok=True)
         for start in range(0, len(pairs), 5):
             contact_sheet(pairs[start:start + 5], start + 1, args.sheets / f"sheet{start // 5 + 1}.png", scale=2)
+    if args.docs_hard:
+        args.docs_hard.mkdir(parents=True, exist_ok=True)
+        first = next(i for i, p in enumerate(pairs) if p.hard)
+        per = math.ceil((len(pairs) - first) / 2)
+        for k in range(2):
+            start = first + k * per
+            contact_sheet(pairs[start:start + per], start + 1, args.docs_hard / f"shapes2_hard_{k + 1}.jpg")
+    if args.sheets_only:
+        return
     if args.docs:
         args.docs.mkdir(parents=True, exist_ok=True)
         per = math.ceil(len(pairs) / 3)
         for k in range(3):
             contact_sheet(pairs[k * per:(k + 1) * per], k * per + 1, args.docs / f"shapes_pairs_{k + 1}.jpg")
     targets = {name: load_target(ROOT / "models" / name / "target.png", SIZE) for name in {p.target for p in pairs}}
-    agree = {"shape": 0, "current": 0}
-    judged, misses = 0, {"shape": [], "current": []}
-    print("| # | pair | A | B | eye | why | shape A / B | shape pick | current A / B | current pick |")
-    print("|---:|---|---|---|:-:|---|---|:-:|---|:-:|")
+    measures = ("current", "blob", "edge", "phase")
+    agree = {(k, hard): 0 for k in measures for hard in (False, True)}
+    judged, misses = {False: 0, True: 0}, {k: [] for k in measures}
+    print("| # | pair | A | B | eye | why | current A / B | pick | blob A / B | pick | edge A / B | pick "
+          "| phase A / B | pick |")
+    print("|---:|---|---|---|:-:|---|---|:-:|---|:-:|---|:-:|---|:-:|")
     for i, pair in enumerate(pairs, 1):
         t_uint8 = (targets[pair.target][0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-        sa, sb = (shape_score(img, t_uint8, args.own_levels).combined for img in (pair.a, pair.b))
-        ca, cb = current_score(pair.a, targets[pair.target]), current_score(pair.b, targets[pair.target])
-        picks = {"shape": "A" if sa < sb else "B", "current": "A" if ca < cb else "B"}
+        values = {
+            "current": [current_score(img, targets[pair.target]) for img in (pair.a, pair.b)],
+            "blob": [shape_score(img, t_uint8, args.own_levels).combined for img in (pair.a, pair.b)],
+            "edge": [edge_score(img, t_uint8) for img in (pair.a, pair.b)],
+            "phase": [phase_score(img, t_uint8) for img in (pair.a, pair.b)],
+        }
+        picks = {k: "A" if v[0] < v[1] else "B" for k, v in values.items()}
         eye, why = EYE.get(pair.name, ("?", "not judged yet"))
         if eye in ("A", "B"):
-            judged += 1
+            judged[pair.hard] += 1
             for k, pick in picks.items():
                 if pick == eye:
-                    agree[k] += 1
+                    agree[k, pair.hard] += 1
                 else:
                     misses[k].append(i)
-        print(f"| {i} | {pair.name} | {pair.a_desc} | {pair.b_desc} | {eye} | {why} | {sa:.2f} / {sb:.2f} | {picks['shape']} "
-              f"| {ca:.2f} / {cb:.2f} | {picks['current']} |", flush=True)
-    if judged:
-        for k, count in agree.items():
-            print(f"{k}: agrees with the eye on {count}/{judged} ({100 * count / judged:.0f}%); disagrees on {misses[k]}")
-
+        cells = " | ".join(f"{values[k][0]:.2f} / {values[k][1]:.2f} | {picks[k]}" for k in measures)
+        print(f"| {i}{'*' if pair.hard else ''} | {pair.name} | {pair.a_desc} | {pair.b_desc} | {eye} | {why} | {cells} |",
+              flush=True)
+    total = judged[False] + judged[True]
+    if total:
+        print("\n| measure | all pairs | first trial's | hard pairs (*) | disagrees on |\n|---|---:|---:|---:|---|")
+        for k in measures:
+            both = agree[k, False] + agree[k, True]
+            print(f"| {k} | {both}/{total} ({100 * both / total:.0f}%) | {agree[k, False]}/{judged[False]} "
+                  f"| {agree[k, True]}/{judged[True]} ({100 * agree[k, True] / max(judged[True], 1):.0f}%) | {misses[k]} |")
 
 if __name__ == "__main__":
     main()
