@@ -19,6 +19,7 @@ colours and power spectrum, no objects; seamless Voronoi shuffles of the growth 
 candidates: `edge_score` (the blob statistics of regions enclosed by strong gradients) and `phase_score`
 (Portilla-Simoncelli-like magnitude and cross-scale phase statistics of complex log-Gabor bands).
 
+    pip install scipy    # this research bench needs it; the project itself does not
     python bench/shape_measure.py --cache /tmp/shapes_cache --sheets /tmp/shapes_cache/sheets
     python bench/shape_measure.py --sheets /tmp/shapes2_sheets --sheets-only --docs-hard docs/research
 """
