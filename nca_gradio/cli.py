@@ -237,8 +237,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         log(f"--compile speeds up CUDA GPUs only; training on {trainer.device} without it")
     trainer.compile = args.compile
     trainer.cuda_graph = not args.eager
-    start = f", starting from the rule of {trainer.config.start_from}" if trainer.config.start_from else ""
-    log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters){start} with the {trainer.loss_name} loss on {trainer.device}")
+    origin = f", starting from the rule of {trainer.config.start_from}" if trainer.config.start_from else ""
+    log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters){origin} with the {trainer.loss_name} loss on {trainer.device}")
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
         f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")

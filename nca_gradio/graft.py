@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import fast
 from .fast import circular_pad, perception_weight
-from .model import NCA
+from .model import NCA, draw_masks
 from .model_folder import load_folder
-from .render import RenderError
+from .render import STEP_CHUNK, RenderError
 
 SPLITS = ("vertical", "horizontal", "circle")
 CIRCLE_RADIUS = 0.3  # of the canvas's shorter side: the circle split's B region
@@ -48,7 +49,7 @@ def compatible(a: NCA, b: NCA) -> bool:
 class Graft:
     """Rules A and B on one grid, `mask` (H, W) in [0, 1] saying how much of B each cell runs.
 
-    Quacks like an `NCA` where the renderers need it (`channels`, `empty_grid`, `eval`, `step`), so `render.run`,
+    Quacks like an `NCA` where the renderers need it (`render.Rules`: `channels`, `empty_grid`, `eval`, `stepper`), so `render.run`,
     `grow` and `heal` take it as they take one rule. The mask is fixed to a grid size; grow at that size.
     """
 
@@ -76,32 +77,26 @@ class Graft:
     def update(self, x: torch.Tensor) -> torch.Tensor:
         """The change every cell would make, before the stochastic mask."""
         m = self.mask.to(x.dtype)
-        padded = circular_pad(x)
-        if self.blends:
+        if self.blends:  # the two rules' pre-activations mix before the relu: `fast.update` cannot be used
             (ka, ba, wa), (kb, bb, wb) = self.weights
+            padded = circular_pad(x)
             hidden = torch.relu((1 - m) * F.conv2d(padded, ka, ba) + m * F.conv2d(padded, kb, bb)).permute(0, 2, 3, 1)
             ua, ub = F.linear(hidden, wa).permute(0, 3, 1, 2), F.linear(hidden, wb).permute(0, 3, 1, 2)
-        else:
-            ua, ub = (self._own_update(rule, padded, weights) for rule, weights in zip((self.a, self.b), self.weights))
+        else:  # each rule on its own first channels; zero on the channels it does not have
+            ua, ub = (F.pad(fast.update(rule, x[:, : rule.channels], weights), (0, 0, 0, 0, 0, self.channels - rule.channels))
+                      for rule, weights in zip((self.a, self.b), self.weights))
         return (1 - m) * ua + m * ub
 
-    def _own_update(self, rule: NCA, padded: torch.Tensor, weights: tuple) -> torch.Tensor:
-        """One rule's update on its own first channels; zero on the channels it does not have."""
-        kernel, bias, w2 = weights
-        hidden = torch.relu(F.conv2d(padded[:, : rule.channels], kernel, bias)).permute(0, 2, 3, 1)
-        return F.pad(F.linear(hidden, w2).permute(0, 3, 1, 2), (0, 0, 0, 0, 0, self.channels - rule.channels))
-
     def fire(self, x: torch.Tensor, steps: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(steps, B, 1, H, W) cell masks, each cell firing with its rule's rate (one draw, as `model.draw_masks`)."""
-        b, _, h, w = x.shape
-        return (torch.rand(steps, b, 1, h, w, generator=generator, device=x.device) < self.fire_rate).to(x.dtype)
+        """(steps, B, 1, H, W) cell masks, each cell firing with its own rule's rate (`model.draw_masks`, a rate per cell)."""
+        return draw_masks(x, steps, self.fire_rate, generator)
 
     def stepper(self, generator: torch.Generator) -> Callable[[torch.Tensor, int], torch.Tensor]:
         """`render.run`'s way to advance n steps, in float32, a few steps' masks at a time."""
 
         def advance(x: torch.Tensor, n: int) -> torch.Tensor:
-            for start in range(0, n, 16):
-                for mask in self.fire(x, min(16, n - start), generator).unbind(0):
+            for start in range(0, n, STEP_CHUNK):
+                for mask in self.fire(x, min(STEP_CHUNK, n - start), generator).unbind(0):
                     x = x + self.update(x) * mask
             return x
 

@@ -117,8 +117,11 @@ def cell_mask(x: torch.Tensor, rate: float, generator: torch.Generator | None = 
     return draw_masks(x, 1, rate, generator)[0]
 
 
-def draw_masks(x: torch.Tensor, steps: int, rate: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(steps, B, 1, H, W) cell masks in one draw: on a CPU the very numbers of `steps` calls of `cell_mask`."""
+def draw_masks(x: torch.Tensor, steps: int, rate: float | torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(steps, B, 1, H, W) cell masks in one draw: on a CPU the very numbers of `steps` calls of `cell_mask`.
+
+    `rate` may also be a (1, 1, H, W) tensor, a rate per cell (a graft's two rules).
+    """
     b, _, h, w = x.shape
     return (torch.rand(steps, b, 1, h, w, generator=generator, device=x.device) < rate).to(x.dtype)
 

@@ -32,6 +32,7 @@ from .errors import USER_ERRORS, UserError
 from .graft import SPLITS, GraftWith, image_mask, rules, split_mask
 from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, image_to_tensor, load_image, load_target
+from .live import NO_GRAFT  # the Grow and Live tabs' "Graft with": one rule
 from .model import PRESETS, preset_label
 from .model_folder import CARD_FILE, CONFIG_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, read_config, slug
 from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
@@ -88,7 +89,6 @@ their look is from your texture (lower is better; hover a point to see the overf
 model is ready in the other tabs and can be downloaded.
 """
 
-NO_GRAFT = "none"  # the Grow tab's "Graft with" when one rule grows alone
 MASK_SPLIT = "mask"  # the graft's split that takes the uploaded mask
 GRAFT_SPLITS = [*SPLITS, MASK_SPLIT]
 GRAFT_INFO = ("vertical: the model left, this one right; horizontal: top and bottom; circle: this one in the middle. "
