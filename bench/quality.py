@@ -1,6 +1,7 @@
 """Quality of every bundled model: combined score at 1024 and 4096 steps, and 256 steps after damage.
 
 Run: python bench/quality.py [--models models] [--size 128]
+The shape column is the shape ratio at 1,024 steps (`nca_gradio.shapes`), reported beside the combined score.
 Scores are ratios against the target's own floor (1.0 = as close as the target
 is to itself); the bar for a bundled model is <= 2.0 at 1024 and 4096 steps,
 and a heal ratio <= 1.25.
@@ -35,10 +36,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
         return 0
-    print(f"{'model':<18} {'params':>6} {'@1024':>7} {'@4096':>7} {'healed':>7} {'heal ratio':>10}")
+    print(f"{'model':<18} {'params':>6} {'@1024':>7} {'@4096':>7} {'healed':>7} {'heal ratio':>10} {'shape':>6}")
     for r in rows:
         print(f"{r['model']:<18} {r['parameters']:>6} {r['combined_1024']:>7.3f} {r['combined_4096']:>7.3f} "
-              f"{r['combined_healed']:>7.3f} {r['heal_ratio']:>10.3f}")
+              f"{r['combined_healed']:>7.3f} {r['heal_ratio']:>10.3f} {r['shape_1024']:>6.2f}")
     return 0
 
 

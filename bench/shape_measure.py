@@ -19,7 +19,6 @@ colours and power spectrum, no objects; seamless Voronoi shuffles of the growth 
 candidates: `edge_score` (the blob statistics of regions enclosed by strong gradients) and `phase_score`
 (Portilla-Simoncelli-like magnitude and cross-scale phase statistics of complex log-Gabor bands).
 
-    pip install scipy    # this research bench needs it; the project itself does not
     python bench/shape_measure.py --cache /tmp/shapes_cache --sheets /tmp/shapes_cache/sheets
     python bench/shape_measure.py --sheets /tmp/shapes2_sheets --sheets-only --docs-hard docs/research
 """
@@ -34,85 +33,36 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
-from scipy import ndimage
-from scipy.stats import wasserstein_distance
 
 from nca_gradio import quality
 from nca_gradio.images import load_target
+from nca_gradio.shapes import (
+    FLOOR_EPS,
+    BlobStats,
+    blob_stats,
+    halves,
+    luminance,
+    shape_ratio_of_arrays,
+    stats_distance,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 128
 LEVELS = (0.2, 0.35, 0.5, 0.5, 0.65, 0.8)  # quantiles of the target's luminance; below 0.5 dark blobs, else bright
 DARK = (True, True, True, False, False, False)  # the minority phase at each level: the majority one percolates
-PRE_BLUR = 1.0  # Gaussian sigma in pixels before thresholding, so one-pixel grain inside a stone does not cut it up
-FLOOR_EPS = 1e-6
 
 
-# ---------------------------------------------------------------- the measure
+# ---------------------------------------------------------------- the measure (first trial: grey-level blobs)
 
 
-def luminance(img: np.ndarray) -> np.ndarray:
-    """Luminance in [0, 1] of an HxWx3 uint8 image, lightly blurred (see PRE_BLUR)."""
-    grey = img[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) / 255.0
-    return ndimage.gaussian_filter(grey, PRE_BLUR, mode="wrap") if PRE_BLUR > 0 else grey
+def unit(img: np.ndarray) -> np.ndarray:
+    """An H x W x 3 uint8 image as floats in [0, 1], as the library's measure takes it."""
+    return img[..., :3].astype(np.float64) / 255.0
 
 
-def blobs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Area and compactness (4 pi A / P^2; pi/4 for a pixel square) of each 4-connected blob of a mask.
-
-    The perimeter counts pixel edges between the blob and anything else, the frame included, so a blob cut by
-    the border is less compact; both sides of every comparison are cut by the same 128 x 64 frame.
-    """
-    labels, count = ndimage.label(mask)
-    if count == 0:
-        return np.zeros(0), np.zeros(0)
-    padded = np.pad(labels, 1)
-    centre = padded[1:-1, 1:-1]
-    perimeter = np.zeros(count + 1)
-    for shifted in (padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]):
-        edge = (centre > 0) & (shifted != centre)
-        perimeter += np.bincount(centre[edge], minlength=count + 1)
-    area = np.bincount(labels.ravel(), minlength=count + 1)[1:].astype(np.float64)
-    return area, 4 * math.pi * area / np.maximum(perimeter[1:], 1.0) ** 2
-
-
-@dataclass(frozen=True)
-class BlobStats:
-    """Per level: the blobs' log2 areas, compactness and areas (the weights), pooled over the image's halves."""
-
-    log_area: list[np.ndarray]
-    compact: list[np.ndarray]
-    weight: list[np.ndarray]
-
-
-def blob_stats(images: list[np.ndarray], thresholds: np.ndarray) -> BlobStats:
-    """Blob statistics of one or more luminance images (pooled), at the given thresholds."""
-    log_area, compact, weight = [], [], []
-    for threshold, dark in zip(thresholds, DARK):
-        areas, comps = zip(*(blobs(grey < threshold if dark else grey > threshold) for grey in images))
-        area = np.concatenate(areas)
-        log_area.append(np.log2(np.maximum(area, 1.0)))
-        compact.append(np.concatenate(comps))
-        weight.append(area)
-    return BlobStats(log_area, compact, weight)
-
-
-def _w1(u: np.ndarray, v: np.ndarray, uw: np.ndarray, vw: np.ndarray, empty: float) -> float:
-    if len(u) == 0 or len(v) == 0:
-        return 0.0 if len(u) == len(v) else empty
-    return float(wasserstein_distance(u, v, uw, vw))
-
-
-def stats_distance(a: BlobStats, b: BlobStats) -> tuple[float, float]:
-    """Summed over levels: the area-weighted W1 distance of log2 area, and of compactness."""
-    area = sum(_w1(a.log_area[i], b.log_area[i], a.weight[i], b.weight[i], 13.0) for i in range(len(a.log_area)))
-    comp = sum(_w1(a.compact[i], b.compact[i], a.weight[i], b.weight[i], 1.0) for i in range(len(a.log_area)))
-    return area, comp
-
-
-def _halves(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    width = grey.shape[1]
-    return grey[:, : width // 2], grey[:, width // 2:]
+def level_stats(images: list[np.ndarray], thresholds: np.ndarray) -> BlobStats:
+    """Blob statistics of one or more luminance images (pooled): dark blobs below or bright ones above each level."""
+    return blob_stats([[grey < t if dark else grey > t for grey in images] for t, dark in zip(thresholds, DARK)])
 
 
 @dataclass(frozen=True)
@@ -131,52 +81,22 @@ def shape_score(generated: np.ndarray, target: np.ndarray, own_levels: bool = Fa
     darker than the target has more dark blobs; with `own_levels` each image is cut at its own quantiles, so
     the measure sees only layout and leaves tone to quality.score's colour term.
     """
-    target_grey, gen_grey = luminance(target), luminance(generated)
+    target_grey, gen_grey = luminance(unit(target)), luminance(unit(generated))
     thresholds = np.quantile(target_grey, LEVELS)
-    left, right = (blob_stats([h], thresholds) for h in _halves(target_grey))
-    gen = blob_stats(list(_halves(gen_grey)), np.quantile(gen_grey, LEVELS) if own_levels else thresholds)
+    left, right = (level_stats([h], thresholds) for h in halves(target_grey))
+    gen = level_stats(list(halves(gen_grey)), np.quantile(gen_grey, LEVELS) if own_levels else thresholds)
     floor = stats_distance(left, right)
     to_left, to_right = stats_distance(gen, left), stats_distance(gen, right)
     ratios = [(to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in range(2)]
     return ShapeScore(sum(ratios) / 2, ratios[0], ratios[1])
 
 
-# ---------------------------------------------------------------- second trial: regions inside edges, and phases
-
-EDGE_LEVELS = (0.5, 0.6, 0.7)  # quantiles of the target's gradient magnitude: a region is a blob of calmer pixels
-
-
-def gradient(grey: np.ndarray) -> np.ndarray:
-    """Gradient magnitude (Sobel) of a lightly blurred luminance image."""
-    return np.hypot(ndimage.sobel(grey, 0, mode="nearest"), ndimage.sobel(grey, 1, mode="nearest"))
-
-
-def region_stats(grads: list[np.ndarray], thresholds: np.ndarray) -> BlobStats:
-    """Blob statistics of the regions enclosed by edges: connected pixels whose gradient is below each threshold."""
-    log_area, compact, weight = [], [], []
-    for threshold in thresholds:
-        areas, comps = zip(*(blobs(grad < threshold) for grad in grads))
-        area = np.concatenate(areas)
-        log_area.append(np.log2(np.maximum(area, 1.0)))
-        compact.append(np.concatenate(comps))
-        weight.append(area)
-    return BlobStats(log_area, compact, weight)
+# ---------------------------------------------------------------- second trial: regions inside edges (shipped), phases
 
 
 def edge_score(generated: np.ndarray, target: np.ndarray) -> float:
-    """Like shape_score, but on regions enclosed by strong gradients (outlines) rather than on grey-level blobs.
-
-    A stone is the calm region inside its outline whatever its tone, so light and dark stones count alike; the
-    thresholds are the target's gradient quantiles (EDGE_LEVELS), so a softer texture has fewer outlines and larger
-    regions. Mean of the area and compactness ratios against the target's halves (1.0 = the target's own floor).
-    """
-    target_grad = [gradient(h) for h in _halves(luminance(target))]
-    gen_grad = [gradient(h) for h in _halves(luminance(generated))]
-    thresholds = np.quantile(np.concatenate([g.ravel() for g in target_grad]), EDGE_LEVELS)
-    left, right = (region_stats([g], thresholds) for g in target_grad)
-    gen = region_stats(gen_grad, thresholds)
-    floor, to_left, to_right = stats_distance(left, right), stats_distance(gen, left), stats_distance(gen, right)
-    return sum((to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in range(2)) / 2
+    """The shipped measure, `nca_gradio.shapes.shape_ratio`, on two uint8 images."""
+    return shape_ratio_of_arrays(unit(generated), unit(target))
 
 
 SCALES = 4  # octave-spaced bands, centre frequencies 1/4, 1/8, 1/16, 1/32 cycles per pixel
@@ -247,8 +167,8 @@ def phase_score(generated: np.ndarray, target: np.ndarray) -> float:
 
     The generated image's features are the mean of its two halves' (the same 128 x 64 frame as the target's).
     """
-    left, right = (phase_features(h) for h in _halves(luminance(target)))
-    gen = np.mean([phase_features(h) for h in _halves(luminance(generated))], axis=0)
+    left, right = (phase_features(h) for h in halves(luminance(unit(target))))
+    gen = np.mean([phase_features(h) for h in halves(luminance(unit(generated)))], axis=0)
     floor = max(float(np.linalg.norm(left - right)), FLOOR_EPS)
     return (float(np.linalg.norm(gen - left)) + float(np.linalg.norm(gen - right))) / 2 / floor
 

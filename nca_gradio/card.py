@@ -195,7 +195,7 @@ def _quality_section(folder: Path, verdict: Verdict | None) -> str:
     if verdict.score is None:
         return said
     figures = verdict.score.as_dict()
-    rows = "\n".join(f"| {name} | {figures[name]:.2f} |" for name in ("combined", "patches", "colour", "spectrum"))
+    rows = "\n".join(f"| {name} | {figures[name]:.2f} |" for name in ("combined", "patches", "colour", "spectrum", "shape"))
     return (
         f"{said}\n\nMeasured on a texture {GROWN_SETTINGS}, compared with the target "
         f"(`nca_gradio.quality.score`, as `nca score` does): each figure is a distance divided by the distance between the "
@@ -207,7 +207,7 @@ def _quality_section(folder: Path, verdict: Verdict | None) -> str:
 
 STABILITY_ROWS = (("combined_1024", "combined after 1,024 steps"), ("combined_4096", "combined after 4,096 steps"),
                   ("combined_healed", f"combined 256 steps after a circle of radius 1/4 is erased at step 1,024 (worst of {HEAL_TRIALS} heals)"),
-                  ("heal_ratio", "healed / undamaged"))
+                  ("heal_ratio", "healed / undamaged"), ("shape_1024", "shape after 1,024 steps (regions enclosed by outlines)"))
 
 
 def _stability_table(folder: Path) -> str:

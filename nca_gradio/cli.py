@@ -413,6 +413,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"  patches  {result.patches:.3f}  " + "  ".join(f"1/{s}: {v:.3f}" for s, v in zip(PATCH_SCALES, result.per_scale)))
         print(f"  colour   {result.colour:.3f}")
         print(f"  spectrum {result.spectrum:.3f}")
+        print(f"shape    {result.shape:.3f}  (regions enclosed by outlines: their sizes and roundness; not part of combined)")
     return 0
 
 

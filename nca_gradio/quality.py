@@ -18,6 +18,7 @@ from .images import ImageError
 from .losses import covariance_root, random_directions, shaped_directions, tiled_log_spectrum
 from .model import to_rgb
 from .render import HEAL_STEPS, Damage, apply_damage, run
+from .shapes import shape_ratio
 
 PATCH_SIZE = 7
 MIN_TARGET_SIDE = 8 * PATCH_SIZE  # a target smaller than this cannot be scored: its halves hold too few patches
@@ -38,6 +39,7 @@ class Score:
     colour: float
     spectrum: float
     per_scale: tuple[float, ...]
+    shape: float  # the regions outlines enclose (`shapes.shape_ratio`): reported beside combined, not part of it
 
     def as_dict(self) -> dict:
         return {
@@ -46,6 +48,7 @@ class Score:
             "colour": round(self.colour, 4),
             "spectrum": round(self.spectrum, 4),
             "per_scale": {f"1/{s}": round(v, 4) for s, v in zip(PATCH_SCALES, self.per_scale)},
+            "shape": round(self.shape, 4),
         }
 
 
@@ -119,7 +122,7 @@ def score(generated: torch.Tensor, target: torch.Tensor) -> Score:
     per_scale = tuple(ratio[f"patch{s}"] for s in PATCH_SCALES)
     patches = sum(per_scale) / len(per_scale)
     combined = (patches + ratio["colour"] + ratio["spectrum"]) / 3
-    return Score(combined, patches, ratio["colour"], ratio["spectrum"], per_scale)
+    return Score(combined, patches, ratio["colour"], ratio["spectrum"], per_scale, shape_ratio(generated, target))
 
 
 
@@ -143,6 +146,7 @@ class ModelFigures:
             "combined_4096": round(self.at_4096.combined, 4),
             "combined_healed": round(self.healed.combined, 4),
             "heal_ratio": round(self.heal_ratio, 4),
+            "shape_1024": round(self.at_1024.shape, 4),
         }
 
 

@@ -51,7 +51,7 @@ class Verdict:
             return ""
         s = self.score
         return (f"score {s.combined:.2f} (colour {s.colour:.2f}, grain {s.per_scale[0]:.2f}, larger patterns {s.per_scale[-1]:.2f}, "
-                f"spectrum {s.spectrum:.2f}; 1.0 is as close as the target is to itself, lower is better), {GROWN_SETTINGS}")
+                f"spectrum {s.spectrum:.2f}, shapes {s.shape:.2f}; 1.0 is as close as the target is to itself, lower is better), {GROWN_SETTINGS}")
 
     def lines(self) -> list[str]:
         """The verdict as a few lines: the sentence, the figure, the advice."""

@@ -162,5 +162,5 @@ def test_score_prints_the_parts_and_json(trained, tmp_path, pebbles_path):
     text = nca("score", grown, trained / "target.png").stdout
     assert "combined" in text and "colour" in text and "spectrum" in text
     figures = json.loads(nca("score", pebbles_path, pebbles_path, "--json").stdout)
-    assert set(figures) == {"combined", "patches", "colour", "spectrum", "per_scale"}
+    assert set(figures) == {"combined", "patches", "colour", "spectrum", "per_scale", "shape"}
     assert figures["combined"] < 1.5  # an image is about as close to itself as its halves are to each other

@@ -25,7 +25,7 @@ def test_the_target_scores_near_its_floor_and_noise_far_above(pebbles_64, pebble
 def test_score_is_repeatable_and_reports_every_part(pebbles_64):
     a, b = score(pebbles_64, pebbles_64), score(pebbles_64, pebbles_64)
     assert a == b
-    assert set(a.as_dict()) == {"combined", "patches", "colour", "spectrum", "per_scale"}
+    assert set(a.as_dict()) == {"combined", "patches", "colour", "spectrum", "per_scale", "shape"}
 
 
 def test_too_small_images_are_refused(pebbles_64):
