@@ -3,6 +3,7 @@
     python models/build.py IMAGE NAME [--iters N] [--preset texture] [--seed 0] [--credit "..."]
     python models/build.py --again NAME [NAME ...]   # train again from their own targets and recipes, at once
     python models/build.py --again all               # every bundled model (needs the scale extra: Ray)
+    python models/build.py --many NEW.json           # several new models at once: [{"name", "image", "credit"}, ...]
     python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
     python models/build.py --card NAME         # only the card (after a rename or a change to cards)
 
@@ -80,6 +81,15 @@ def again(name: str) -> Job:
     return Job(name, str(folder / TARGET_FILE), config)
 
 
+def many(listing: Path, config: TrainConfig) -> list[Job]:
+    """New models from a JSON list of {name, image, credit}, all on one recipe (images relative to the list)."""
+    entries = json.loads(listing.read_text())
+    missing = [e["image"] for e in entries if not (listing.parent / e["image"]).is_file()]
+    if missing:
+        raise SystemExit(f"build.py: {listing} names images that are not there: {', '.join(missing)}")
+    return [Job(e["name"], str(listing.parent / e["image"]), config, e["credit"]) for e in entries]
+
+
 def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float = 1) -> list[dict]:
     """Train the jobs at once with `train_many`, then copy each into models/NAME and write its GIFs, figures and card."""
     textures = [Texture(job.name, job.image, job.config) for job in jobs]
@@ -135,6 +145,8 @@ def main() -> int:
     parser.add_argument("name", nargs="?")
     parser.add_argument("--again", nargs="+", metavar="NAME", help="train these bundled models again (all: every one) from "
                         "their own target.png and recorded recipe, at once")
+    parser.add_argument("--many", metavar="JSON", help="train new models at once: a JSON list of {name, image, credit}; "
+                        "image paths are relative to the file; the other flags give their recipe")
     parser.add_argument("--address", help="a Ray cluster for the training (see nca train-many --help); default: this machine")
     parser.add_argument("--cpus-per-task", type=float, default=1, help="CPU cores per model (default 1)")
     parser.add_argument("--preset", default="texture")
@@ -158,8 +170,15 @@ def main() -> int:
         for result in build_many([again(name) for name in names], args.address, args.cpus_per_task):
             print(json.dumps(result), flush=True)
         return 0
+    config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
+                         target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
+                         match_weight=args.match, damage_every=args.damage_every, precision=args.precision)
+    if args.many:
+        for result in build_many(many(Path(args.many), config), args.address, args.cpus_per_task):
+            print(json.dumps(result), flush=True)
+        return 0
     if args.name is None:
-        parser.error("NAME is needed (or use --again)")
+        parser.error("NAME is needed (or use --again or --many)")
     if args.card:
         write_bundled_card(MODELS / args.name, existing_credit(MODELS / args.name))
         return 0
@@ -170,9 +189,6 @@ def main() -> int:
         parser.error("IMAGE is needed to train (or use --refresh)")
     if args.target_size < MIN_TARGET_SIDE:  # refused now, not after a quarter of an hour of training
         parser.error(f"--target-size must be at least {MIN_TARGET_SIDE}: a bundled model is scored against its target")
-    config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
-                         target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
-                         match_weight=args.match, damage_every=args.damage_every, precision=args.precision)
     (result,) = build_many([Job(args.name, args.image, config, args.credit)], args.address, args.cpus_per_task)
     print(json.dumps(result), flush=True)
     return 0 if "error" not in result else 1
