@@ -44,20 +44,22 @@ ROOT = Path(__file__).resolve().parents[1]
 GROW_SIZE, GROW_STEPS = 128, 200  # the card's preview (card.PREVIEW_SIZE, card.PREVIEW_STEPS)
 
 
-def measure(model, target: torch.Tensor, seeds: list[int]) -> tuple[float, list[torch.Tensor]]:
-    """Mean combined score over growth seeds, and the grown images (a copy of the model is grown: training is untouched)."""
+def measure(model, target: torch.Tensor, seeds: list[int], steps: int = GROW_STEPS) -> tuple[float, float, list[torch.Tensor]]:
+    """Mean combined score and shape ratio over growth seeds, and the grown images (a copy of the model is grown)."""
     twin = copy.deepcopy(model).cpu()
     rng_state = torch.get_rng_state()
-    values, images = [], []
+    values, shapes, images = [], [], []
     with torch.no_grad():
         for seed in seeds:
-            state = grow(twin, size=GROW_SIZE, steps=GROW_STEPS, every=GROW_STEPS, seed=seed, precision="float32",
+            state = grow(twin, size=GROW_SIZE, steps=steps, every=steps, seed=seed, precision="float32",
                          keep_frames=False).state
             rgb = to_rgb(state.float()).cpu()
-            values.append(score(rgb, target).combined)
+            rated = score(rgb, target)
+            values.append(rated.combined)
+            shapes.append(rated.shape)
             images.append(rgb)
     torch.set_rng_state(rng_state)
-    return sum(values) / len(values), images
+    return sum(values) / len(values), sum(shapes) / len(shapes), images
 
 
 def rank(target: torch.Tensor) -> list[tuple[str, float]]:
@@ -92,14 +94,14 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     started = time.perf_counter()
 
     def record(iteration: int) -> None:
-        value, images = measure(trainer.model, target, args.grow_seeds)
-        rows.append({"iteration": iteration, "score": value, "train_seconds": round(trainer.seconds, 1)})
+        value, shape, images = measure(trainer.model, target, args.grow_seeds, args.grow_steps)
+        rows.append({"iteration": iteration, "score": value, "shape": shape, "train_seconds": round(trainer.seconds, 1)})
         tensor_to_image(torch.cat([target, *images], dim=-1)[0]).save(out / f"iter_{iteration:04d}.png")
-        print(f"{iteration:>6} {value:>7.3f} {trainer.seconds:>8.0f}", flush=True)
+        print(f"{iteration:>6} {value:>7.3f} {shape:>7.3f} {trainer.seconds:>8.0f}", flush=True)
 
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
           f"perception {config.perception}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}")
-    print(f"{'iter':>6} {'score':>7} {'seconds':>8}", flush=True)
+    print(f"{'iter':>6} {'score':>7} {'shape':>7} {'seconds':>8}", flush=True)
     if 0 in score_at:
         record(0)
     trainer.train(callback=lambda p: record(p.iteration) if p.iteration in score_at else None, preview_every=10**9)
@@ -121,7 +123,9 @@ def table(folders: list[Path]) -> None:
         cells = []
         for run in runs:
             found = [r["score"] for r in run["rows"] if r["iteration"] == it]
-            cells.append(f"{found[0]:.2f}" if found else "")
+            shapes = [r.get("shape") for r in run["rows"] if r["iteration"] == it]
+            shape = f" (shape {shapes[0]:.2f})" if shapes and shapes[0] is not None else ""
+            cells.append(f"{found[0]:.2f}{shape}" if found else "")
         print(f"| {it} | " + " | ".join(cells) + " |")
 
 
@@ -136,6 +140,7 @@ def main() -> int:
     parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
     parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
     parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
+    parser.add_argument("--grow-steps", type=int, default=GROW_STEPS, help="steps each scored growth runs (default: the card's preview)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("/tmp/learn_faster/run"), help="folder for results.json and PNGs")
     parser.add_argument("--rank", action="store_true", help="only list bundled models, nearest texture first")
