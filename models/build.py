@@ -6,12 +6,15 @@
     python models/build.py --many NEW.json           # several new models at once: [{"name", "image", "credit"}, ...]
     python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
     python models/build.py --card NAME         # only the card (after a rename or a change to cards)
+    python models/build.py --table             # the README's table of bundled models, from notes.json and quality.json
 
 Training goes through `nca_gradio.scale.train_many` (one Ray task per model, a
 core each by default) into build/models/NAME, which keeps checkpoints: an
 interrupted build, run again, continues. The model is then copied into
 models/NAME and given its GIFs, quality.json and card. The card records the
 training config, so any model here can be trained again from its own folder.
+What each model grows well and badly, as seen by eye, is written once in
+models/notes.json; the cards and the README's table both take it from there.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from nca_gradio.scale import Texture, train_many
 from nca_gradio.train import TrainConfig
 
 MODELS = Path(__file__).resolve().parent
+NOTES = MODELS / "notes.json"  # {name: {"well": ..., "badly": ...}}: what each model grows, judged by eye
 WORK = MODELS.parent / "build" / "models"  # checkpoints of builds under way (git ignores build/)
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, TRAINING_LOG, TARGET_FILE)  # what a bundled folder takes from training
 
@@ -131,12 +135,32 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     return figures
 
 
+def notes() -> dict[str, dict[str, str]]:
+    """What each bundled model grows well and badly, by eye (models/notes.json)."""
+    return json.loads(NOTES.read_text()) if NOTES.is_file() else {}
+
+
 def write_bundled_card(folder: Path, credit: str | None) -> None:
-    """The Hub card (scored on its own 200-step growth, as a push scores it) with the image's credit."""
+    """The Hub card (scored on its own 200-step growth, as a push scores it) with what it grows and the image's credit."""
     card = model_card(folder, f"nca-gradio/{folder.name}")
+    seen = notes().get(folder.name)
+    if seen:
+        card += f"\n## What it grows, by eye\n\nWell: {seen['well']}.\n\nBadly: {seen['badly']}.\n"
     if credit:
         card += f"\n## Target image\n\n{credit}\n"
     (folder / CARD_FILE).write_text(card)
+
+
+def table() -> str:
+    """The README's table of bundled models: what each grows (notes.json) and its figures (quality.json)."""
+    lines = ["| model | grows well | grows badly | @1024 | @4096 | heal | shape |", "|---|---|---|---|---|---|---|"]
+    seen = notes()
+    for folder in sorted(p.parent for p in MODELS.glob(f"*/{QUALITY_FILE}")):
+        q, n = json.loads((folder / QUALITY_FILE).read_text()), seen.get(folder.name, {})
+        shape = f"{q['shape_1024']:.2f}" if "shape_1024" in q else ""
+        lines.append(f"| [{folder.name}](models/{folder.name}) | {n.get('well', '')} | {n.get('badly', '')} "
+                     f"| {q['combined_1024']:.2f} | {q['combined_4096']:.2f} | {q['heal_ratio']:.2f} | {shape} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -162,9 +186,13 @@ def main() -> int:
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
+    parser.add_argument("--table", action="store_true", help="print the README's table of bundled models")
     args = parser.parse_args()
     if args.name is None and args.image is not None:  # one positional: a NAME (--refresh, --card)
         args.image, args.name = None, args.image
+    if args.table:
+        print(table())
+        return 0
     if args.again:
         names = sorted(p.parent.name for p in MODELS.glob(f"*/{TRAINING_LOG}")) if args.again == ["all"] else args.again
         for result in build_many([again(name) for name in names], args.address, args.cpus_per_task):
