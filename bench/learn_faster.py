@@ -96,7 +96,8 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     def record(iteration: int) -> None:
         value, shape, images = measure(trainer.model, target, args.grow_seeds, args.grow_steps)
         rows.append({"iteration": iteration, "score": value, "shape": shape, "train_seconds": round(trainer.seconds, 1)})
-        tensor_to_image(torch.cat([target, *images], dim=-1)[0]).save(out / f"iter_{iteration:04d}.png")
+        shown = target.repeat(1, 1, *(g // t for g, t in zip(images[0].shape[-2:], target.shape[-2:])))  # tiled to the growth's size
+        tensor_to_image(torch.cat([shown, *images], dim=-1)[0]).save(out / f"iter_{iteration:04d}.png")
         print(f"{iteration:>6} {value:>7.3f} {shape:>7.3f} {trainer.seconds:>8.0f}", flush=True)
 
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
@@ -140,6 +141,8 @@ def main() -> int:
     parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
     parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
     parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
+    parser.add_argument("--target-size", type=int, default=TrainConfig.target_size,
+                        help="side the image is resized to (smaller: its objects fewer cells across)")
     parser.add_argument("--grow-steps", type=int, default=GROW_STEPS, help="steps each scored growth runs (default: the card's preview)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("/tmp/learn_faster/run"), help="folder for results.json and PNGs")
@@ -152,7 +155,7 @@ def main() -> int:
         return 0
     if args.target is None:
         parser.error("--target is required")
-    target = load_target(args.target, TrainConfig.target_size)
+    target = load_target(args.target, args.target_size)
     if args.rank:
         for name, value in rank(target):
             print(f"{name:>14} {value:>7.2f}")
