@@ -28,13 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nca_gradio.atomic import write_bytes
 from nca_gradio.card import model_card
 from nca_gradio.images import load_target
+from nca_gradio.live import page_html
 from nca_gradio.model import PERCEPTIONS
 from nca_gradio.model_folder import (
     CARD_FILE,
     CONFIG_FILE,
     HEALING_FILE,
+    LIVE_FILE,
     PREVIEW_FILE,
     QUALITY_FILE,
     TARGET_FILE,
@@ -141,7 +144,9 @@ def notes() -> dict[str, dict[str, str]]:
 
 
 def write_bundled_card(folder: Path, credit: str | None) -> None:
-    """The Hub card (scored on its own 200-step growth, as a push scores it) with what it grows and the image's credit."""
+    """The Hub card (scored on its own 200-step growth, as a push scores it) with what it grows and the image's credit,
+    and the live page the card links (a push writes one too)."""
+    write_bytes(folder / LIVE_FILE, page_html(load_folder(folder), folder.name, size="auto").encode())
     card = model_card(folder, f"nca-gradio/{folder.name}")
     seen = notes().get(folder.name)
     if seen:
