@@ -32,6 +32,8 @@ LEARNED, PARTLY, NOT_LEARNED, NOT_MEASURED = "learned", "partly learned", "not l
 PART_LEARNED = 2.0  # a part within twice the target's own variation came through (bundled models: at most 1.30)
 SPECTRUM_LEARNED = 3.5  # the spectrum is the noisiest part (bundled models: up to 2.42; short runs: 2 to 87)
 NOISE = 5.0  # combined above this with no part learned: noise (short runs score 12 and more)
+SHAPES_FAR = 2.5  # shape ratio above this: outlined regions unlike the target's (bundled models: at most 2.07; citrus
+# grown as orange scales without slices: 3.10; pebbles grown as a speckle: 3.40; RESEARCH.md, third session)
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,11 @@ def judge(quality: Score | str | None) -> tuple[str, str]:
     learned = [name for name, ok in parts.items() if ok]
     missing = [name for name, ok in parts.items() if not ok]
     if not missing:
+        if math.isfinite(quality.shape) and quality.shape > SHAPES_FAR:
+            return LEARNED, ("learned: colours, grain and larger patterns came through, but not the target's shapes: the "
+                             f"regions its outlines enclose differ in size or roundness (shape {quality.shape:.1f}; look at the preview)")
         return LEARNED, ("learned: colours, grain and larger patterns came through (whether whole objects formed, the score "
-                         "cannot tell: look at the preview)")
+                         "cannot tell for sure: look at the preview)")
     if not learned:
         noise = not math.isfinite(quality.combined) or quality.combined > NOISE
         return NOT_LEARNED, "not learned yet: this is noise" if noise else "not learned yet: no colours, grain or larger patterns of the target"

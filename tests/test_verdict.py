@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from helpers import nca
 
 from nca_gradio.card import write_card
 from nca_gradio.model_folder import load_folder
-from nca_gradio.verdict import GROWN_SETTINGS, LEARNED, NOT_LEARNED, assess, grow_for_verdict
+from nca_gradio.quality import Score
+from nca_gradio.verdict import GROWN_SETTINGS, LEARNED, NOT_LEARNED, SHAPES_FAR, assess, grow_for_verdict, judge
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -41,3 +43,13 @@ def test_nca_train_ends_with_the_verdict(tmp_path, pebbles_path, tiny_flags):
     assert lines[-5].startswith("nca: saved ") and lines[-4] == "nca: verdict: not learned yet: this is noise", lines
     assert GROWN_SETTINGS in lines[-3] and lines[-2].startswith("nca: train longer: 498 more iterations, to 500")
     assert lines[-1] == f"nca: to go on: nca train {pebbles_path} -o {tmp_path / 'm'} --resume --iters 500"
+
+
+def test_a_learned_texture_whose_outlined_shapes_are_far_from_the_target_is_told_so():
+    near = Score(1.1, 1.0, 1.0, 1.5, (1.0, 1.0, 1.0), shape=1.2)
+    far = replace(near, shape=SHAPES_FAR + 0.6)
+    assert judge(near) == (LEARNED, ("learned: colours, grain and larger patterns came through (whether whole objects "
+                                     "formed, the score cannot tell for sure: look at the preview)"))
+    word, sentence = judge(far)
+    assert word == LEARNED and "but not the target's shapes" in sentence and f"shape {far.shape:.1f}" in sentence
+    assert judge(replace(near, shape=float("nan")))[1] == judge(near)[1]  # an unmeasured shape claims nothing
