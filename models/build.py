@@ -5,6 +5,7 @@
     python models/build.py --again all               # every bundled model (needs the scale extra: Ray)
     python models/build.py --many NEW.json           # several new models at once: [{"name", "image", "credit"}, ...]
     python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
+    python models/build.py --refresh NAME --credit "..."   # also for a model trained by `nca train` and copied in
     python models/build.py --card NAME         # only the card (after a rename or a change to cards)
     python models/build.py --table             # the README's table of bundled models, from notes.json and quality.json
 
@@ -118,11 +119,14 @@ def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float
     return results
 
 
-def refresh(name: str) -> dict:
-    """Rewrite a trained folder's GIFs, quality.json and card (after a change to them), without training."""
+def refresh(name: str, credit: str | None = None) -> dict:
+    """Rewrite a trained folder's GIFs, quality.json and card (after a change to them), without training.
+
+    `credit` replaces the card's credit (for a model trained with `nca train` and copied in); None keeps it.
+    """
     folder = MODELS / name
     target = load_target(folder / TARGET_FILE, TrainConfig.from_dict(read_training_log(folder)["config"]).target_size)
-    return {"model": name, **finish(folder, load_folder(folder), target, existing_credit(folder))}
+    return {"model": name, **finish(folder, load_folder(folder), target, credit or existing_credit(folder))}
 
 
 def finish(folder: Path, model, target, credit: str | None) -> dict:
@@ -216,7 +220,7 @@ def main() -> int:
         write_bundled_card(MODELS / args.name, existing_credit(MODELS / args.name))
         return 0
     if args.refresh:
-        print(json.dumps(refresh(args.name)), flush=True)
+        print(json.dumps(refresh(args.name, args.credit)), flush=True)
         return 0
     if args.image is None:
         parser.error("IMAGE is needed to train (or use --refresh)")

@@ -26,6 +26,10 @@ from scipy.stats import wasserstein_distance
 
 EDGE_LEVELS = (0.5, 0.6, 0.7)  # quantiles of the target's gradient magnitude: a region is a blob of calmer pixels
 PRE_BLUR = 1.0  # Gaussian sigma in pixels before the gradient, so one-pixel grain inside a stone does not cut it up
+OUTLINE_MIN = 0.05  # an outline is at least this fraction of the target's strongest gradients (its 0.99 quantile):
+# in a flat sky with a few stars the gradient's median is zero, and every speck of noise would count as an outline
+MIN_FLOOR = (0.5, 0.02)  # the least floor of the area and compactness distances (photos' floors: 1.0-5.9 and 0.04-0.34):
+# a nearly uniform target's halves agree almost exactly, and any difference divided by that would explode
 EMPTY_AREA = 13.0  # W1 of log2 area when one side has no region at all: about a 128 x 64 half's whole range
 EMPTY_COMPACTNESS = 1.0
 FLOOR_EPS = 1e-6
@@ -111,11 +115,12 @@ def shape_ratio_of_arrays(generated: np.ndarray, target: np.ndarray) -> float:
     """The shape ratio of two H x W x 3 images in [0, 1] (see the module docstring); lower is better."""
     target_grad = [gradient(h) for h in halves(luminance(target))]
     gen_grad = [gradient(h) for h in halves(luminance(generated))]
-    thresholds = np.quantile(np.concatenate([g.ravel() for g in target_grad]), EDGE_LEVELS)
+    everything = np.concatenate([g.ravel() for g in target_grad])
+    thresholds = np.maximum(np.quantile(everything, EDGE_LEVELS), OUTLINE_MIN * np.quantile(everything, 0.99))
     left, right = (edge_regions([g], thresholds) for g in target_grad)
     gen = edge_regions(gen_grad, thresholds)
     floor, to_left, to_right = stats_distance(left, right), stats_distance(gen, left), stats_distance(gen, right)
-    return sum((to_left[k] + to_right[k]) / 2 / max(floor[k], FLOOR_EPS) for k in range(2)) / 2
+    return sum((to_left[k] + to_right[k]) / 2 / max(floor[k], MIN_FLOOR[k], FLOOR_EPS) for k in range(2)) / 2
 
 
 def shape_ratio(generated: torch.Tensor, target: torch.Tensor) -> float:

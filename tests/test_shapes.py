@@ -68,3 +68,11 @@ def test_flat_images_give_finite_ratios():
     target = discs(5, seed=0, size=64)
     assert math.isfinite(shape_ratio(flat, target))
     assert math.isfinite(shape_ratio(target, flat))
+
+
+def test_a_sparse_texture_on_a_flat_ground_is_measured_by_its_objects_not_by_noise():
+    """A night sky: a few specks on flat navy. Its gradient's median is zero, so noise must not count as outlines."""
+    target = discs(1.5, seed=0, count=40)
+    another_sky = discs(1.5, seed=1, count=40) + 0.002 * torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    assert shape_ratio(another_sky, target) < 2.0
+    assert shape_ratio(discs(6, seed=1), target) > 2 * shape_ratio(another_sky, target)
