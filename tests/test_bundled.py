@@ -1,0 +1,39 @@
+"""Every bundled model is complete, credited, described by eye, stable and healing, by the figures it ships with."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nca_gradio.model_folder import CARD_FILE, HEALING_FILE, LIVE_FILE, PREVIEW_FILE, QUALITY_FILE, TARGET_FILE, WEIGHTS_FILE
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+FOLDERS = sorted(p.parent for p in MODELS.glob("*/config.json"))
+STABLE = 2.0  # bench/quality.py's bar: the combined score after 1,024 and 4,096 steps
+HEALS = 1.25  # healed / undamaged, worst of three heals
+
+
+def test_the_zoo_has_at_least_sixteen_models():
+    assert len(FOLDERS) >= 16, [f.name for f in FOLDERS]
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
+def test_a_bundled_model_ships_whole_with_its_credit_and_what_it_grows(folder: Path):
+    for name in (WEIGHTS_FILE, TARGET_FILE, CARD_FILE, QUALITY_FILE, PREVIEW_FILE, HEALING_FILE, LIVE_FILE):
+        assert (folder / name).is_file(), name
+    card = (folder / CARD_FILE).read_text()
+    credit = card.partition("\n## Target image\n")[2].strip()
+    assert credit, "the card names the target image's source and licence"
+    notes = json.loads((MODELS / "notes.json").read_text())
+    assert notes[folder.name]["well"] and notes[folder.name]["badly"]
+    assert notes[folder.name]["badly"] in card  # the card says what it grows badly, not only the README
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
+def test_a_bundled_model_is_stable_for_thousands_of_steps_and_heals(folder: Path):
+    figures = json.loads((folder / QUALITY_FILE).read_text())
+    assert figures["combined_1024"] <= STABLE and figures["combined_4096"] <= STABLE
+    assert figures["heal_ratio"] <= HEALS
+    assert "shape_1024" in figures
