@@ -24,6 +24,7 @@ from nca_gradio.losses import (
     sliced_ot,
     sort_last,
     squared_distances,
+    tiled_log_spectrum,
 )
 
 
@@ -193,6 +194,7 @@ class ResearchPatchLoss(PatchLoss):
         spectrum_angles: int = PatchLoss.spectrum_angles,
         spectrum_weight: float = PatchLoss.spectrum_weight,
         spectrum_soft: bool = PatchLoss.spectrum_soft,
+        spectrum_per_channel: bool = False,
         orientations: int = 0,
         nearest_weight: float = 0.0,
         completeness_weight: float = 0.0,
@@ -212,6 +214,7 @@ class ResearchPatchLoss(PatchLoss):
         self.spectrum_angles = spectrum_angles
         self.spectrum_weight = spectrum_weight
         self.spectrum_soft = spectrum_soft
+        self.spectrum_per_channel = spectrum_per_channel
         self.nearest_weight = nearest_weight
         self.completeness_weight = completeness_weight
         self.random_gram = RandomFeatureGram(target) if random_gram_weight else None
@@ -223,6 +226,13 @@ class ResearchPatchLoss(PatchLoss):
         self.semidual = [SemiDualOT(t, ascent_rate=semidual_rate) for t in self.target_patches] if semidual_weight else []
         self.sliced_weight = sliced_weight
         self.oriented = oriented_directions(patch_size, orientations).to(target.device) if orientations else None
+
+    def spectrum(self, img: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+        """With `spectrum_per_channel`, the red, green and blue spectra side by side (against colour fringes)."""
+        if not self.spectrum_per_channel:
+            return super().spectrum(img, tile)
+        return torch.cat([tiled_log_spectrum(img[:, c : c + 1], tile, self.spectrum_bins, self.spectrum_angles,
+                                             self.spectrum_soft) for c in range(img.shape[1])], dim=-1)
 
     def level_loss(self, level: int, source: torch.Tensor) -> torch.Tensor:
         target = self.target_patches[level]
