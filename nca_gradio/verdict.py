@@ -32,7 +32,7 @@ LEARNED, PARTLY, NOT_LEARNED, NOT_MEASURED = "learned", "partly learned", "not l
 PART_LEARNED = 2.0  # a part within twice the target's own variation came through (bundled models: at most 1.30)
 SPECTRUM_LEARNED = 3.5  # the spectrum is the noisiest part (bundled models: up to 2.42; short runs: 2 to 87)
 NOISE = 5.0  # combined above this with no part learned: noise (short runs score 12 and more)
-SHAPES_FAR = 2.5  # shape ratio above this: outlined regions unlike the target's (bundled models: at most 2.07; citrus
+SHAPES_FAR = 2.5  # shape ratio above this: outlined regions unlike the target's (other bundled models: at most 2.46; citrus
 # grown as orange scales without slices: 3.10; pebbles grown as a speckle: 3.40; RESEARCH.md, third session)
 
 
