@@ -251,14 +251,14 @@ def voronoi_shuffled(img: np.ndarray, cells: int = 16, seed: int = 0, soft: floa
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def grown(name: str, cache: Path) -> np.ndarray:
-    """A bundled model's 128 px growth after 1,024 steps (float32), grown once and cached as a PNG."""
+def grown(name: str, cache: Path, folder: Path | None = None) -> np.ndarray:
+    """A model's 128 px growth after 1,024 steps (float32), grown once and cached as a PNG (default: the bundled NAME)."""
     path = cache / f"{name}.png"
     if not path.exists():
         from nca_gradio.model_folder import load_folder
         from nca_gradio.render import grow
 
-        image = grow(load_folder(ROOT / "models" / name), size=SIZE, steps=1024, every=1024, precision="float32",
+        image = grow(load_folder(folder or ROOT / "models" / name), size=SIZE, steps=1024, every=1024, precision="float32",
                      keep_frames=False).final
         Image.fromarray(image).save(path)
     return np.asarray(Image.open(path).convert("RGB"))
@@ -318,6 +318,10 @@ def build_pairs(cache: Path) -> list[Pair]:
     for k, name in enumerate(("pebbles", "coffee_beans", "brick_gray", "autumn_leaves", "hubble_dots", "starry_sky")):
         specs.append((f"{name}: seamless shuffle", name, g[name], "growth", voronoi_shuffled(g[name], seed=20 + k),
                       "Voronoi cells rolled, seams blended"))
+    retrained = Path("/tmp/starry_new")  # starry_sky trained again under today's loss (RESEARCH.md, third session)
+    if (retrained / "config.json").exists():
+        specs.append(("starry_sky: old vs new spectrum term", "starry_sky", g["starry_sky"], "bundled (radial spectrum)",
+                      grown("starry_new", cache, retrained), "trained again (orientation sectors)"))
     pairs = []
     for i, (pname, target, first, first_desc, second, second_desc) in enumerate(specs):
         if i % 2:  # swap every other pair
@@ -381,6 +385,8 @@ EYE: dict[str, tuple[str, str]] = {
     "autumn_leaves: seamless shuffle": ("tie", "I cannot see the cuts"),
     "hubble_dots: seamless shuffle": ("tie", "dots are smaller than the cells; hardly any is cut (control)"),
     "starry_sky: seamless shuffle": ("tie", "I cannot see the cuts"),
+    "starry_sky: old vs new spectrum term": ("B", ("B has long layered brush strokes like the painting's; A is a mottle "
+                                            "of short spiky clusters without strokes")),
 }
 
 
