@@ -150,8 +150,9 @@ def notes() -> dict[str, dict[str, str]]:
 def write_bundled_card(folder: Path, credit: str | None) -> None:
     """The Hub card (scored on its own 200-step growth, as a push scores it) with what it grows and the image's credit,
     and the live page the card links (a push writes one too)."""
-    write_bytes(folder / LIVE_FILE, page_html(load_folder(folder), folder.name, size="auto").encode())
-    card = model_card(folder, f"nca-gradio/{folder.name}")
+    model = load_folder(folder)  # once, for the page and the card
+    write_bytes(folder / LIVE_FILE, page_html(model, folder.name, size="auto").encode())
+    card = model_card(folder, f"nca-gradio/{folder.name}", model=model)
     seen = notes().get(folder.name)
     if seen:
         card += f"\n## What it grows, by eye\n\nWell: {seen['well']}.\n\nBadly: {seen['badly']}.\n"

@@ -18,7 +18,7 @@ from .images import ImageError
 from .losses import covariance_root, random_directions, shaped_directions, tiled_log_spectrum
 from .model import to_rgb
 from .render import HEAL_STEPS, Damage, apply_damage, run
-from .shapes import shape_ratio
+from .shapes import halves, shape_ratio
 
 PATCH_SIZE = 7
 MIN_TARGET_SIDE = 8 * PATCH_SIZE  # a target smaller than this cannot be scored: its halves hold too few patches
@@ -98,11 +98,6 @@ def distances(a: torch.Tensor, b: torch.Tensor, directions: list[torch.Tensor]) 
     spectra = [tiled_log_spectrum(img, (tile, tile), SPECTRUM_BINS, SPECTRUM_ANGLES) for img in (a, b)]
     out["spectrum"] = float((spectra[0] - spectra[1]).abs().mean())
     return out
-
-
-def halves(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    width = img.shape[-1]
-    return img[..., : width // 2], img[..., width // 2 :]
 
 
 def score(generated: torch.Tensor, target: torch.Tensor) -> Score:

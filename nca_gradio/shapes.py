@@ -100,10 +100,11 @@ def stats_distance(a: BlobStats, b: BlobStats) -> tuple[float, float]:
     return area, comp
 
 
-def halves(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Left and right halves, as `quality.halves` cuts the target for its floor."""
-    width = grey.shape[1]
-    return grey[:, : width // 2], grey[:, width // 2 :]
+def halves(img):
+    """Left and right halves of an array or tensor whose last axis is the width: the target's two halves give the
+    floor of every ratio here and in `quality.score`."""
+    width = img.shape[-1]
+    return img[..., : width // 2], img[..., width // 2 :]
 
 
 def edge_regions(grads: list[np.ndarray], thresholds: np.ndarray) -> BlobStats:
