@@ -6,7 +6,8 @@
     python models/build.py --many NEW.json           # several new models at once: [{"name", "image", "credit"}, ...]
     python models/build.py --refresh NAME      # GIFs, quality.json and card again, no training
     python models/build.py --refresh NAME --credit "..."   # also for a model trained by `nca train` and copied in
-    python models/build.py --card NAME         # only the card (after a rename or a change to cards)
+    python models/build.py --card NAME         # only the card and live page (after a change to cards or the runtime)
+    python models/build.py --adopt OUT NAME --credit "..."   # a model trained by `nca train -o OUT` made a bundled one
     python models/build.py --table             # the README's table of bundled models, from notes.json and quality.json
 
 Training goes through `nca_gradio.scale.train_many` (one Ray task per model, a
@@ -30,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nca_gradio.atomic import write_bytes
-from nca_gradio.card import model_card
+from nca_gradio.card import grow_preview, model_card
 from nca_gradio.images import load_target
 from nca_gradio.live import page_html
 from nca_gradio.model import PERCEPTIONS
@@ -98,6 +99,21 @@ def many(listing: Path, config: TrainConfig) -> list[Job]:
     return [Job(e["name"], str(listing.parent / e["image"]), config, e["credit"]) for e in entries]
 
 
+def adopt(source: Path, name: str, credit: str | None) -> dict:
+    """A model trained by `nca train` (its output folder) made a bundled one: its files copied in and finished."""
+    missing = [n for n in MODEL_FILES if not (source / n).is_file()]
+    if missing:
+        raise SystemExit(f"build.py: {source} is not an nca train folder: it lacks {', '.join(missing)}")
+    folder = MODELS / name
+    credit = credit or existing_credit(folder)
+    if credit is None:
+        raise SystemExit("build.py: a new bundled model needs --credit (the target image's source and licence)")
+    folder.mkdir(exist_ok=True)
+    for file in MODEL_FILES:
+        shutil.copy2(source / file, folder / file)
+    return refresh(name, credit)
+
+
 def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float = 1) -> list[dict]:
     """Train the jobs at once with `train_many`, then copy each into models/NAME and write its GIFs, figures and card."""
     textures = [Texture(job.name, job.image, job.config) for job in jobs]
@@ -136,9 +152,10 @@ def finish(folder: Path, model, target, credit: str | None) -> dict:
     save_animation(growth.frames, folder / PREVIEW_FILE, fps=25)
     healing = heal(model, Damage(), size=128, grow_steps=256)
     save_animation(healing.frames, folder / HEALING_FILE, fps=25)
-    figures = model_figures(model, target).as_dict()
+    rollout = grow_preview(model)  # the card's verdict and the 1,024-step figure score this one rollout
+    figures = model_figures(model, target, grown=rollout.state).as_dict()
     write_json(folder, QUALITY_FILE, figures)
-    write_bundled_card(folder, credit)
+    write_bundled_card(folder, credit, model, rollout)
     return figures
 
 
@@ -147,12 +164,12 @@ def notes() -> dict[str, dict[str, str]]:
     return json.loads(NOTES.read_text()) if NOTES.is_file() else {}
 
 
-def write_bundled_card(folder: Path, credit: str | None) -> None:
-    """The Hub card (scored on its own 200-step growth, as a push scores it) with what it grows and the image's credit,
-    and the live page the card links (a push writes one too)."""
-    model = load_folder(folder)  # once, for the page and the card
+def write_bundled_card(folder: Path, credit: str | None, model=None, rollout=None) -> None:
+    """The Hub card (scored on its own growth, as a push scores it) with what it grows and the image's credit,
+    and the live page the card links (a push writes one too). `model` and `rollout` (`grow_preview`'s) when at hand."""
+    model = load_folder(folder) if model is None else model  # once, for the page and the card
     write_bytes(folder / LIVE_FILE, page_html(model, folder.name, size="auto").encode())
-    card = model_card(folder, f"nca-gradio/{folder.name}", model=model)
+    card = model_card(folder, f"nca-gradio/{folder.name}", rollout=rollout, model=model)
     seen = notes().get(folder.name)
     if seen:
         card += f"\n## What it grows, by eye\n\nWell: {seen['well']}.\n\nBadly: {seen['badly']}.\n"
@@ -196,6 +213,8 @@ def main() -> int:
     parser.add_argument("--credit", help="attribution and licence of the target image, for the card (default: the current card's)")
     parser.add_argument("--refresh", action="store_true", help="rewrite the GIFs, quality.json and card of a trained folder")
     parser.add_argument("--card", action="store_true", help="rewrite only the card of a trained folder")
+    parser.add_argument("--adopt", metavar="FOLDER", help="make a folder trained by nca train the bundled model NAME "
+                        "(copies its weights, config, training log and target, then writes GIFs, figures and card)")
     parser.add_argument("--table", action="store_true", help="print the README's table of bundled models")
     args = parser.parse_args()
     if args.name is None and args.image is not None:  # one positional: a NAME (--refresh, --card)
@@ -217,6 +236,9 @@ def main() -> int:
         return 0
     if args.name is None:
         parser.error("NAME is needed (or use --again or --many)")
+    if args.adopt:
+        print(json.dumps(adopt(Path(args.adopt), args.name, args.credit)), flush=True)
+        return 0
     if args.card:
         write_bundled_card(MODELS / args.name, existing_credit(MODELS / args.name))
         return 0

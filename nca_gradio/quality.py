@@ -148,8 +148,12 @@ class ModelFigures:
 HEAL_TRIALS = 3  # damage events per model, the worst one counts: one lucky heal can hide a model that blows up
 
 
-def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32") -> ModelFigures:
+def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32",
+                  grown: torch.Tensor | None = None) -> ModelFigures:
     """Grow `size` x `size` for 4096 steps (scored at 1024 and 4096), and heal copies damaged at step 1024.
+
+    `grown` is the state after the first 1,024 steps when the caller already has it (the card's verdict grows
+    the same rollout: `verdict.grow_for_verdict`), so it is not grown twice.
 
     The healed figure is the worst of `HEAL_TRIALS` heals of the same damage with
     other random firing. In float32 by default, so that the figures do not depend
@@ -159,7 +163,8 @@ def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, p
     def image(state: torch.Tensor) -> torch.Tensor:
         return to_rgb(state.float()).cpu()
 
-    grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed, precision=precision).state
+    if grown is None:
+        grown = run(model, model.empty_grid(1, size), 1024, every=1024, seed=seed, precision=precision).state
     old = run(model, grown, 3072, every=3072, seed=seed + 1, precision=precision).state
     damaged = apply_damage(grown, Damage())
     heals = (run(model, damaged, HEAL_STEPS, every=HEAL_STEPS, seed=seed + 2 + trial, precision=precision).state

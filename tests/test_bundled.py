@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nca_gradio.live import page_html
+from nca_gradio.loading import load_folder
 from nca_gradio.model_folder import CARD_FILE, HEALING_FILE, LIVE_FILE, PREVIEW_FILE, QUALITY_FILE, TARGET_FILE, WEIGHTS_FILE
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
@@ -37,3 +39,10 @@ def test_a_bundled_model_is_stable_for_thousands_of_steps_and_heals(folder: Path
     assert figures["combined_1024"] <= STABLE and figures["combined_4096"] <= STABLE
     assert figures["heal_ratio"] <= HEALS
     assert "shape_1024" in figures
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
+def test_a_bundled_live_page_is_the_one_the_runtime_makes_today(folder: Path):
+    """The pages inline the WebGL runtime, so a change to nca_gradio/static leaves them stale until rebuilt."""
+    page = page_html(load_folder(folder), folder.name, size="auto")
+    assert (folder / LIVE_FILE).read_text() == page, f"stale: python models/build.py --card {folder.name}"
