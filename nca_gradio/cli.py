@@ -418,13 +418,14 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_train_many(args: argparse.Namespace) -> int:
-    from .atomic import prepare_folder
+    from .atomic import prepare_folder, removed_if_refused
     from .scale import SUMMARY_MD, ScaleError, train_many
     from .train_options import config_from_args
 
-    prepare_folder(args.output)
-    start = _start(args)  # each texture's run loads it again, by the name given: the workers may be elsewhere
-    config = config_from_args(args, start.config if start else None)
+    with removed_if_refused(args.output):  # a refused start model or setting leaves no empty output folder behind
+        prepare_folder(args.output)
+        start = _start(args)  # each texture's run loads it again, by the name given: the workers may be elsewhere
+        config = config_from_args(args, start.config if start else None)
     try:
         outcomes = train_many(args.images, args.output, config, address=args.address, gpus_per_task=args.gpus_per_task,
                               cpus_per_task=args.cpus_per_task, push_to=args.push_to, hub_endpoint=os.environ.get("HF_ENDPOINT"))

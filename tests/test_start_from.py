@@ -113,6 +113,13 @@ def test_a_missing_or_broken_start_model_is_refused_in_one_line(tmp_path, pebble
     assert out.is_dir()  # a folder the user had stays
 
 
+def test_train_many_refusing_its_start_model_leaves_no_empty_output_folder(tmp_path, pebbles_path, capsys):
+    out = tmp_path / "many"
+    one_line_error(run_main(capsys, "train-many", pebbles_path, "-o", out, "--from", tmp_path / "nope", *flags_without_preset()),
+                   "the model to start from", "no such model folder")
+    assert not out.exists()
+
+
 @pytest.mark.slow  # loads the start model several times: each load grows a probe grid
 def test_from_with_resume_or_onto_itself_is_refused_in_one_line(start, tmp_path, pebbles_path, capsys):
     one_line_error(run_main(capsys, "train", pebbles_path, "-o", tmp_path / "out", "--from", start, "--resume"), "leave out --from")
