@@ -47,6 +47,9 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--perception", choices=list(PERCEPTIONS),
                         help="isotropic: the model has no sense of direction; try it for scattered round things on a plain ground "
                         f"(stars, dots, bubbles); dense ones (pebbles, beans) come out as mazes (default {defaults.perception})")
+    parser.add_argument("--fire-rate", type=float, metavar="P",
+                        help="the chance that a cell updates at each step: lower makes growth slower and less synchronised "
+                        f"(default {defaults.fire_rate:g}; with --from, that model's)")
     parser.add_argument("--from", dest="start_from", metavar="MODEL",
                         help="start from this model's rule (a folder or Hub repo id, as nca grow takes them) instead of a blank one: "
                         "the new model keeps its architecture (model size, perception), so the two can be blended")

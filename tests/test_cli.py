@@ -6,6 +6,7 @@ import sys
 
 import imageio.v3 as iio
 import pytest
+from helpers import one_line_error, run_main
 from PIL import Image
 
 pytestmark = pytest.mark.slow  # trainings, app launches or `nca` processes: the fast part leaves them out
@@ -86,12 +87,20 @@ def test_train_and_train_many_read_the_same_training_options_into_the_same_confi
     from nca_gradio.train_options import config_from_args, training_flags
 
     assert set(training_flags()) <= {f.name for f in fields(TrainConfig)}  # each option's dest is the field it sets
-    options = ["--match", "0.02", "--time", "2m", "--pool-size", "32", "--grad-checkpoint", "--device", "cpu", "--seed", "5"]
+    options = ["--match", "0.02", "--time", "2m", "--pool-size", "32", "--grad-checkpoint", "--device", "cpu", "--seed", "5",
+               "--fire-rate", "0.25"]
     parser = build_parser()
     one = config_from_args(parser.parse_args(["train", "x.png", "-o", "out", *options]))
     many = config_from_args(parser.parse_args(["train-many", "x.png", "-o", "out", *options]))
     assert one == many
     assert (one.match_weight, one.time_budget, one.pool_size, one.grad_checkpoint, one.seed) == (0.02, 120.0, 32, True, 5)
+    assert one.architecture.fire_rate == 0.25  # the rule it trains fires at that rate
+
+
+def test_a_fire_rate_outside_zero_to_one_is_refused_in_one_line_before_any_work(tmp_path, pebbles_path, capsys):
+    out = tmp_path / "out"
+    one_line_error(run_main(capsys, "train", pebbles_path, "-o", out, "--fire-rate", "1.5"), "fire_rate", "(0, 1]", "1.5")
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("suffix", ["gif", "mp4", "png"])
