@@ -277,8 +277,11 @@ class Handlers:
         data = self.texture_bytes(texture)
         target = load_target(data, config.target_size)
         folder = workspace.path("model")
-        workspace.clear_stop()
+        if not workspace.training:  # called through the API: no click marked it requested (`train_requested`)
+            workspace.clear_stop()
         workspace.training = True  # until `training_over`, which follows the run however it ends
+        if workspace.stop_file.exists():  # Stop was pressed while this run waited its turn in the queue
+            raise gr.Error("Training was stopped while it waited its turn: press Start again to train.")
         yield None, None, status_html("Preparing", Progress(0, None, "it"), "building the loss and the model…", html.escape(start_note(config))), gr.skip()
         chunk = studio.ZERO_GPU_CHUNK_SECONDS if studio.on_zero_gpu() else None
         update = None
@@ -291,8 +294,15 @@ class Handlers:
         archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"), update.verdict)
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
+    @staticmethod
+    def train_requested(workspace: Workspace) -> None:
+        """At Start's click, before the run waits its turn in the queue: a Stop pressed while it waits is kept for it."""
+        workspace.clear_stop()
+        workspace.training = True
+
     def stop(self, workspace: Workspace) -> None:
-        workspace.request_stop()
+        if workspace.training:  # running or waiting in the queue; with nothing to stop, a Stop is not kept for later
+            workspace.request_stop()
 
     @staticmethod
     def stop_label(workspace: Workspace) -> gr.Button:
@@ -798,6 +808,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     for setting in train_settings.values():
         setting.change(handlers.expected_time, inputs_kwargs={**train_settings, "workspace": workspace}, outputs=expected,
                        api_visibility="private", queue=False, show_progress="hidden")
+    train_button.click(handlers.train_requested, workspace, None, api_visibility="private", queue=False)
     training = train_button.click(
         handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,
@@ -806,7 +817,9 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     refresh_starts = {"fn": handlers.refresh_starts, "inputs": [workspace, start_model], "outputs": start_model,
                       "api_visibility": "private", "queue": False}  # the Train tab's start list, after each event that adds a model
     training.success(**refresh_starts)
-    training.then(handlers.training_over, workspace, stop_button, api_visibility="private", queue=False)
+    training_over = {"fn": handlers.training_over, "inputs": workspace, "outputs": stop_button, "api_visibility": "private", "queue": False}
+    training.then(**training_over)
+    training.failure(**training_over)  # in Gradio 6 a run that raised does not reach .then: Stop stayed "Stopping…"
     stop_button.click(handlers.stop, workspace, None, api_name="stop_training", concurrency_limit=None).then(
         handlers.stop_label, workspace, stop_button, api_visibility="private", queue=False)
 

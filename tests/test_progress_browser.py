@@ -97,6 +97,36 @@ def test_stop_says_so_on_its_button_and_nothing_covers_the_loss_chart(browser, s
         page.close()
 
 
+def test_a_stop_pressed_while_the_run_waits_in_the_queue_is_kept(browser, studio_url, pebbles_path):
+    """One training at a time (NCA_TRAIN_CONCURRENCY 1): a second session's Start waits, and its Stop must not be
+    forgotten when its turn comes (the run used to clear it as it began, then train to the end)."""
+    from conftest import set_number
+
+    def started(page) -> None:
+        page.locator("#nca-texture input[type=file]").set_input_files(str(pebbles_path))
+        page.locator("#nca-target img").wait_for(timeout=60_000)
+        page.locator("#nca-preset label", has_text="seed").click()
+        set_number(page, "nca-size", 16)
+        page.locator("#nca-start").click()
+
+    first, second = open_studio(browser, studio_url, DESKTOP), open_studio(browser, studio_url, DESKTOP)
+    try:
+        started(first)
+        first.locator("#nca-train-status").get_by_text("Training:").wait_for(timeout=120_000)
+        started(second)  # waits in the queue behind the first
+        second.locator("#nca-stop").click()
+        second.locator("#nca-stop", has_text="Stopping").wait_for(timeout=30_000)
+        first.locator("#nca-stop").click()
+        first.locator("#nca-train-status").get_by_text("Stopped").wait_for(timeout=120_000)
+        second.get_by_text("stopped while it waited its turn").first.wait_for(timeout=120_000)
+        assert second.locator("#nca-train-status").get_by_text("Training:").count() == 0  # it never trained
+        second.wait_for_function("el => el.innerText.trim() === 'Stop'", arg=second.locator("#nca-stop").element_handle(),
+                                 timeout=30_000)
+    finally:
+        first.close()
+        second.close()
+
+
 def test_healing_steps_lowered_for_a_large_canvas_say_so_beside_the_slider(browser, studio_url):
     from conftest import set_number
 
