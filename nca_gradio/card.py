@@ -30,6 +30,7 @@ from .model_folder import (
     load_folder,
     read_json,
     read_training_log,
+    start_reference,
 )
 from .quality import HEAL_TRIALS
 from .render import Rollout, save_animation
@@ -177,7 +178,13 @@ def _reproduce_line(config: dict, loss: str | None) -> str:
     options = " ".join(f"{flag} {shlex.quote(_cell(settings[name]))}" for name, flag in flags.items() if not isinstance(settings[name], bool))
     options += "".join(f" {flag}" for name, flag in flags.items() if settings[name] is True)
     other = {k: v for k, v in settings.items() if k not in flags and k not in NOT_REPEATED and v != defaults[k]}
+    start = settings["start_from"]
+    reference = start_reference(start) if start else ""
+    if start and reference != start:  # a label of the studio's lists: what --from takes instead
+        options = options.replace(f"--from {shlex.quote(_cell(start))}", f"--from {shlex.quote(_cell(reference or 'MODEL'))}")
     line = f"\n\nTrain it again on its target: `nca train target.png -o my-copy {options}`"
+    if start and reference is None:
+        line += f" (MODEL: the folder of the studio's model {_cell(start)!r}, unzipped from its download)"
     if other:
         line += " with, in Python, " + ", ".join(f"`{k}={_cell(v)}`" for k, v in sorted(other.items()))
     return line + "."

@@ -171,3 +171,22 @@ def read_training_log(folder: Path) -> dict | None:
     """training.json as the trainer wrote it, or None when it is missing or unreadable (it is only shown)."""
     info = read_json(folder, TRAINING_LOG)
     return info if info is not None and isinstance(info.get("config", {}), dict) else None
+
+
+BUNDLED_LABEL, HUB_LABEL = "{} (bundled)", "{} (Hub)"  # how the studio's model lists name bundled and pulled models
+STUDIO_TRAINED_MARK = " · "  # in the label of a model the studio trained ("pebbles · fast · 300 it")
+
+
+def start_reference(name: str) -> str | None:
+    """What `nca train --from` takes for the model a run started from (`TrainConfig.start_from`).
+
+    The studio records its list's label: a bundled model's becomes its folder in a checkout (models/NAME), a pulled
+    one's its Hub repo id; a folder or repo id given to `nca train` stays as it is. A model the studio trained has no
+    name outside the session: None.
+    """
+    for label, reference in ((BUNDLED_LABEL, "models/{}"), (HUB_LABEL, "{}")):
+        prefix, suffix = label.split("{}")
+        if name.endswith(suffix) and name.startswith(prefix) and len(name) > len(suffix):
+            return reference.format(name[len(prefix): len(name) - len(suffix)])
+    return None if STUDIO_TRAINED_MARK in name else name
+

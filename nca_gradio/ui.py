@@ -34,7 +34,17 @@ from .hub import APP_WORDING, HubError, pull, push
 from .images import crop_and_resize, image_to_tensor, load_image, load_target
 from .live import NO_GRAFT  # the Grow and Live tabs' "Graft with": one rule
 from .model import PRESETS, preset_label
-from .model_folder import CARD_FILE, CONFIG_FILE, PREVIEW_FILE, TARGET_FILE, load_folder, read_config, slug
+from .model_folder import (
+    CARD_FILE,
+    CONFIG_FILE,
+    HUB_LABEL,
+    PREVIEW_FILE,
+    STUDIO_TRAINED_MARK,
+    TARGET_FILE,
+    load_folder,
+    read_config,
+    slug,
+)
 from .render import DAMAGE_SHAPES, HEAL_GRIDS, Damage, save_animation, save_png
 from .studio_settings import (
     CANVAS_SIDES,
@@ -290,7 +300,8 @@ class Handlers:
             yield update.preview, studio.loss_table(update.history), train_status(update), gr.skip()
         if update is None or update.iteration == 0:
             raise gr.Error("Training was stopped before its first iteration: press Start again.")
-        label = workspace.add_model(f"{Path(texture).stem} · {config.preset}{settings.traits(config)} · {update.iteration} it", folder)
+        label = workspace.add_model(STUDIO_TRAINED_MARK.join((Path(texture).stem, f"{config.preset}{settings.traits(config)}",
+                                                              f"{update.iteration} it")), folder)
         archive = zip_model(folder, workspace.path(f"{slug(label)}.zip"), update.verdict)
         yield update.preview, studio.loss_table(update.history), train_status(update, label), archive
 
@@ -468,7 +479,7 @@ class Handlers:
             cache_dir=workspace.hub_cache, wording=APP_WORDING, log=gr.Info,
         )
         load_folder(folder)  # only a model that loads joins the list
-        label = workspace.add_model(f"{repo_id} (Hub)", folder)
+        label = workspace.add_model(HUB_LABEL.format(repo_id), folder)
         card = (folder / CARD_FILE).read_text(errors="replace") if (folder / CARD_FILE).exists() else "*This repo has no model card.*"
         preview = str(folder / PREVIEW_FILE) if (folder / PREVIEW_FILE).exists() else None
         note = f"Got **{label}**: it is now in your model lists (Grow, and Share below)."

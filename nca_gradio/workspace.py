@@ -21,7 +21,7 @@ import torch
 from .atomic import replacing
 from .card import shared_files
 from .graft import GraftWith
-from .model_folder import is_model_folder
+from .model_folder import BUNDLED_LABEL, is_model_folder
 from .verdict import Verdict
 
 
@@ -141,7 +141,7 @@ def bundled_models(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     found = sorted(p for p in folder.iterdir() if is_model_folder(p))
-    return {f"{p.name} (bundled)": p for p in found}
+    return {BUNDLED_LABEL.format(p.name): p for p in found}
 
 
 def model_choices(workspace: Workspace, bundled: Path) -> dict[str, Path]:

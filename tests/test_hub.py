@@ -203,6 +203,29 @@ def test_a_budgeted_run_is_trained_again_with_its_time_limit_as_an_option():
     assert "--time" not in _reproduce_line({"iters": 3000}, "patch")  # no budget: no --time 0, which would not parse
 
 
+@pytest.mark.parametrize(("recorded", "given"), [
+    ("pebbles (bundled)", "models/pebbles"),  # the studio's label of a bundled model: its folder in a checkout
+    ("alice/reeds (Hub)", "alice/reeds"),  # a pulled one: its repo id
+    ("my-runs/pebbles", "my-runs/pebbles"),  # what nca train --from was given stays
+])
+def test_a_run_started_from_a_model_is_trained_again_from_a_name_nca_train_takes(recorded, given):
+    import re
+    import shlex
+
+    from nca_gradio.card import _reproduce_line
+
+    line = _reproduce_line({"start_from": recorded, "preset": "seed"}, "patch")
+    command = shlex.split(re.search(r"`nca train ([^`]+)`", line).group(1))
+    assert command[command.index("--from") + 1] == given
+
+
+def test_a_run_started_from_a_model_the_studio_trained_says_which_folder_to_give():
+    from nca_gradio.card import _reproduce_line
+
+    line = _reproduce_line({"start_from": "pebbles · fast · 300 it", "preset": "fast"}, "patch")
+    assert "--from MODEL" in line and "the studio's model 'pebbles · fast · 300 it', unzipped from its download" in line
+
+
 def test_logs_older_than_the_precision_setting_name_the_precision_they_trained_in():
     from nca_gradio.card import trained_precision
 
