@@ -130,6 +130,11 @@ class TrainConfig:
         return cls(**data)
 
 
+def preset_of(architecture: NCAConfig) -> str | None:
+    """The preset of a model's size (channels and hidden units), None for a size no preset has."""
+    return next((p for p, size in PRESETS.items() if (size.channels, size.hidden) == (architecture.channels, architecture.hidden)), None)
+
+
 def kept_architecture(chosen: dict, start: NCAConfig) -> dict:
     """The preset, perception and fire rate of `start`, the architecture of the model `chosen["start_from"]` names.
 
@@ -137,7 +142,7 @@ def kept_architecture(chosen: dict, start: NCAConfig) -> dict:
     asked for in `chosen` is refused, and so is a model of no preset's size (the run could not record it).
     """
     name = chosen["start_from"]
-    preset = next((p for p, size in PRESETS.items() if (size.channels, size.hidden) == (start.channels, start.hidden)), None)
+    preset = preset_of(start)
     if preset is None:
         sizes = ", ".join(f"{p} {size.channels}/{size.hidden}" for p, size in PRESETS.items())
         raise ConfigError(f"{name} has {start.channels} channels and {start.hidden} hidden units, the size of no preset "

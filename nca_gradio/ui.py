@@ -64,6 +64,7 @@ from .studio_settings import (
     whole,
 )
 from .train import Progress, Status, TrainConfig, device_recipe, estimated_seconds, pick_device
+from .train_config import preset_of
 from .ui_checks import check_events, user_error
 from .verdict import Verdict
 from .workspace import Grown, Workspace, bundled_models, idle_limit, model_choices, sweep_idle, zip_model
@@ -227,6 +228,16 @@ class Handlers:
         """The Train tab's "Start from" list: nothing, or any model of the session's lists; the choice stays."""
         choices = [NO_START, *self.choices(workspace)]
         return gr.Dropdown(choices=choices, value=choice if choice in choices else NO_START)
+
+    def start_chosen(self, workspace: Workspace, choice: str | None) -> tuple[gr.Radio, gr.Checkbox]:
+        """Model size and Round shapes show the start model's, and cannot be changed while a run keeps its architecture."""
+        models = model_choices(workspace, self.models_dir)
+        if not choice or choice == NO_START or choice not in models:
+            return gr.Radio(interactive=True), gr.Checkbox(interactive=True)  # a name not in the lists: Start refuses it in one line
+        architecture = read_config(models[choice] / CONFIG_FILE)
+        preset = preset_of(architecture)
+        return (gr.Radio(interactive=False) if preset is None else gr.Radio(value=preset, interactive=False),
+                gr.Checkbox(value=architecture.perception == "isotropic", interactive=False))
 
     def train_run(self, workspace: Workspace | None, settings: StudioTrainSettings) -> tuple[TrainConfig, Path | None]:
         """The run the Train settings describe, and the folder of the model it starts from, found by its label in the
@@ -820,6 +831,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
         setting.change(handlers.expected_time, inputs_kwargs={**train_settings, "workspace": workspace}, outputs=expected,
                        api_visibility="private", queue=False, show_progress="hidden")
     train_button.click(handlers.train_requested, workspace, None, api_visibility="private", queue=False)
+    start_model.change(handlers.start_chosen, [workspace, start_model], [preset, isotropic], api_visibility="private", queue=False)
     training = train_button.click(
         handlers.train, [texture], [preview, plot, status, download], inputs_kwargs={**train_settings, "workspace": workspace},
         api_name="train", show_progress="minimal", concurrency_id="nca-train", concurrency_limit=train_limit,

@@ -127,6 +127,25 @@ def test_a_stop_pressed_while_the_run_waits_in_the_queue_is_kept(browser, studio
         second.close()
 
 
+def test_a_start_model_shows_its_size_and_round_shapes_which_cannot_be_changed(browser, studio_url):
+    page = open_studio(browser, studio_url, DESKTOP)
+    try:
+        size_choices, round_shapes = page.locator("#nca-preset input"), page.locator("#nca-isotropic input")
+        assert size_choices.first.is_enabled() and round_shapes.is_enabled()
+        start = page.locator("#nca-start-from input")
+        start.fill("hubble_dots (bundled)")  # a texture-size rule with isotropic perception (the studio starts at fast)
+        start.press("Enter")
+        page.wait_for_function("el => el.disabled", arg=size_choices.first.element_handle(), timeout=30_000)
+        assert page.locator("#nca-preset input:checked").get_attribute("value") == "texture"
+        assert round_shapes.is_checked() and not round_shapes.is_enabled()
+        start.fill("nothing (a new rule)")
+        start.press("Enter")
+        page.wait_for_function("el => !el.disabled", arg=size_choices.first.element_handle(), timeout=30_000)
+        assert round_shapes.is_enabled()
+    finally:
+        page.close()
+
+
 def test_healing_steps_lowered_for_a_large_canvas_say_so_beside_the_slider(browser, studio_url):
     from conftest import set_number
 
