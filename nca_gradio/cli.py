@@ -80,7 +80,6 @@ def _threads(asked: int) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .graft import SPLITS
     from .live import EXPORT_FORMATS
     from .render import DAMAGE_SHAPES, GROW_STEPS, HEAL_STEPS, Damage
     from .shadertoy import DEFAULT_SIZE as SHADERTOY_SIZE
@@ -115,10 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     graft.add_argument("a", help="rule A: a model folder or a Hub repo id (owner/name)")
     graft.add_argument("b", help="rule B: a model folder or a Hub repo id")
     graft.add_argument("-o", "--output", required=True, help="OUT.gif, OUT.mp4 or OUT.png")
-    where = graft.add_mutually_exclusive_group(required=True)
-    where.add_argument("--split", choices=SPLITS, help="vertical: A left, B right; horizontal: A top, B bottom; circle: B in a centred disc")
-    where.add_argument("--mask", metavar="IMAGE", help="an image stretched to the grid: black runs A, white B, grey blends "
-                       "the two rules' weights where they share an architecture (a rule and its `train --from` child)")
+    _add_graft_where(graft, required=True)
     _add_render_options(graft, steps=GROW_STEPS, precision=False)
     graft.set_defaults(handler=cmd_graft)
 
@@ -131,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     heal.add_argument("--x", type=float, default=Damage.x, help="damage centre, fraction of the width")
     heal.add_argument("--y", type=float, default=Damage.y, help="damage centre, fraction of the height")
     heal.add_argument("--radius", type=float, default=Damage.size, help="damage size, fraction of the canvas")
+    heal.add_argument("--graft", metavar="B", help="a second rule (folder or Hub repo id) on the same grid, as nca graft grows "
+                      "them: MODEL runs where --split or --mask says A, B the rest (float32)")
+    _add_graft_where(heal, required=False)
     heal.set_defaults(handler=cmd_heal)
 
     score = commands.add_parser("score", help="rate a generated texture against its target (1.0 = as close as the target to itself)")
@@ -186,6 +185,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "B on the right half, with a brush that paints where each runs (html only)")
     export.set_defaults(handler=cmd_export)
     return parser
+
+
+def _add_graft_where(parser: argparse.ArgumentParser, required: bool) -> None:
+    """--split and --mask: which cells of a graft run rule A and which rule B."""
+    from .graft import SPLITS
+
+    where = parser.add_mutually_exclusive_group(required=required)
+    where.add_argument("--split", choices=SPLITS, help="vertical: A left, B right; horizontal: A top, B bottom; circle: B in a centred disc")
+    where.add_argument("--mask", metavar="IMAGE", help="an image stretched to the grid: black runs A, white B, grey blends "
+                       "the two rules' weights where they share an architecture (a rule and its `train --from` child)")
 
 
 def _add_render_options(parser: argparse.ArgumentParser, steps: int, precision: bool = True) -> None:
@@ -316,13 +325,15 @@ def cmd_grow(args: argparse.Namespace) -> int:
 
 
 def cmd_graft(args: argparse.Namespace) -> int:
+    return _grow_into(args, lambda: _graft(args.a, args.b, args))
+
+
+def _graft(a: str, b: str, args: argparse.Namespace):
+    """Rules a and b on one grid of --size, where --split or --mask says (`graft.Graft`)."""
     from .graft import Graft, image_mask, split_mask
 
-    def graft() -> Graft:
-        mask = image_mask(args.mask, args.size, args.size) if args.mask else split_mask(args.split, args.size, args.size)
-        return Graft(_load(args.a), _load(args.b), mask)
-
-    return _grow_into(args, graft)
+    mask = image_mask(args.mask, args.size, args.size) if args.mask else split_mask(args.split, args.size, args.size)
+    return Graft(_load(a), _load(b), mask)
 
 
 def _grow_into(args: argparse.Namespace, build: Callable) -> int:
@@ -352,17 +363,20 @@ def cmd_heal(args: argparse.Namespace) -> int:
     from .render import Damage, check_frame_memory, check_request, heal, save_animation
 
     out = prepare_file(args.output, (".gif", ".mp4"))
+    if bool(args.graft) != bool(args.split or args.mask):
+        raise UsageError("--graft B needs --split or --mask (where B runs), and those need --graft: give both or neither")
     if not 0 <= args.at < args.steps:
         raise UsageError(f"--at ({args.at}) must be a step before --steps ({args.steps})")
     damage = Damage(args.damage, args.x, args.y, args.radius)
     check_request(args.size, args.steps, args.every, args.seed)
     check_frame_memory(args.size, args.size, args.steps, args.every)
-    model = _load(args.model)
-    rollout = heal(model, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed,
-                         precision=args.precision)
+    rules = _graft(args.model, args.graft, args) if args.graft else _load(args.model)
+    rollout = heal(rules, damage, size=args.size, grow_steps=args.at, heal_steps=args.steps - args.at, every=args.every, seed=args.seed,
+                   precision="float32" if args.graft else args.precision)
     save_animation(rollout.frames, out, fps=args.fps)
     _check_written(out)
-    print(f"nca: wrote {out} ({args.damage} damage at step {args.at}, {args.steps} steps)")
+    grafted = f", {args.model} grafted with {args.graft}" if args.graft else ""
+    print(f"nca: wrote {out} ({args.damage} damage at step {args.at}, {args.steps} steps{grafted})")
     return 0
 
 

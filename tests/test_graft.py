@@ -173,3 +173,30 @@ def test_bundled_halves_keep_their_textures_and_the_seams_hold_for_4096_steps():
         alone = score(strip(grow(rule, size, 1024, every=1024, keep_frames=False).final, start), target).combined
         together = score(strip(grafted.final, start), target).combined
         assert together < 1.5 * alone, (name, together, alone)
+
+
+def test_nca_heal_grafts_a_second_rule_where_the_split_says(tmp_path, model, capsys):
+    from helpers import model_folder
+
+    from nca_gradio.cli import main
+    from nca_gradio.model_folder import load_folder
+    from nca_gradio.render import save_animation
+
+    b = model_folder(tmp_path / "b", seed=3)
+    rollout_flags = ["--size", "32", "--steps", "16", "--at", "8", "--every", "4"]
+    assert main(["heal", str(model), "--graft", str(b), "--split", "vertical", "-o", str(tmp_path / "g.gif"), *rollout_flags]) == 0
+    assert f"grafted with {b}" in capsys.readouterr().out
+    rules = Graft(load_folder(model), load_folder(b), split_mask("vertical", 32, 32))
+    rollout = heal(rules, Damage(), size=32, grow_steps=8, heal_steps=8, every=4, seed=0, precision="float32")
+    save_animation(rollout.frames, tmp_path / "library.gif", fps=25)
+    assert (tmp_path / "g.gif").read_bytes() == (tmp_path / "library.gif").read_bytes()  # the same graft, seed and steps
+    assert main(["heal", str(model), "-o", str(tmp_path / "alone.gif"), *rollout_flags]) == 0
+    assert (tmp_path / "alone.gif").read_bytes() != (tmp_path / "g.gif").read_bytes()
+
+
+@pytest.mark.parametrize("extra", [["--graft", "B"], ["--split", "vertical"], ["--mask", "m.png"]])
+def test_nca_heal_wants_a_graft_and_where_it_runs_together(tmp_path, model, capsys, extra):
+    from helpers import one_line_error, run_main
+
+    one_line_error(run_main(capsys, "heal", model, "-o", tmp_path / "h.gif", *extra), "--graft B needs --split or --mask")
+    assert not (tmp_path / "h.gif").exists()
