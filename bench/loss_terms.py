@@ -4,7 +4,9 @@
 trials used (sessions 2, 3 and 5): an oriented spectrum, oriented directions,
 nearest-patch and completeness terms of their own weights, Gram matrices of a
 random network, semi-dual optimal transport, the sliced term's weight and the
-patch size. With no options it is `PatchLoss`. `bench/loss_probe.py --loss-kw`
+patch size; and issue 30's candidates: random multi-scale ReLU features by
+sliced OT (`RandomFeatureSliced`), a per-channel spectrum and the distribution
+of local spectra (`LocalOrientationSpectra`). With no options it is `PatchLoss`. `bench/loss_probe.py --loss-kw`
 passes its keyword arguments.
 """
 
