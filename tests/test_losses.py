@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT
 
 from nca_gradio.losses import GramLoss, LossUnavailable, OTLoss, PatchLoss, build_loss, load_vgg16_features, overflow_loss
 
@@ -161,6 +162,8 @@ def test_research_patch_loss_at_the_library_options_is_the_library_loss(library,
     {"random_gram_weight": 1.0},
     {"semidual_weight": 1.0, "semidual_from_level": 2},
     {"patch_size": 7},
+    {"random_sliced_weight": 100.0},
+    {"local_orientation_weight": 1.0},
 ])
 def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, pebbles_path, loss_terms):
     """The research terms of RESEARCH.md's trials, on the library's patch loss: each must still prefer the texture and train."""
@@ -178,6 +181,26 @@ def test_research_terms_rank_the_texture_above_noise_and_pass_gradients(option, 
     img = noise.clone().requires_grad_(True)
     extended(img).sum().backward()
     assert torch.isfinite(img.grad).all() and img.grad.abs().sum() > 0
+
+
+def test_local_spectra_see_whole_slices_where_the_mean_spectrum_sees_their_phase_scrambled_grain(loss_terms):
+    """Issue 30's finding: the library's loss rates a crop of citrus whose phases are scrambled (its grain and
+    directions, no slices) about as well as the crop itself; the distribution of local spectra does not."""
+    from nca_gradio.images import load_target
+
+    target = load_target(ROOT / "models" / "citrus_slices" / "target.png", 128)
+    crop = target[:, :, 10:74, 20:84]
+    noise = torch.fft.fft2(torch.randn(crop.shape[-2:], generator=torch.Generator().manual_seed(0)))
+    phase = noise / noise.abs().clamp_min(1e-8)
+    phase[0, 0] = 1  # the mean colour stays
+    scrambled = torch.fft.ifft2(torch.fft.fft2(crop) * phase).real.clamp(0, 1)
+    torch.manual_seed(0)
+    library = PatchLoss(target)
+    assert library.spectrum_distance(scrambled) < 1.2 * library.spectrum_distance(crop)
+    torch.manual_seed(0)
+    assert library(scrambled) < 1.5 * library(crop)  # barely worse: slices and their scramble are alike to it
+    local = loss_terms.LocalOrientationSpectra(target)
+    assert local(scrambled) > 10 * local(crop)
 
 
 def test_semidual_offsets_spread_generated_patches_over_the_target_where_nearest_matching_collapses(loss_terms):
