@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "768 or 1024; auto (default): 256 on a GPU, 64 where WebGL runs on the CPU; for shadertoy the "
                         f"grid's side, auto {SHADERTOY_SIZE}")
     export.add_argument("--graft", metavar="B", help="a second model (folder or Hub repo id): the page runs both rules, "
-                        "B on the right half, with a brush that paints where each runs (html only)")
+                        "B on the right half (or where --split or --mask says), with a brush that paints where each runs (html only)")
+    _add_graft_where(export, required=False)
     export.set_defaults(handler=cmd_export)
     return parser
 
@@ -457,7 +458,7 @@ def cmd_train_many(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .live import export_model
 
-    for path in export_model(args.model, args.output, args.format, args.size, _load, args.graft):
+    for path in export_model(args.model, args.output, args.format, args.size, _load, args.graft, args.split, args.mask):
         print(f"nca: wrote {path}")
     return 0
 

@@ -207,13 +207,13 @@ def check_export_output(out: str | Path, fmt: str) -> Path:
 
 
 def _write_export(model: NCA, out: Path, fmt: str, name: str, size: int | str, graft: NCA | None = None,
-                  graft_name: str = "") -> list[Path]:
+                  graft_name: str = "", mask: str | torch.Tensor = GRAFT_SPLIT) -> list[Path]:
     """Each file replaced whole (`atomic`): a full disk is a one-line `SaveError` and leaves the old file."""
     if fmt in FOLDER_FORMATS:
         files = glsl_bundle(model, name) if fmt == "glsl" else shadertoy_bundle(model, name, size)
         return [write_text(out / file, text) for file, text in files.items()]
     if fmt == "html":
-        return [write_text(out, page_html(model, name, size, graft=graft, graft_name=graft_name))]
+        return [write_text(out, page_html(model, name, size, graft=graft, graft_name=graft_name, mask=mask))]
     return [write_text(out, json.dumps(model_json(model, name)))]
 
 
@@ -226,18 +226,25 @@ def export_format(out: str | Path, fmt: str | None) -> str:
 
 
 def export_model(ref: str, out: str | Path, fmt: str | None, size: int | str, load: Callable[[str], NCA],
-                 graft: str | None = None) -> list[Path]:
+                 graft: str | None = None, split: str | None = None, mask: str | Path | None = None) -> list[Path]:
     """`nca export`: load the model (`load`: folder or Hub repo id) and write it; the name is the folder's or repo's last part.
 
-    `graft` (`--graft B`) is a second model: the page runs both rules, B on the right half to start with.
+    `graft` (`--graft B`) is a second model: the page runs both rules where `split` (a `graft.SPLITS` name) or
+    `mask` (an image: black A, white B) says, B on the right half when neither is given.
     """
+    from .graft import image_mask
+
     fmt = export_format(out, fmt)
     size = check_size(size)  # before loading: a pull may take a while
     check_graft_format(fmt, graft is not None)
+    if (split or mask) and not graft:
+        raise RenderError("--split and --mask say where rule B runs: give it with --graft B")
+    side = min(size, MASK_SIDE) if isinstance(size, int) else MASK_SIDE
+    where = image_mask(mask, side, side) if mask else split or GRAFT_SPLIT  # a bad image is refused before any load
     out = check_export_output(out, fmt)
     model = load(ref)
     rule_b, name_b = (load(graft), _ref_name(graft)) if graft else (None, "")
-    return _write_export(model, out, fmt, _ref_name(ref), size, rule_b, name_b)
+    return _write_export(model, out, fmt, _ref_name(ref), size, rule_b, name_b, where)
 
 
 def _ref_name(ref: str) -> str:

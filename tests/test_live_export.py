@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import one_line_error, run_main
@@ -90,9 +91,26 @@ def test_graft_export_holds_both_rules(tmp_path):
     assert page.count('"w1":') == 2 and '"mask":{"width":256,"height":256' in page and "<b>hubble_dots</b>" in page
 
 
+@pytest.mark.parametrize("where", [["--split", "circle"], ["--mask", "{tmp}/mask.png"]])
+def test_a_graft_page_starts_from_the_split_or_mask_asked_for(tmp_path, capsys, where):
+    from PIL import Image
+
+    from nca_gradio.graft import image_mask
+
+    Image.fromarray(np.tile(np.linspace(0, 255, 64).astype(np.uint8), (48, 1))).save(tmp_path / "mask.png")  # a ramp, A to B
+    where = [w.format(tmp=tmp_path) for w in where]
+    out = tmp_path / "graft.html"
+    code, _ = run_main(capsys, "export", PEBBLES, "--graft", ROOT / "models" / "coffee_beans", *where, "-o", out, "--size", "64")
+    assert code == 0
+    expected = live.mask_json("circle" if where[0] == "--split" else image_mask(where[1], 64, 64), 64)
+    assert f'"levels":"{expected["levels"]}"' in out.read_text()
+
+
 @pytest.mark.parametrize(
     "args, words",
     [
+        (["-o", "{tmp}/texture.html", "--split", "circle", "--no-graft"], ["--split and --mask", "--graft B"]),
+        (["-o", "{tmp}/texture.html", "--mask", "{tmp}/missing.png"], ["missing.png"]),
         (["-o", "{tmp}/texture.json"], ["--graft", "html page only", "not json"]),
         (["-o", "{tmp}/shaders", "--format", "glsl"], ["--graft", "html page only", "not glsl"]),
         (["-o", "{tmp}/texture.html", "--graft", "{tmp}/missing"], ["missing"]),
@@ -101,5 +119,7 @@ def test_graft_export_holds_both_rules(tmp_path):
 def test_bad_graft_requests_get_one_line(tmp_path, capsys, args, words):
     args = [a.format(tmp=tmp_path) for a in args]
     graft = [] if "--graft" in args else ["--graft", ROOT / "models" / "coffee_beans"]
+    if "--no-graft" in args:
+        args, graft = [a for a in args if a != "--no-graft"], []
     one_line_error(run_main(capsys, "export", PEBBLES, *graft, *args), *words)
     assert not list(tmp_path.iterdir()), "a refused export wrote something"
