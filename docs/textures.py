@@ -1,6 +1,6 @@
 """Write docs/textures.jpg, the README's first picture: every bundled model's texture as `nca grow` grows it.
 
-    python docs/textures.py [--size 192] [--steps 512]    # after pip install -e . (or with PYTHONPATH=.)
+    python docs/textures.py [--size 192] [--steps 1024]    # after pip install -e . (or with PYTHONPATH=.)
 
 Each tile is the last frame of `render.grow` (seed 0) from an empty grid, with the model's name below it,
 so the picture shows what a user gets from the bundled models, not their targets.
@@ -46,7 +46,7 @@ def contact_sheet(tiles: list[tuple[str, Image.Image]], size: int, columns: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192, help="canvas side in cells")
-    parser.add_argument("--steps", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=1024)
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "docs" / "textures.jpg")
     args = parser.parse_args()
     contact_sheet(grown_tiles(args.size, args.steps), args.size).save(args.output, quality=88)
