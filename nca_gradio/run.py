@@ -129,8 +129,8 @@ class TrainingRun:
                     ended = status.finished or status.stopped or (left is not None and time.monotonic() - started >= seconds)
                     if ended or time.monotonic() - self._saved_at >= self.checkpoint_seconds:
                         self.save()
-                    if ended and card and (status.finished or status.stopped):
-                        status.verdict = write_card(self.folder)
+                    if ended and card and (status.finished or status.stopped) and status.iteration:  # stopped before
+                        status.verdict = write_card(self.folder)  # its first iteration: nothing learned to judge
                     if previews:
                         status.preview = trainer.preview()
                     if ended or every is not None:

@@ -587,7 +587,7 @@ def train_status(update: Status, label: str | None = None) -> str:
     detail = f"· {loss_words(update)}{studio.duration(update.seconds)} elapsed{left} · {update.loss_name} loss on {update.device}"
     if label:
         detail += f" · saved as <b>{label}</b>, ready in the other tabs"
-    elif done:
+    elif done and update.iteration:
         detail += " · growing it 1,024 steps to judge it, writing its card and preview…"
     return status_html(state, update.progress, progress_words(update), detail) + (verdict_html(update.verdict) if label else "")
 

@@ -13,7 +13,7 @@ from helpers import env, nca
 
 from nca_gradio import studio
 from nca_gradio.checkpoint import Checkpoint
-from nca_gradio.model_folder import TRAINING_LOG, TRAINING_STATE, WEIGHTS_FILE, load_folder
+from nca_gradio.model_folder import CARD_FILE, TRAINING_LOG, TRAINING_STATE, WEIGHTS_FILE, load_folder
 from nca_gradio.run import CHECKPOINT_ENV, TrainingRun
 from nca_gradio.train import ConfigError, Trainer
 
@@ -61,6 +61,15 @@ def test_every_run_checkpoints_while_it_trains_not_only_at_the_end(tmp_path, peb
             stop_file.touch()
     assert len({n for n in seen_on_disk if n > 0}) >= 3  # saved again and again while training, not once at the end
     assert update.stopped and saved_iterations(folder) == update.iteration
+
+
+def test_a_run_stopped_before_its_first_iteration_is_not_grown_to_be_judged(tmp_path, pebbles_64, tiny_config):
+    """Nothing was learned: no card, no verdict, no 1,024-step growth (the studio says it never started)."""
+    folder, stop_file = tmp_path / "model", tmp_path / "STOP"
+    stop_file.touch()
+    updates = list(studio.train_stream(folder, pebbles_64, tiny_config(iters=50), stop_file))
+    assert updates[-1].stopped and updates[-1].iteration == 0 and updates[-1].verdict is None
+    assert not (folder / CARD_FILE).exists()
 
 
 def test_a_checkpoint_is_one_unit_so_a_kill_between_files_cannot_mix_two_iterations(tmp_path, pebbles_64, tiny_config):
