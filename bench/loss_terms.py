@@ -24,10 +24,10 @@ from nca_gradio.losses import (
     covariance_root,
     nearest_patch_distance,
     random_directions,
+    ring_sector_log_power,
     shaped_directions,
     sliced_ot,
     sort_last,
-    spectrum_cells,
     squared_distances,
     tiled_log_spectrum,
 )
@@ -161,13 +161,7 @@ def local_spectra(img: torch.Tensor, tile: int, stride: int, bins: int, angles: 
     windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
     hann = torch.hann_window(tile, periodic=False, device=img.device, dtype=img.dtype)
     windows = windows * (hann[:, None] * hann[None, :])
-    power = torch.fft.rfft2(windows).abs().square().flatten(1) / (tile * tile)
-    cells, shares, kept, count = spectrum_cells(tile, tile, bins, angles, True, img.device)
-    total = power.new_zeros(power.shape[0], bins * angles)
-    for cell, share in zip(cells, shares):
-        total.index_add_(1, cell, power * share.to(power.dtype))
-    logs = torch.log(total.index_select(1, kept) / count.to(power.dtype) + 1e-6)
-    return logs.view(b, t, -1).transpose(1, 2)
+    return ring_sector_log_power(windows, bins, angles, soft=True, floor=1e-6).view(b, t, -1).transpose(1, 2)
 
 
 class LocalOrientationSpectra(nn.Module):

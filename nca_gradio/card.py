@@ -172,16 +172,16 @@ def _reproduce_line(config: dict, loss: str | None) -> str:
         settings = TrainConfig.from_dict({**config, **({"loss": loss} if loss else {})}).to_dict()
     except (TypeError, ValueError):  # an old or foreign training.json: no promise we cannot keep
         return ""
+    start = settings["start_from"]
+    reference = start_reference(start) if start else ""
+    if start:
+        settings["start_from"] = reference or "MODEL"  # a label of the studio's lists: what --from takes instead
     defaults = TrainConfig().to_dict()
     flags = {name: flag for name, flag in training_flags().items()
              if name not in NOT_REPEATED and not (name in UNSET_WHEN_EMPTY and not settings[name])}
     options = " ".join(f"{flag} {shlex.quote(_cell(settings[name]))}" for name, flag in flags.items() if not isinstance(settings[name], bool))
     options += "".join(f" {flag}" for name, flag in flags.items() if settings[name] is True)
     other = {k: v for k, v in settings.items() if k not in flags and k not in NOT_REPEATED and v != defaults[k]}
-    start = settings["start_from"]
-    reference = start_reference(start) if start else ""
-    if start and reference != start:  # a label of the studio's lists: what --from takes instead
-        options = options.replace(f"--from {shlex.quote(_cell(start))}", f"--from {shlex.quote(_cell(reference or 'MODEL'))}")
     line = f"\n\nTrain it again on its target: `nca train target.png -o my-copy {options}`"
     if start and reference is None:
         line += f" (MODEL: the folder of the studio's model {_cell(start)!r}, unzipped from its download)"

@@ -426,14 +426,18 @@ def log_spectrum(img: torch.Tensor, bins: int = 16, angles: int = 1, soft: bool 
     `soft` shares each frequency between its two nearest sectors (`spectrum_cells`).
     """
     grey = img.mean(dim=1)
-    grey = grey - grey.mean(dim=(-2, -1), keepdim=True)
+    return ring_sector_log_power(grey - grey.mean(dim=(-2, -1), keepdim=True), bins, angles, soft)
+
+
+def ring_sector_log_power(grey: torch.Tensor, bins: int, angles: int, soft: bool, floor: float = 1e-8) -> torch.Tensor:
+    """(B, K) the log of the mean power of (B, h, w) zero-mean images in each ring and sector (`spectrum_cells`)."""
     h, w = grey.shape[-2:]
     power = torch.fft.rfft2(grey).abs().square().flatten(1) / (h * w)
-    cells, shares, kept, count = spectrum_cells(h, w, bins, angles, soft, img.device)
+    cells, shares, kept, count = spectrum_cells(h, w, bins, angles, soft, grey.device)
     total = power.new_zeros(power.shape[0], bins * angles)
     for cell, share in zip(cells, shares):
         total.index_add_(1, cell, power * share.to(power.dtype))
-    return torch.log(total.index_select(1, kept) / count.to(power.dtype) + 1e-8)
+    return torch.log(total.index_select(1, kept) / count.to(power.dtype) + floor)
 
 
 @functools.lru_cache(maxsize=64)
