@@ -50,7 +50,7 @@ from nca_gradio.model_folder import (
     write_json,
 )
 from nca_gradio.precision import PRECISIONS
-from nca_gradio.quality import MIN_TARGET_SIDE, model_figures
+from nca_gradio.quality import MIN_TARGET_SIDE, bundled_shortfalls, model_figures
 from nca_gradio.render import Damage, grow, heal, save_animation
 from nca_gradio.scale import Texture, train_many
 from nca_gradio.train import TrainConfig
@@ -100,7 +100,11 @@ def many(listing: Path, config: TrainConfig) -> list[Job]:
 
 
 def adopt(source: Path, name: str, credit: str | None) -> dict:
-    """A model trained by `nca train` (its output folder) made a bundled one: its files copied in and finished."""
+    """A model trained by `nca train` (its output folder) made a bundled one: its files copied in and finished.
+
+    It is judged before anything is copied: a model that misses the zoo's bars (`bundled_shortfalls`) is refused
+    and models/ is left as it was.
+    """
     missing = [n for n in MODEL_FILES if not (source / n).is_file()]
     if missing:
         raise SystemExit(f"build.py: {source} is not an nca train folder: it lacks {', '.join(missing)}")
@@ -108,10 +112,16 @@ def adopt(source: Path, name: str, credit: str | None) -> dict:
     credit = credit or existing_credit(folder)
     if credit is None:
         raise SystemExit("build.py: a new bundled model needs --credit (the target image's source and licence)")
+    model = load_folder(source)
+    rollout, figures = judge(model, target_of(source))
+    short = bundled_shortfalls(figures)
+    if short:
+        raise SystemExit(f"build.py: {source} is not good enough to bundle: {'; '.join(short)}. "
+                         "Train it longer or again; models/ is unchanged")
     folder.mkdir(exist_ok=True)
     for file in MODEL_FILES:
         shutil.copy2(source / file, folder / file)
-    return refresh(name, credit)
+    return {"model": name, **finish(folder, model, credit, rollout, figures)}
 
 
 def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float = 1) -> list[dict]:
@@ -128,10 +138,11 @@ def build_many(jobs: list[Job], address: str | None = None, cpus_per_task: float
         folder.mkdir(exist_ok=True)
         for name in MODEL_FILES:  # not the training state: the pool is 50 MB and only needed to resume
             shutil.copy2(WORK / job.name / name, folder / name)
-        target = load_target(job.image, job.config.target_size)
-        figures = finish(folder, load_folder(folder), target, credit)
+        model = load_folder(folder)
+        figures = finish(folder, model, credit, *judge(model, load_target(job.image, job.config.target_size)))
         shutil.rmtree(WORK / job.name)  # built: a later build of this name starts afresh
-        results.append({"model": job.name, "minutes": round((outcome.seconds or 0) / 60, 1), **figures})
+        results.append({"model": job.name, "minutes": round((outcome.seconds or 0) / 60, 1), **figures,
+                        **shortfalls_of(figures)})
     return results
 
 
@@ -141,19 +152,37 @@ def refresh(name: str, credit: str | None = None) -> dict:
     `credit` replaces the card's credit (for a model trained with `nca train` and copied in); None keeps it.
     """
     folder = MODELS / name
-    target = load_target(folder / TARGET_FILE, TrainConfig.from_dict(read_training_log(folder)["config"]).target_size)
-    return {"model": name, **finish(folder, load_folder(folder), target, credit or existing_credit(folder))}
+    model = load_folder(folder)
+    figures = finish(folder, model, credit or existing_credit(folder), *judge(model, target_of(folder)))
+    return {"model": name, **figures, **shortfalls_of(figures)}
 
 
-def finish(folder: Path, model, target, credit: str | None) -> dict:
-    """Growth and healing GIFs, quality figures and the card with the image's credit."""
+def target_of(folder: Path):
+    """The target a trained folder was trained on, at the size its recipe used."""
+    config = TrainConfig.from_dict(read_training_log(folder)["config"])
+    return load_target(folder / TARGET_FILE, config.target_size)
+
+
+def judge(model, target) -> tuple:
+    """The card's rollout (`grow_preview`: its first 1,024 steps, grown once) and the figures scored on it."""
+    rollout = grow_preview(model)  # the card's verdict and the 1,024-step figure score this one rollout
+    return rollout, model_figures(model, target, grown=rollout.state).as_dict()
+
+
+def shortfalls_of(figures: dict) -> dict:
+    """{"fails": [...]} for a result line when a built model misses the zoo's bars (tests/test_bundled.py would
+    fail it): it is still written, so that it can be looked at, and main() exits with 1; {} when it passes."""
+    short = bundled_shortfalls(figures)
+    return {"fails": short} if short else {}
+
+
+def finish(folder: Path, model, credit: str | None, rollout, figures: dict) -> dict:
+    """Growth and healing GIFs, the judged figures and the card with the image's credit."""
     # 512 steps: some textures settle late (brick's courses form between steps 500 and 1000)
     growth = grow(model, size=128, steps=512, every=8)
     save_animation(growth.frames, folder / PREVIEW_FILE, fps=25)
     healing = heal(model, Damage(), size=128, grow_steps=256)
     save_animation(healing.frames, folder / HEALING_FILE, fps=25)
-    rollout = grow_preview(model)  # the card's verdict and the 1,024-step figure score this one rollout
-    figures = model_figures(model, target, grown=rollout.state).as_dict()
     write_json(folder, QUALITY_FILE, figures)
     write_bundled_card(folder, credit, model, rollout)
     return figures
@@ -190,6 +219,16 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def report(results: list[dict]) -> int:
+    """One JSON line per model; 1 when any failed to train or misses the zoo's bars (said on stderr too)."""
+    for result in results:
+        print(json.dumps(result), flush=True)
+        if "fails" in result:
+            print(f"build.py: models/{result['model']} misses the bundled bars: {'; '.join(result['fails'])}. "
+                  "It is written so you can look at it; train it again or remove it", file=sys.stderr)
+    return 1 if any("error" in r or "fails" in r for r in results) else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", nargs="?", help="the texture to train on (not with --refresh)")
@@ -224,34 +263,26 @@ def main() -> int:
         return 0
     if args.again:
         names = sorted(p.parent.name for p in MODELS.glob(f"*/{TRAINING_LOG}")) if args.again == ["all"] else args.again
-        for result in build_many([again(name) for name in names], args.address, args.cpus_per_task):
-            print(json.dumps(result), flush=True)
-        return 0
+        return report(build_many([again(name) for name in names], args.address, args.cpus_per_task))
     config = TrainConfig(preset=args.preset, loss="patch", iters=args.iters, seed=args.seed,
                          target_size=args.target_size, pool_size=args.pool_size, perception=args.perception,
                          match_weight=args.match, damage_every=args.damage_every, precision=args.precision)
     if args.many:
-        for result in build_many(many(Path(args.many), config), args.address, args.cpus_per_task):
-            print(json.dumps(result), flush=True)
-        return 0
+        return report(build_many(many(Path(args.many), config), args.address, args.cpus_per_task))
     if args.name is None:
         parser.error("NAME is needed (or use --again or --many)")
     if args.adopt:
-        print(json.dumps(adopt(Path(args.adopt), args.name, args.credit)), flush=True)
-        return 0
+        return report([adopt(Path(args.adopt), args.name, args.credit)])
     if args.card:
         write_bundled_card(MODELS / args.name, existing_credit(MODELS / args.name))
         return 0
     if args.refresh:
-        print(json.dumps(refresh(args.name, args.credit)), flush=True)
-        return 0
+        return report([refresh(args.name, args.credit)])
     if args.image is None:
         parser.error("IMAGE is needed to train (or use --refresh)")
     if args.target_size < MIN_TARGET_SIDE:  # refused now, not after a quarter of an hour of training
         parser.error(f"--target-size must be at least {MIN_TARGET_SIDE}: a bundled model is scored against its target")
-    (result,) = build_many([Job(args.name, args.image, config, args.credit)], args.address, args.cpus_per_task)
-    print(json.dumps(result), flush=True)
-    return 0 if "error" not in result else 1
+    return report(build_many([Job(args.name, args.image, config, args.credit)], args.address, args.cpus_per_task))
 
 
 if __name__ == "__main__":

@@ -146,6 +146,17 @@ class ModelFigures:
 
 
 HEAL_TRIALS = 3  # damage events per model, the worst one counts: one lucky heal can hide a model that blows up
+BUNDLED_STABLE = 2.0  # a bundled model's combined score at 1,024 and at 4,096 steps, at most
+BUNDLED_HEALS = 1.25  # and its heal ratio, at most
+
+
+def bundled_shortfalls(figures: dict) -> list[str]:
+    """What keeps a model's figures (`ModelFigures.as_dict`) from the bundled zoo's bars, one phrase each; [] passes.
+
+    A figure that is not a number (a rollout that grew NaN) fails its bar: `x <= bar` is false for NaN.
+    """
+    bars = {"combined_1024": BUNDLED_STABLE, "combined_4096": BUNDLED_STABLE, "heal_ratio": BUNDLED_HEALS}
+    return [f"{name} is {figures[name]:.2f} (at most {bar})" for name, bar in bars.items() if not figures[name] <= bar]
 
 
 def model_figures(model, target: torch.Tensor, size: int = 128, seed: int = 0, precision: str = "float32",

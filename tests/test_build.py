@@ -15,6 +15,7 @@ from nca_gradio.loading import load_folder
 from nca_gradio.model_folder import CARD_FILE, HEALING_FILE, LIVE_FILE, PREVIEW_FILE, QUALITY_FILE, TRAINING_LOG
 
 BUILD = Path(__file__).resolve().parents[1] / "models" / "build.py"
+BUNDLED = BUILD.parent / "hubble_dots"  # a model good enough for the zoo, in the files `nca train -o` writes
 
 
 @pytest.fixture
@@ -45,12 +46,36 @@ def test_adopt_asks_a_new_model_for_its_credit(build, model, tmp_path):
 
 
 @pytest.mark.slow
-def test_adopt_makes_a_whole_bundled_folder_with_its_credit(build, model, tmp_path):
-    figures = build.adopt(model, "adopted", "Photo by A. Person, public domain.")
+def test_adopt_refuses_a_model_that_misses_the_bundled_bars_and_leaves_models_unchanged(build, model, tmp_path):
+    """The tests' three-iteration model grows NaN by step 4,096: it would fail tests/test_bundled.py."""
+    with pytest.raises(SystemExit, match=r"not good enough to bundle: combined_1024 is \d.*; combined_4096 is nan \(at most 2.0\)") as refused:
+        build.adopt(model, "adopted", "a credit")
+    assert "models/ is unchanged" in str(refused.value)
+    assert not (tmp_path / "models" / "adopted").exists()
+
+
+@pytest.mark.slow
+def test_adopt_makes_a_whole_bundled_folder_with_its_credit(build, tmp_path):
+    source = tmp_path / "trained"
+    shutil.copytree(BUNDLED, source)
+    for derived in (PREVIEW_FILE, HEALING_FILE, QUALITY_FILE, CARD_FILE, LIVE_FILE):
+        (source / derived).unlink()
+    figures = build.adopt(source, "adopted", "Photo by A. Person, public domain.")
     folder = tmp_path / "models" / "adopted"
     for name in (PREVIEW_FILE, HEALING_FILE, QUALITY_FILE, CARD_FILE, LIVE_FILE):
         assert (folder / name).is_file(), name
     recorded = json.loads((folder / QUALITY_FILE).read_text())
     assert "shape_1024" in recorded and recorded.keys() == figures.keys() - {"model"}
+    assert recorded["combined_4096"] <= 2.0
     assert (folder / CARD_FILE).read_text().rstrip().endswith("## Target image\n\nPhoto by A. Person, public domain.")
     assert (folder / LIVE_FILE).read_text() == page_html(load_folder(folder), "adopted", size="auto")
+
+
+def test_a_build_that_misses_the_bars_says_so_and_exits_with_one(build, capsys):
+    figures = {"combined_1024": 1.2, "combined_4096": float("nan"), "heal_ratio": 1.4, "shape_1024": 1.0}
+    assert build.report([{"model": "good", "combined_1024": 1.0, "combined_4096": 1.1, "heal_ratio": 1.0}]) == 0
+    assert build.report([{"model": "bad", **figures, **build.shortfalls_of(figures)}]) == 1
+    said = capsys.readouterr()
+    assert json.loads(said.out.splitlines()[-1])["fails"] == ["combined_4096 is nan (at most 2.0)",
+                                                              "heal_ratio is 1.40 (at most 1.25)"]
+    assert "models/bad misses the bundled bars" in said.err

@@ -10,11 +10,10 @@ import pytest
 from nca_gradio.live import page_html
 from nca_gradio.loading import load_folder
 from nca_gradio.model_folder import CARD_FILE, HEALING_FILE, LIVE_FILE, PREVIEW_FILE, QUALITY_FILE, TARGET_FILE, WEIGHTS_FILE
+from nca_gradio.quality import BUNDLED_HEALS, BUNDLED_STABLE
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 FOLDERS = sorted(p.parent for p in MODELS.glob("*/config.json"))
-STABLE = 2.0  # bench/quality.py's bar: the combined score after 1,024 and 4,096 steps
-HEALS = 1.25  # healed / undamaged, worst of three heals
 
 
 def test_the_zoo_has_at_least_sixteen_models():
@@ -36,8 +35,8 @@ def test_a_bundled_model_ships_whole_with_its_credit_and_what_it_grows(folder: P
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
 def test_a_bundled_model_is_stable_for_thousands_of_steps_and_heals(folder: Path):
     figures = json.loads((folder / QUALITY_FILE).read_text())
-    assert figures["combined_1024"] <= STABLE and figures["combined_4096"] <= STABLE
-    assert figures["heal_ratio"] <= HEALS
+    assert figures["combined_1024"] <= BUNDLED_STABLE and figures["combined_4096"] <= BUNDLED_STABLE
+    assert figures["heal_ratio"] <= BUNDLED_HEALS  # healed / undamaged, the worst of three heals
     assert "shape_1024" in figures
 
 
