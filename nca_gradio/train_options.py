@@ -13,7 +13,7 @@ from .losses import LOSS_NAMES
 from .model import PERCEPTIONS, PRESETS, NCAConfig, preset_label
 from .precision import PRECISIONS
 from .studio_settings import STUDIO_CPU_ITERS, STUDIO_PRESET
-from .train_config import GPU_RECIPE, SHORT_BUDGET, SHORT_RECIPE, VGG_RECIPE, TrainConfig
+from .train_config import GPU_RECIPE, SHORT_BUDGET, SHORT_RECIPE, VGG_RECIPE, ConfigError, TrainConfig
 
 DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
@@ -58,6 +58,10 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
                         "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower "
                         f"(default 0: off on a CPU, {GPU_RECIPE['match_weight']} on a GPU)")
+    parser.add_argument("--strokes", type=float, nargs="?", const=1.0, metavar="WEIGHT", dest="strokes_weight",
+                        help="patch loss: ask each part of the texture for the target's local directions, for stripes, brick "
+                        "joints, outlines and painted strokes: longer, continuous lines; round grains may come out as "
+                        "pointed scales (default off; --strokes alone weighs it 1)")
     parser.add_argument("--damage-every", type=int, default=defaults.damage_every, metavar="N",
                         help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
                         "try 4 if your texture blows up where it is damaged (default 0: off)")
@@ -95,5 +99,10 @@ def config_from_args(args: argparse.Namespace, start: NCAConfig | None = None) -
 
     `start`: the architecture of the model --from names, which the run keeps (`TrainConfig.for_device`).
     """
-    chosen = {name: getattr(args, name) for name in training_flags() if name != "device"}
-    return TrainConfig.for_device(args.device, start, **{name: value for name, value in chosen.items() if value is not None})
+    flags = training_flags()
+    chosen = {name: getattr(args, name) for name in flags if name != "device"}
+    try:
+        return TrainConfig.for_device(args.device, start, **{name: value for name, value in chosen.items() if value is not None})
+    except ConfigError as exc:  # "match_weight must be ..." said as the option the user typed: "--match must be ..."
+        name, space, rest = str(exc).partition(" ")
+        raise ConfigError(f"{flags[name]} {rest}" if space and name in flags else str(exc)) from None
