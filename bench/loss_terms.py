@@ -6,8 +6,7 @@ nearest-patch and completeness terms of their own weights, Gram matrices of a
 random network, semi-dual optimal transport, the sliced term's weight and the
 patch size; and issue 30's candidates: random multi-scale ReLU features by
 sliced OT (`RandomFeatureSliced`), a per-channel spectrum and the distribution
-of local spectra (`local_orientation_weight`, since shipped as the library's opt-in `strokes_weight`). With no
-options it is `PatchLoss`. `bench/loss_probe.py --loss-kw`
+of local spectra (`LocalOrientationSpectra`). With no options it is `PatchLoss`. `bench/loss_probe.py --loss-kw`
 passes its keyword arguments.
 """
 
@@ -22,8 +21,11 @@ from torch import nn
 from nca_gradio.losses import (
     PatchLoss,
     completeness_distance,
+    covariance_root,
     nearest_patch_distance,
     random_directions,
+    ring_sector_log_power,
+    shaped_directions,
     sliced_ot,
     sort_last,
     squared_distances,
@@ -145,6 +147,51 @@ class RandomFeatureSliced(nn.Module):
         return total
 
 
+def local_spectra(img: torch.Tensor, tile: int, stride: int, bins: int, angles: int) -> torch.Tensor:
+    """(B, K, T): the log power of each `tile` x `tile` window (Hann-tapered, `stride` apart), in rings and soft sectors.
+
+    One vector per window, not their mean: where `log_spectrum` on the whole image says which orientations occur,
+    these say which occur *together*, so a painting whose strokes turn from place to place differs from a mottle
+    with the same global spectrum. The taper keeps the window's edges from adding a cross of power at 0 and 90 degrees.
+    """
+    grey = img.mean(dim=1, keepdim=True)
+    windows = F.unfold(grey, tile, stride=stride)  # (B, tile*tile, T)
+    b, _, t = windows.shape
+    windows = windows.transpose(1, 2).reshape(b * t, tile, tile)
+    windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
+    hann = torch.hann_window(tile, periodic=False, device=img.device, dtype=img.dtype)
+    windows = windows * (hann[:, None] * hann[None, :])
+    return ring_sector_log_power(windows, bins, angles, soft=True, floor=1e-6).view(b, t, -1).transpose(1, 2)
+
+
+class LocalOrientationSpectra(nn.Module):
+    """The distribution of local spectra (windows of 16 px, rings x 8 sectors), matched by sliced optimal transport.
+
+    Issue 30's "distribution of local orientations": the library's spectrum term averages the windows, so it asks
+    for the right orientations somewhere, not for each place to have one; a mottle with every orientation
+    everywhere passes it. Matching the windows' joint distribution asks for the target's mixture of places: strokes
+    that run one way here and another way there, reeds that lean as the target's do.
+    """
+
+    def __init__(self, target: torch.Tensor, tile: int = 16, bins: int = 4, angles: int = 8, target_stride: int = 4,
+                 stride: int = 8, projections: int = 64) -> None:
+        super().__init__()
+        self.tile, self.bins, self.angles, self.stride, self.projections = tile, bins, angles, stride, projections
+        with torch.no_grad():
+            samples = local_spectra(target.float(), tile, target_stride, bins, angles)[0]  # (K, M)
+            self.root = covariance_root(samples.T)
+            self.variance = max(float(self.root.square().sum()), 1e-8)
+            self.target_samples = samples
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        if min(img.shape[-2:]) < self.tile:
+            return img.new_zeros(img.shape[0])
+        source = local_spectra(img, self.tile, self.stride, self.bins, self.angles)
+        proj = shaped_directions(self.root, self.projections, img.device).to(source.dtype)
+        target = self.target_samples.to(source.dtype)
+        return sliced_ot(source, lambda p: sort_last(p.T @ target), proj) / self.variance
+
+
 class SemiDualOT(nn.Module):
     """Optimal transport from generated patches to the target's, through its semi-dual (Houdard et al., GOTEX 2023).
 
@@ -213,7 +260,7 @@ class ResearchPatchLoss(PatchLoss):
         if "match_weight" in options:
             raise TypeError("ResearchPatchLoss weighs its matching terms apart: pass nearest_weight and completeness_weight")
         self.patch_size = patch_size  # before PatchLoss cuts the target into patches
-        super().__init__(target, strokes_weight=local_orientation_weight, **options)
+        super().__init__(target, **options)
         self.spectrum_bins = spectrum_bins
         self.spectrum_angles = spectrum_angles
         self.spectrum_weight = spectrum_weight
@@ -225,6 +272,8 @@ class ResearchPatchLoss(PatchLoss):
         self.random_gram_weight = random_gram_weight
         self.random_sliced = RandomFeatureSliced(target) if random_sliced_weight else None
         self.random_sliced_weight = random_sliced_weight
+        self.local_orientation = LocalOrientationSpectra(target) if local_orientation_weight else None
+        self.local_orientation_weight = local_orientation_weight
         self.semidual_weight = semidual_weight
         self.semidual_from_level = semidual_from_level
         self.semidual = [SemiDualOT(t, ascent_rate=semidual_rate) for t in self.target_patches] if semidual_weight else []
@@ -257,4 +306,6 @@ class ResearchPatchLoss(PatchLoss):
             total = total + self.random_gram_weight * self.random_gram(img)
         if self.random_sliced is not None:
             total = total + self.random_sliced_weight * self.random_sliced(img)
+        if self.local_orientation is not None:
+            total = total + self.local_orientation_weight * self.local_orientation(img)
         return total

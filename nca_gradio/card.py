@@ -44,7 +44,7 @@ TAGS = ["neural-cellular-automata", "texture-synthesis", "pytorch"]  # the first
 SCORE_KEY = "nca_score"  # the card's combined quality figure in its metadata, so a listing (the gallery) can show it
 PREVIEW_STEPS, PREVIEW_FPS = 200, 25  # the preview shows the first steps of the rollout the verdict scores
 NOT_REPEATED = ("device",)  # the machine's choice, not the model's: the "train it again" line leaves it out (`_reproduce_line`)
-UNSET_WHEN_EMPTY = ("time_budget", "start_from", "strokes_weight")  # options the line gives only when set: no budget, no start model, no strokes
+UNSET_WHEN_EMPTY = ("time_budget", "start_from")  # options the line gives only when set: no budget, no start model
 
 
 class CardError(UserError):
@@ -140,7 +140,6 @@ def _training_section(folder: Path) -> str:
         ("perception", config.get("perception")),
         ("loss", info.get("loss") or config.get("loss")),
         ("patch matching", config.get("match_weight") or None),
-        ("strokes", config.get("strokes_weight") or None),
         ("iterations", info.get("iterations", config.get("iters"))),
         ("training size", f"{config['size']} x {config['size']}" if "size" in config else None),
         ("target size", config.get("target_size")),

@@ -251,8 +251,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     log(f"training {trainer.config.preset} ({trainer.model.num_parameters} parameters){origin} with the {trainer.loss_name} loss on {trainer.device}")
     budget = f", at most {trainer.config.time_budget:g} s" if trainer.config.time_budget else ""
     log(f"recipe for {trainer.device.type}: {trainer.config.iters} iterations{budget}, batch {trainer.config.batch}, "
-        f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}"
-        + (f", strokes {trainer.config.strokes_weight:g}" if trainer.config.strokes_weight else ""))
+        f"pool {trainer.config.pool_size}, patch matching {trainer.config.match_weight:g}")
     bar = tqdm(initial=trainer.iteration, unit="it", dynamic_ncols=True)
     show_progress(bar, trainer.status())
     log(f"the loss shown is the median of the last {SMOOTHING} iterations' texture loss: single iterations spike early, "

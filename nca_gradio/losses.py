@@ -264,11 +264,6 @@ class PatchLoss(nn.Module):
     patches easiest to copy. A small weight keeps the target's palette; a large
     one trades it for flat patches that are easy to copy.
 
-    The spectrum term is the *mean* of the windows' spectra: it asks for the right orientations somewhere, not for
-    each place to have one. `strokes_weight` (0 = off) adds `LocalSpectra`, the distribution of the windows' own
-    spectra, which does: by eye it grows longer, continuous things (stripes, brick joints, the outlines of stones) and
-    pays for it on round grains (RESEARCH.md, issue 30's local spectra trials), so it is an option, not the default.
-
     `max_target_patches` caps the target patches (and pixels) kept per level,
     `max_samples` the generated ones scored per call (`subsample`).
 
@@ -290,15 +285,12 @@ class PatchLoss(nn.Module):
         target: torch.Tensor,
         *,
         match_weight: float = 0.0,
-        strokes_weight: float = 0.0,
         projections: int = 256,
         max_target_patches: int = 4096,
         max_samples: int = 1024,
     ) -> None:
         super().__init__()
         self.match_weight = match_weight
-        self.strokes_weight = strokes_weight
-        self.local_spectra = LocalSpectra(target) if strokes_weight else None
         self.projections = projections
         self.max_samples = max_samples
         self.level_weights: list[float] = []
@@ -375,54 +367,7 @@ class PatchLoss(nn.Module):
         proj = random_directions(3, 32, img.device)
         colour = sliced_ot(self.subsample(img.flatten(2)), lambda p: sort_last(p.T @ self.target_pixels), proj)
         total = total + colour / self.colour_variance
-        if self.local_spectra is not None:
-            total = total + self.strokes_weight * self.local_spectra(img)
         return total + self.spectrum_weight * self.spectrum_distance(img)
-
-
-def local_spectra(img: torch.Tensor, tile: int, stride: int, bins: int, angles: int) -> torch.Tensor:
-    """(B, K, T): the log power of each `tile` x `tile` window (Hann-tapered, `stride` apart), in rings and soft sectors.
-
-    One vector per window, not their mean: where `log_spectrum` on the whole image says which orientations occur,
-    these say which occur *together*, so a painting whose strokes turn from place to place differs from a mottle
-    with the same global spectrum. The taper keeps the window's edges from adding a cross of power at 0 and 90 degrees.
-    """
-    grey = img.mean(dim=1, keepdim=True)
-    windows = F.unfold(grey, tile, stride=stride)  # (B, tile*tile, T)
-    b, _, t = windows.shape
-    windows = windows.transpose(1, 2).reshape(b * t, tile, tile)
-    windows = windows - windows.mean(dim=(-2, -1), keepdim=True)
-    hann = torch.hann_window(tile, periodic=False, device=img.device, dtype=img.dtype)
-    windows = windows * (hann[:, None] * hann[None, :])
-    return ring_sector_log_power(windows, bins, angles, soft=True, floor=1e-6).view(b, t, -1).transpose(1, 2)
-
-
-class LocalSpectra(nn.Module):
-    """The distribution of local spectra (16 px windows, 4 rings x 8 sectors) against the target's, by sliced OT.
-
-    A mottle with every orientation everywhere has the right mean spectrum; matching the windows' joint distribution
-    asks for the target's mixture of places instead: a stripe here, a joint there, each running one way. Half the
-    directions are drawn from the target windows' covariance, and the distance is divided by its trace, as the patch
-    levels are. The generated windows are 8 px apart, the target's 4, for more target samples at no cost per step.
-    """
-
-    def __init__(self, target: torch.Tensor, tile: int = 16, bins: int = 4, angles: int = 8, target_stride: int = 4,
-                 stride: int = 8, projections: int = 64) -> None:
-        super().__init__()
-        self.tile, self.bins, self.angles, self.stride, self.projections = tile, bins, angles, stride, projections
-        with torch.no_grad():
-            samples = local_spectra(target.float(), tile, target_stride, bins, angles)[0]  # (K, M)
-            self.root = covariance_root(samples.T)
-            self.variance = max(float(self.root.square().sum()), 1e-8)
-            self.target_samples = samples
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        if min(img.shape[-2:]) < self.tile:
-            return img.new_zeros(img.shape[0])
-        source = local_spectra(img, self.tile, self.stride, self.bins, self.angles)
-        proj = shaped_directions(self.root, self.projections, img.device).to(source.dtype)
-        target = self.target_samples.to(source.dtype)
-        return sliced_ot(source, lambda p: sort_last(p.T @ target), proj) / self.variance
 
 
 def tiled_log_spectrum(img: torch.Tensor, tile: tuple[int, int], bins: int, angles: int = 1, soft: bool = False) -> torch.Tensor:
@@ -535,16 +480,14 @@ def build_loss(
     vgg_features: nn.Module | None = None,
     log: Callable[[str], None] = lambda message: None,
     match_weight: float = 0.0,
-    strokes_weight: float = 0.0,
 ) -> tuple[nn.Module, str]:
     """Build the named loss for a target image (1, 3, H, W) in [0, 1].
 
     `auto` takes `ot` when pretrained VGG16 loads and `patch` otherwise, and
     says which through `log`. `vgg_features` replaces the download (tests hand
     in a randomly initialised VGG16). `match_weight` weighs the patch loss's
-    bidirectional patch matching and `strokes_weight` its local spectra
-    (`PatchLoss`); VGG losses see objects already and ignore both. Returns
-    the loss and the name chosen.
+    bidirectional patch matching (`PatchLoss`); VGG losses see objects
+    already and ignore it. Returns the loss and the name chosen.
     """
     if name not in LOSS_NAMES:
         raise ValueError(f"unknown loss {name!r}: choose one of {', '.join(LOSS_NAMES)}")
@@ -553,12 +496,11 @@ def build_loss(
             features = vgg_features if vgg_features is not None else load_vgg16_features()
         except LossUnavailable:
             log("loss auto: pretrained VGG16 is not available here, using the weight-free patch loss")
-            return PatchLoss(target, match_weight=match_weight, strokes_weight=strokes_weight), "patch"
-        off = [name for name, weight in (("patch matching", match_weight), ("strokes", strokes_weight)) if weight]
-        log("loss auto: pretrained VGG16 loaded, using the ot loss" + (f" ({' and '.join(off)}: for the patch loss, off)" if off else ""))
+            return PatchLoss(target, match_weight=match_weight), "patch"
+        log("loss auto: pretrained VGG16 loaded, using the ot loss" + (" (patch matching is for the patch loss: off)" if match_weight else ""))
         return OTLoss(target, features), "ot"
     if name == "patch":
-        return PatchLoss(target, match_weight=match_weight, strokes_weight=strokes_weight), "patch"
+        return PatchLoss(target, match_weight=match_weight), "patch"
     features = vgg_features if vgg_features is not None else load_vgg16_features()
     loss_class = GramLoss if name == "gram" else OTLoss
     return loss_class(target, features), name

@@ -50,7 +50,6 @@ DAMAGE_SIZES = (0.02, 0.5)
 OBJECT_STRENGTHS = {"off": 0.0, "light": 0.01, "medium": 0.02, "strong": 0.04}
 STRENGTH_NAMES = {weight: name for name, weight in OBJECT_STRENGTHS.items()}
 HEALING_DAMAGE_EVERY = 4  # "Practise healing": a random hole every 4th iteration
-STROKES_WEIGHT = 1.0  # "Strokes and stripes": the weight tried in RESEARCH.md (2 pays with colour)
 STUDIO_PRESET = "fast"  # the Train tab's model size at first: a model in minutes on a CPU
 STUDIO_CPU_ITERS = 300  # a first model in about 9 minutes on 2 CPU cores; the GPU recipe's own iterations elsewhere
 NO_START = "nothing (a new rule)"  # the Train tab's "Start from" for a rule that starts blank (the identity)
@@ -88,7 +87,6 @@ class StudioTrainSettings:
     practise_healing: bool = False
     time_limit: float = 0
     start_from: str = NO_START  # a model's label in the session's model lists: the run starts from its rule and keeps its architecture
-    strokes: bool = False  # "Strokes and stripes": the patch loss's local spectra (`PatchLoss.strokes_weight`); last, so older API calls still fit
 
     @classmethod
     def names(cls) -> list[str]:
@@ -125,15 +123,10 @@ class StudioTrainSettings:
             raise SettingError(f"Whole objects must be one of {', '.join(OBJECT_STRENGTHS)}, got {self.objects!r}")
         if self.objects != "off" and self.loss in VGG_LOSSES:  # TrainConfig refuses it too, in its own words, not the studio's
             raise SettingError("Whole objects works with the patch loss: choose Loss auto or patch, or set Whole objects to off.")
-        if not isinstance(self.strokes, bool):
-            raise SettingError(f"Strokes and stripes must be true or false, got {self.strokes!r}")
-        if self.strokes and self.loss in VGG_LOSSES:
-            raise SettingError("Strokes and stripes works with the patch loss: choose Loss auto or patch, or turn it off.")
         chosen = {
             "preset": self.preset, "loss": self.loss, "iters": whole("Iterations", self.iterations, TRAIN_ITERATIONS),
             "size": whole("Training size", self.size, TRAIN_SIZES), "perception": "isotropic" if self.isotropic else "sobel",
             "match_weight": OBJECT_STRENGTHS[self.objects], "damage_every": HEALING_DAMAGE_EVERY if self.practise_healing else 0,
-            "strokes_weight": STROKES_WEIGHT if self.strokes else 0.0,
             "time_budget": float(whole("Time limit", self.time_limit or 0, TIME_LIMITS)),
         }
         # A slider left at its first value is no choice: with a time limit, the recipe for it sets the grid (a short
@@ -150,7 +143,7 @@ class StudioTrainSettings:
 
     def traits(self, config: TrainConfig) -> str:
         """What a model trained with `config` (these settings') says in its label beyond its preset:
-        ' · round · light objects · strokes · heals · fine-tuned', or ''. Round shapes as the run had them, which a start model decides."""
+        ' · round · light objects · heals · fine-tuned', or ''. Round shapes as the run had them, which a start model decides."""
         return (" · round" if config.perception == "isotropic" else "") + ("" if self.objects == "off" else f" · {self.objects} objects") + (
-            " · strokes" if self.strokes else ""
-        ) + (" · heals" if self.practise_healing else "") + ("" if self.starts_blank else " · fine-tuned")
+            " · heals" if self.practise_healing else ""
+        ) + ("" if self.starts_blank else " · fine-tuned")

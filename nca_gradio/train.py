@@ -148,7 +148,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)  # pool sampling, steps
         self.mask_generator = torch.Generator(self.device).manual_seed(cfg.seed + 1)
         self.target = target.to(self.device)
-        loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight, cfg.strokes_weight)
+        loss_fn, self.loss_name = build_loss(cfg.loss, self.target, vgg_features, log, cfg.match_weight)
         model = NCA(cfg.architecture).to(self.device)
         if cfg.start_from and not resuming:  # after the identity's draws: the seed repeats the same run either way
             model.load_state_dict(start_weights(cfg, start))

@@ -44,7 +44,6 @@ class TrainConfig:
     fire_rate: float = NCAConfig.fire_rate
     perception: str = NCAConfig.perception  # "isotropic": no sense of direction (model.PERCEPTIONS)
     match_weight: float = 0.0  # patch loss only: pull patches towards the target's own, so objects keep their edges (PatchLoss)
-    strokes_weight: float = 0.0  # patch loss only: match the distribution of local spectra, for stripes, joints and strokes (PatchLoss)
     precision: str = "auto"  # the rollout's compute dtype: auto is bfloat16 on CUDA, float32 elsewhere (precision.training_dtype)
     damage_every: int = 0  # every Nth iteration one grid of the batch loses a random circle, so the rule practises healing (0: off)
     time_budget: float = 0.0  # seconds of training; iterations and the lr schedule fit the measured speed, at most `iters` (0: off)
@@ -62,7 +61,6 @@ class TrainConfig:
         "overflow_weight": (0.0, 1e6),
         "seed": (0, 2**63 - 1),
         "match_weight": (0.0, 10.0),
-        "strokes_weight": (0.0, 10.0),
         "damage_every": (0, 100_000),
         "time_budget": (0.0, 7 * 86_400.0),
     }
@@ -87,9 +85,8 @@ class TrainConfig:
             raise ConfigError(f"steps_min ({self.steps_min}) must not exceed steps_max ({self.steps_max})")
         if self.batch > self.pool_size:
             raise ConfigError(f"batch ({self.batch}) must not exceed pool_size ({self.pool_size})")
-        for name in ("match_weight", "strokes_weight"):
-            if getattr(self, name) and self.loss in VGG_LOSSES:
-                raise ConfigError(f"{name} is part of the patch loss: use loss patch (or auto offline), not {self.loss}")
+        if self.match_weight and self.loss in VGG_LOSSES:
+            raise ConfigError(f"match_weight is part of the patch loss: use loss patch (or auto offline), not {self.loss}")
         if not isinstance(self.start_from, str):
             raise ConfigError(f"start_from must be a model folder or Hub repo id, got {self.start_from!r}")
         if not all(0.0 < f < 1.0 for f in self.lr_decay_at):

@@ -58,10 +58,6 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="patch loss: pull patches towards real ones of the target so objects keep more of their outlines "
                         "(brick joints); try 0.01 to 0.04: more keeps shapes, less keeps colours; about 40%% slower "
                         f"(default 0: off on a CPU, {GPU_RECIPE['match_weight']} on a GPU)")
-    parser.add_argument("--strokes", type=float, nargs="?", const=1.0, metavar="WEIGHT", dest="strokes_weight",
-                        help="patch loss: ask each part of the texture for the target's local directions, for stripes, brick "
-                        "joints, outlines and painted strokes: longer, continuous lines; round grains may come out as "
-                        "pointed scales (default off; --strokes alone weighs it 1)")
     parser.add_argument("--damage-every", type=int, default=defaults.damage_every, metavar="N",
                         help="every Nth iteration erase a random circle in one training grid, so the model practises healing: "
                         "try 4 if your texture blows up where it is damaged (default 0: off)")

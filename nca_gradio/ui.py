@@ -706,11 +706,6 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
                         label="Whole objects (patch loss, about 40% slower)",
                         info="copies patches of the image, so shapes keep their edges; stronger fades colours", elem_id="nca-objects",
                     )
-                    strokes = gr.Checkbox(
-                        start.strokes, label="Strokes and stripes (patch loss)",
-                        info="asks each part for the image's local directions: longer stripes, brick joints, outlines and brush "
-                        "strokes; round grains may come out as pointed scales", elem_id="nca-strokes",
-                    )
                     healing = gr.Checkbox(
                         start.practise_healing, label="Practise healing",
                         info=f"erases a random spot in one training grid every {HEALING_DAMAGE_EVERY}th iteration, so the model heals cleanly in the Heal tab; "
@@ -830,7 +825,7 @@ def render_tabs(models_dir: str | Path = MODELS_DIR, examples_dir: str | Path = 
     isotropic.change(lambda round_shapes: gr.Radio(choices=preset_choices(round_shapes)), isotropic, preset, api_visibility="private", queue=False)
     train_settings = StudioTrainSettings.in_order({
         "preset": preset, "loss": loss, "iterations": iterations, "size": size, "isotropic": isotropic, "objects": objects,
-        "practise_healing": healing, "time_limit": time_limit, "start_from": start_model, "strokes": strokes,
+        "practise_healing": healing, "time_limit": time_limit, "start_from": start_model,
     })  # passed by name (inputs_kwargs), so the handlers get them as one StudioTrainSettings; the API keeps this order
     for setting in train_settings.values():
         setting.change(handlers.expected_time, inputs_kwargs={**train_settings, "workspace": workspace}, outputs=expected,

@@ -64,18 +64,16 @@ def test_resume_continues_to_more_iterations(trained, pebbles_path, tmp_path):
 def test_train_isotropic_with_matching_and_damage_and_its_card_says_how_to_train_it_again(pebbles_path, tmp_path):
     from nca_gradio.card import model_card
 
-    nca("train", pebbles_path, "-o", tmp_path, "--preset", "seed", "--perception", "isotropic", "--match", "0.05", "--damage-every", "3", "--iters", "1", "--strokes",
+    nca("train", pebbles_path, "-o", tmp_path, "--preset", "seed", "--perception", "isotropic", "--match", "0.05", "--damage-every", "3", "--iters", "1",
         "--size", "16", "--target-size", "64", "--batch", "1", "--pool-size", "2", "--precision", "float32")
     assert json.loads((tmp_path / "config.json").read_text())["perception"] == "isotropic"
     settings = json.loads((tmp_path / "training.json").read_text())["config"]
     assert (settings["perception"], settings["match_weight"], settings["damage_every"]) == ("isotropic", 0.05, 3)
-    assert settings["strokes_weight"] == 1.0  # --strokes alone
     card = (tmp_path / "README.md").read_text()
     assert card == model_card(tmp_path)
     assert "--perception isotropic" in card and "no sense of direction" in card
     assert "--match 0.05" in card and "| patch matching | 0.05 |" in card
     assert "--damage-every 3" in card
-    assert "--strokes 1.0" in card and "| strokes | 1.0 |" in card
     assert "--precision float32" in card and "| precision | float32 |" in card
     refused = nca("train", pebbles_path, "-o", tmp_path / "x", "--perception", "radial", check=False)
     assert refused.returncode == 2 and "invalid choice: 'radial'" in refused.stderr and "Traceback" not in refused.stderr
@@ -144,7 +142,7 @@ def test_regenerate_writes_an_animation(trained, tmp_path):
         (["train", "missing.png", "-o", "x"], "no such file"),
         (["train", "{corrupt}", "-o", "x"], "not an image"),
         (["train", "{pebbles}", "-o", "x", "--iters", "0"], "error: --iters must be between"),
-        (["train", "{pebbles}", "-o", "x", "--loss", "ot", "--strokes"], "error: --strokes is part of the patch loss"),
+        (["train", "{pebbles}", "-o", "x", "--loss", "ot", "--match", "0.02"], "error: --match is part of the patch loss"),
         (["train", "{pebbles}", "-o", "x", "--loss", "gram"], "--loss patch"),
         (["grow", "{missing_dir}", "-o", "out.gif"], "no such model folder"),
         (["grow", "{model}", "-o", "out.jpg"], "must end in"),

@@ -70,9 +70,9 @@ class HostWaits(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize(("match_weight", "strokes_weight"), [(0.0, 0.0), (0.02, 0.0), (0.0, 1.0)])
-def test_the_graph_body_never_waits_for_the_host(pebbles_64, match_weight, strokes_weight):
-    t = trainer(pebbles_64, match_weight=match_weight, strokes_weight=strokes_weight)
+@pytest.mark.parametrize("match_weight", [0.0, 0.02])
+def test_the_graph_body_never_waits_for_the_host(pebbles_64, match_weight):
+    t = trainer(pebbles_64, match_weight=match_weight)
     t.train_step()
     graphed = GraphedIteration(t.parts, capture=False)
     graphed.load(t.draw())

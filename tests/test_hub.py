@@ -201,9 +201,6 @@ def test_a_budgeted_run_is_trained_again_with_its_time_limit_as_an_option():
     assert (rebuilt.time_budget, rebuilt.iters, rebuilt.pool_size) == (90.0, 3000, 32)
     assert "time_budget=" not in budgeted  # an option, not a Python argument
     assert "--time" not in _reproduce_line({"iters": 3000}, "patch")  # no budget: no --time 0, which would not parse
-    assert "--strokes" not in _reproduce_line({"iters": 3000}, "patch")  # off: the line stays as it was before the option
-    strokes = re.search(r"`nca train ([^`]+)`", _reproduce_line({"strokes_weight": 0.5}, "patch")).group(1)
-    assert config_from_args(build_parser().parse_args(["train", *shlex.split(strokes), "--device", "cpu"])).strokes_weight == 0.5
 
 
 @pytest.mark.parametrize(("recorded", "given"), [

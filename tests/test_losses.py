@@ -8,16 +8,7 @@ import pytest
 import torch
 from helpers import ROOT
 
-from nca_gradio.losses import (
-    GramLoss,
-    LocalSpectra,
-    LossUnavailable,
-    OTLoss,
-    PatchLoss,
-    build_loss,
-    load_vgg16_features,
-    overflow_loss,
-)
+from nca_gradio.losses import GramLoss, LossUnavailable, OTLoss, PatchLoss, build_loss, load_vgg16_features, overflow_loss
 
 
 def _noise_like(target: torch.Tensor) -> torch.Tensor:
@@ -90,21 +81,7 @@ def test_match_weight_adds_bidirectional_patch_matching_to_the_patch_loss(pebble
     assert loss(noise) > plain  # the terms are really there
     messages = []
     _, chosen = build_loss("auto", pebbles_64, vgg_features=random_vgg, log=messages.append, match_weight=0.02)
-    assert chosen == "ot" and "(patch matching: for the patch loss, off)" in messages[0]
-
-
-def test_strokes_weight_adds_the_distribution_of_local_spectra_to_the_patch_loss(pebbles_64, random_vgg):
-    loss, _ = build_loss("patch", pebbles_64, strokes_weight=1.0)
-    noise = _noise_like(pebbles_64)
-    torch.manual_seed(0)
-    plain = PatchLoss(pebbles_64)(noise)
-    torch.manual_seed(0)
-    with_strokes = loss(noise)
-    assert with_strokes > plain  # the patch loss's own draws come first, so the rest is the term, at weight 1
-    assert isinstance(loss.local_spectra, LocalSpectra) and PatchLoss(pebbles_64).local_spectra is None
-    messages = []
-    _, chosen = build_loss("auto", pebbles_64, vgg_features=random_vgg, log=messages.append, match_weight=0.02, strokes_weight=1.0)
-    assert chosen == "ot" and "(patch matching and strokes: for the patch loss, off)" in messages[0]
+    assert chosen == "ot" and "patch matching is for the patch loss: off" in messages[0]
 
 
 def test_unknown_loss_name_is_refused(pebbles_64):
@@ -222,7 +199,7 @@ def test_local_spectra_see_whole_slices_where_the_mean_spectrum_sees_their_phase
     assert library.spectrum_distance(scrambled) < 1.2 * library.spectrum_distance(crop)
     torch.manual_seed(0)
     assert library(scrambled) < 1.5 * library(crop)  # barely worse: slices and their scramble are alike to it
-    local = LocalSpectra(target)
+    local = loss_terms.LocalOrientationSpectra(target)
     assert local(scrambled) > 10 * local(crop)
 
 

@@ -233,12 +233,6 @@ def test_the_train_settings_become_one_trainconfig_and_say_which_field_is_out_of
     assert (config.preset, config.loss, config.iters, config.size) == ("seed", "patch", 7, 32)
     assert (config.perception, config.match_weight, config.damage_every, config.time_budget) == ("isotropic", 0.01, 4, 90.0)
     assert StudioTrainSettings(isotropic=True, objects="light", practise_healing=True).traits(config) == " · round · light objects · heals"
-    assert config.strokes_weight == 0.0 and StudioTrainSettings(strokes=True).config("cpu").strokes_weight == 1.0
-    assert StudioTrainSettings(strokes=True, practise_healing=True).traits(config) == " · round · strokes · heals"  # config is round
-    with pytest.raises(SettingError, match="Strokes and stripes works with the patch loss"):
-        StudioTrainSettings(loss="gram", strokes=True).config("cpu")
-    with pytest.raises(SettingError, match="Strokes and stripes must be true or false, got 'yes'"):
-        StudioTrainSettings(strokes="yes").config("cpu")
     one_minute = StudioTrainSettings(time_limit=60).config("cpu")  # the short recipe, as `nca train --time 60s` gets it
     assert (one_minute.preset, one_minute.size, one_minute.steps_max, one_minute.iters) == ("fast", 32, 64, TrainConfig().iters)
     chosen = StudioTrainSettings(time_limit=60, size=48, iterations=200).config("cpu")

@@ -32,7 +32,6 @@ def tiny(**overrides) -> TrainConfig:
         ("lr", float("nan"), "lr must be between"),
         ("match_weight", -0.1, "match_weight must be between 0.0 and 10.0"),
         ("loss", "ot", "match_weight is part of the patch loss: use loss patch"),
-        ("strokes_weight", 11.0, "strokes_weight must be between 0.0 and 10.0"),
         ("precision", "float16", "precision must be one of auto, float32, bfloat16"),
         ("damage_every", -1, "damage_every must be between 0 and 100000"),
     ],
