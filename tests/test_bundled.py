@@ -9,8 +9,18 @@ import pytest
 
 from nca_gradio.live import page_html
 from nca_gradio.loading import load_folder
-from nca_gradio.model_folder import CARD_FILE, HEALING_FILE, LIVE_FILE, PREVIEW_FILE, QUALITY_FILE, TARGET_FILE, WEIGHTS_FILE
+from nca_gradio.model_folder import (
+    CARD_FILE,
+    HEALING_FILE,
+    LIVE_FILE,
+    PREVIEW_FILE,
+    QUALITY_FILE,
+    TARGET_FILE,
+    WEIGHTS_FILE,
+    read_training_log,
+)
 from nca_gradio.quality import BUNDLED_HEALS, BUNDLED_STABLE
+from nca_gradio.train_config import TrainConfig
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 FOLDERS = sorted(p.parent for p in MODELS.glob("*/config.json"))
@@ -30,6 +40,13 @@ def test_a_bundled_model_ships_whole_with_its_credit_and_what_it_grows(folder: P
     notes = json.loads((MODELS / "notes.json").read_text())
     assert notes[folder.name]["well"] and notes[folder.name]["badly"]
     assert notes[folder.name]["badly"] in card  # the card says what it grows badly, not only the README
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
+def test_a_bundled_model_can_be_trained_again_from_its_recorded_recipe(folder: Path):
+    """models/build.py --again and the card's train-again line read this recipe: a setting today's TrainConfig
+    does not know (one written by a version that had it) would break both."""
+    TrainConfig.from_dict(read_training_log(folder)["config"])
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.name)
