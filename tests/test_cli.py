@@ -99,7 +99,7 @@ def test_train_and_train_many_read_the_same_training_options_into_the_same_confi
 
 def test_a_fire_rate_outside_zero_to_one_is_refused_in_one_line_before_any_work(tmp_path, pebbles_path, capsys):
     out = tmp_path / "out"
-    one_line_error(run_main(capsys, "train", pebbles_path, "-o", out, "--fire-rate", "1.5"), "fire_rate", "(0, 1]", "1.5")
+    one_line_error(run_main(capsys, "train", pebbles_path, "-o", out, "--fire-rate", "1.5"), "--fire-rate must be", "(0, 1]", "1.5")
     assert not out.exists()
 
 
