@@ -54,6 +54,7 @@ from nca_gradio.quality import MIN_TARGET_SIDE, bundled_shortfalls, model_figure
 from nca_gradio.render import Damage, grow, heal, save_animation
 from nca_gradio.scale import Texture, train_many
 from nca_gradio.train import TrainConfig
+from nca_gradio.train_config import ConfigError
 
 MODELS = Path(__file__).resolve().parent
 NOTES = MODELS / "notes.json"  # {name: {"well": ..., "badly": ...}}: what each model grows, judged by eye
@@ -159,7 +160,10 @@ def refresh(name: str, credit: str | None = None) -> dict:
 
 def target_of(folder: Path):
     """The target a trained folder was trained on, at the size its recipe used."""
-    config = TrainConfig.from_dict(read_training_log(folder)["config"])
+    try:
+        config = TrainConfig.from_dict(read_training_log(folder)["config"])
+    except ConfigError as exc:  # a recipe today's TrainConfig cannot train again: no bundled model of it
+        raise SystemExit(f"build.py: {folder / TRAINING_LOG} records a recipe this version cannot train again: {exc}") from None
     return load_target(folder / TARGET_FILE, config.target_size)
 
 

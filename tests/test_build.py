@@ -39,6 +39,17 @@ def test_adopt_refuses_a_folder_that_nca_train_did_not_write(build, model, tmp_p
     assert not (tmp_path / "models" / "adopted").exists()
 
 
+def test_adopt_refuses_a_recipe_this_version_cannot_train_again_in_one_line(build, model, tmp_path):
+    newer = tmp_path / "newer"
+    shutil.copytree(model, newer)
+    log = json.loads((newer / TRAINING_LOG).read_text())
+    log["config"]["a_setting_from_elsewhere"] = 1.0
+    (newer / TRAINING_LOG).write_text(json.dumps(log))
+    with pytest.raises(SystemExit, match="cannot train again: unknown training settings: a_setting_from_elsewhere"):
+        build.adopt(newer, "adopted", "a credit")
+    assert not (tmp_path / "models" / "adopted").exists()
+
+
 def test_adopt_asks_a_new_model_for_its_credit(build, model, tmp_path):
     with pytest.raises(SystemExit, match="needs --credit"):
         build.adopt(model, "adopted", None)
