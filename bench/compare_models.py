@@ -13,17 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.contact_sheet import labelled_grid
 from nca_gradio.images import load_target, tensor_to_image
 from nca_gradio.loading import load_folder
 from nca_gradio.model import to_rgb
 from nca_gradio.quality import score
 from nca_gradio.verdict import grow_for_verdict
-
-LABEL_HEIGHT = 14
 
 
 def main() -> int:
@@ -41,13 +38,7 @@ def main() -> int:
         s = score(grown, target)
         print(f"{folder}: combined {s.combined:.2f}, shape {s.shape:.2f}", flush=True)
         tiles.append((tensor_to_image(grown), f"{folder} {s.combined:.2f} / {s.shape:.2f}"))
-    side = max(image.width for image, _ in tiles) * args.scale
-    sheet = Image.new("RGB", (side * len(tiles), side + LABEL_HEIGHT), "white")
-    draw = ImageDraw.Draw(sheet)
-    for i, (image, label) in enumerate(tiles):
-        sheet.paste(image.resize((side, side), Image.NEAREST), (i * side, 0))
-        draw.text((i * side + 2, side + 1), label, fill="black")
-    sheet.save(args.out)
+    labelled_grid([tiles], args.scale).save(args.out)
     return 0
 
 

@@ -31,6 +31,19 @@ def halves(path: Path) -> tuple[Image.Image, Image.Image]:
     return image.crop((0, 0, side, side)), image.crop((side, 0, 2 * side, side))
 
 
+def labelled_grid(rows: list[list[tuple[Image.Image, str]]], scale: int) -> Image.Image:
+    """Rows of square tiles on white, each enlarged `scale` times (nearest) with its label underneath."""
+    side = rows[0][0][0].width * scale
+    sheet = Image.new("RGB", (side * max(len(tiles) for tiles in rows), (side + LABEL_HEIGHT) * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, tiles in enumerate(rows):
+        for c, (image, label) in enumerate(tiles):
+            x, y = c * side, r * (side + LABEL_HEIGHT)
+            sheet.paste(image.resize((side, side), Image.NEAREST), (x, y))
+            draw.text((x + 3, y + side + 1), label, fill="black")
+    return sheet
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", required=True, metavar="NAME=FOLDER", help="FOLDER may hold {t}, the texture's name")
@@ -52,16 +65,8 @@ def main() -> int:
             cells.append(f"{rated.combined:.2f} / {rated.shape:.2f}")
         rows.append(tiles)
         table.append(f"| {texture} | " + " | ".join(cells) + " |")
-    side = rows[0][0][0].width * args.scale
-    sheet = Image.new("RGB", (side * len(rows[0]), (side + LABEL_HEIGHT) * len(rows)), "white")
-    draw = ImageDraw.Draw(sheet)
-    for r, tiles in enumerate(rows):
-        for c, (image, label) in enumerate(tiles):
-            x, y = c * side, r * (side + LABEL_HEIGHT)
-            sheet.paste(image.resize((side, side), Image.NEAREST), (x, y))
-            draw.text((x + 3, y + side + 1), label, fill="black")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(args.out, quality=85)
+    labelled_grid(rows, args.scale).save(args.out, quality=85)
     print("| texture | " + " | ".join(f"{name} combined / shape" for name, _ in arms) + " |")
     print("|---|" + "---|" * len(arms))
     print("\n".join(table))

@@ -28,13 +28,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nca_gradio.atomic import write_bytes
 from nca_gradio.card import grow_preview, model_card
 from nca_gradio.images import load_target
 from nca_gradio.live import page_html
-from nca_gradio.model import PERCEPTIONS
+from nca_gradio.model import NCA, PERCEPTIONS
 from nca_gradio.model_folder import (
     CARD_FILE,
     CONFIG_FILE,
@@ -51,10 +53,9 @@ from nca_gradio.model_folder import (
 )
 from nca_gradio.precision import PRECISIONS
 from nca_gradio.quality import MIN_TARGET_SIDE, bundled_shortfalls, model_figures
-from nca_gradio.render import Damage, grow, heal, save_animation
+from nca_gradio.render import Damage, Rollout, grow, heal, save_animation
 from nca_gradio.scale import Texture, train_many
-from nca_gradio.train import TrainConfig
-from nca_gradio.train_config import ConfigError
+from nca_gradio.train_config import ConfigError, TrainConfig
 
 MODELS = Path(__file__).resolve().parent
 NOTES = MODELS / "notes.json"  # {name: {"well": ..., "badly": ...}}: what each model grows, judged by eye
@@ -167,7 +168,7 @@ def target_of(folder: Path):
     return load_target(folder / TARGET_FILE, config.target_size)
 
 
-def judge(model, target) -> tuple:
+def judge(model: NCA, target: torch.Tensor) -> tuple[Rollout, dict]:
     """The card's rollout (`grow_preview`: its first 1,024 steps, grown once) and the figures scored on it."""
     rollout = grow_preview(model)  # the card's verdict and the 1,024-step figure score this one rollout
     return rollout, model_figures(model, target, grown=rollout.state).as_dict()
