@@ -5,9 +5,11 @@ trials used (sessions 2, 3 and 5): an oriented spectrum, oriented directions,
 nearest-patch and completeness terms of their own weights, Gram matrices of a
 random network, semi-dual optimal transport, the sliced term's weight and the
 patch size; and issue 30's candidates: random multi-scale ReLU features by
-sliced OT (`RandomFeatureSliced`), a per-channel spectrum, the distribution
-of local spectra (`LocalOrientationSpectra`) and patches of chroma (`ChromaPatches`). With no options it is `PatchLoss`. `bench/loss_probe.py --loss-kw`
-passes its keyword arguments.
+sliced OT (`RandomFeatureSliced`), a per-channel spectrum and the distribution
+of local spectra (`LocalOrientationSpectra`). With no options it is `PatchLoss`;
+`chroma_weight` sets the chroma term's weight whatever the target's colour;
+0 is the patch loss before that term, to the last bit.
+`bench/loss_probe.py --loss-kw` passes its keyword arguments.
 """
 
 from __future__ import annotations
@@ -192,41 +194,6 @@ class LocalOrientationSpectra(nn.Module):
         return sliced_ot(source, lambda p: sort_last(p.T @ target), proj) / self.variance
 
 
-def chroma(img: torch.Tensor) -> torch.Tensor:
-    """Each pixel's distance from its own grey, per channel: (B, 3, H, W), summing to zero over the channels."""
-    return img - img.mean(dim=1, keepdim=True)
-
-
-class ChromaPatches(nn.Module):
-    """The distribution of small patches of chroma (colour with the grey taken out), matched by sliced optimal transport.
-
-    Against the colour speckle today's loss lets the rule grow on grey photos: its spectrum sees luminance only, its
-    colour term single pixels, and its patch directions half come from the target's covariance, which on a grey
-    photo has no colour in it at all. Patches of chroma ask neighbouring pixels to agree in hue as the target's do
-    (on a grey photo: to have none). Divided by the target's total pixel variance, as the colour term is, so that a
-    grey target (no chroma variance of its own) does not divide by zero.
-    """
-
-    def __init__(self, target: torch.Tensor, size: int = 3, projections: int = 64, max_samples: int = 4096) -> None:
-        super().__init__()
-        self.size, self.projections = size, projections
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            patches = F.unfold(chroma(target.float()), size)[0]  # (3*size*size, N)
-            keep = torch.randperm(patches.shape[1], generator=generator)[:max_samples]
-            self.target_samples = patches[:, keep].contiguous()
-            pixels = target.float().flatten(2)[0]
-            self.variance = max(float(pixels.var(dim=1).sum()), 1e-8)
-
-    def forward(self, img: torch.Tensor) -> torch.Tensor:
-        source = F.unfold(chroma(img), self.size)
-        if source.shape[-1] > self.target_samples.shape[1]:
-            source = source[:, :, torch.randperm(source.shape[-1], device=img.device)[: self.target_samples.shape[1]]]
-        proj = random_directions(source.shape[1], self.projections, img.device).to(source.dtype)
-        target = self.target_samples.to(source.dtype)
-        return sliced_ot(source, lambda p: sort_last(p.T @ target), proj) / self.variance
-
-
 class SemiDualOT(nn.Module):
     """Optimal transport from generated patches to the target's, through its semi-dual (Houdard et al., GOTEX 2023).
 
@@ -286,7 +253,7 @@ class ResearchPatchLoss(PatchLoss):
         random_gram_weight: float = 0.0,
         random_sliced_weight: float = 0.0,
         local_orientation_weight: float = 0.0,
-        chroma_patch_weight: float = 0.0,
+        chroma_weight: float | None = None,
         semidual_weight: float = 0.0,
         semidual_rate: float = 0.2,
         semidual_from_level: int = 0,
@@ -310,8 +277,8 @@ class ResearchPatchLoss(PatchLoss):
         self.random_sliced_weight = random_sliced_weight
         self.local_orientation = LocalOrientationSpectra(target) if local_orientation_weight else None
         self.local_orientation_weight = local_orientation_weight
-        self.chroma_patches = ChromaPatches(target) if chroma_patch_weight else None
-        self.chroma_patch_weight = chroma_patch_weight
+        if chroma_weight is not None:  # None: the library's, by how grey the target is; 0: the loss before the term
+            self.chroma_weight = chroma_weight
         self.semidual_weight = semidual_weight
         self.semidual_from_level = semidual_from_level
         self.semidual = [SemiDualOT(t, ascent_rate=semidual_rate) for t in self.target_patches] if semidual_weight else []
@@ -346,6 +313,4 @@ class ResearchPatchLoss(PatchLoss):
             total = total + self.random_sliced_weight * self.random_sliced(img)
         if self.local_orientation is not None:
             total = total + self.local_orientation_weight * self.local_orientation(img)
-        if self.chroma_patches is not None:
-            total = total + self.chroma_patch_weight * self.chroma_patches(img)
         return total

@@ -138,6 +138,38 @@ def loss_terms():
     return module
 
 
+def test_patch_loss_refuses_colour_speckle_on_a_grey_photo():
+    """Speckle of chroma 0.03 on a grey photo (what the rule grew on grass_gray and gravel_gray before the chroma term):
+    the pixel colour term and the luminance spectrum barely see it, the patches of chroma almost double the loss."""
+    from nca_gradio.images import load_target
+
+    target = load_target(ROOT / "models" / "grass_gray" / "target.png", 128)
+    crop = target[..., 64:, 64:]
+    noise = 0.03 * torch.randn(crop.shape, generator=torch.Generator().manual_seed(1))
+    speckled = (crop + noise - noise.mean(dim=1, keepdim=True)).clamp(0, 1)  # the same grey, hue added per pixel
+
+    def cost_of_speckle(chroma_weight: float) -> float:
+        loss = PatchLoss(target)
+        loss.chroma_weight = chroma_weight
+        values = []
+        for img in (crop, speckled):
+            torch.manual_seed(0)
+            values.append(float(loss(img)))
+        return values[1] / values[0]
+
+    assert cost_of_speckle(0.0) < 1.1  # without the term: blind, as the retrained grey models showed
+    assert PatchLoss(target).chroma_weight == pytest.approx(PatchLoss.grey_chroma_weight)
+    assert cost_of_speckle(PatchLoss.grey_chroma_weight) > 1.5
+
+
+def test_the_chroma_term_fades_out_on_colourful_targets(pebbles_64):
+    """Pebbles grew fine grain instead of lumpy stones with the term at full weight: colour textures keep the loss as it was."""
+    assert PatchLoss(pebbles_64).chroma_weight == 0.0
+    grey = pebbles_64.mean(dim=1, keepdim=True).expand_as(pebbles_64)
+    tinted = 0.95 * grey + 0.05 * pebbles_64  # a faint tint: a weight between none and the grey photo's
+    assert 0.0 < PatchLoss(tinted).chroma_weight < PatchLoss.grey_chroma_weight
+
+
 @pytest.mark.parametrize(("library", "research"), [
     ({}, {}),
     ({"match_weight": 0.02}, {"nearest_weight": 0.02, "completeness_weight": 0.02}),
