@@ -323,13 +323,14 @@ class PatchLoss(nn.Module):
                 self.target_patches.append(patches.T.contiguous().to(target.device))  # (D, N)
                 self.covariance_roots.append(root.to(target.device))
                 self.level_weights.append(1.0 / max(float(root.square().sum()), 1e-8))  # trace of the covariance
+            pixels = target.float().flatten(2)[0]
+            self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
+            self.colour_variance = max(float(self.target_pixels.var(dim=1).sum()), 1e-8)  # the colour term is divided by it, as the levels are
+            # drawn after the pixels, so a colour target's loss (weight 0) samples the target as before the term
             chroma_patches = extract_patches(chroma(target.float()), self.chroma_patch_size)[0]  # (D, N)
             keep = torch.randperm(chroma_patches.shape[1], generator=generator)[:max_target_patches]
             self.target_chroma = chroma_patches[:, keep].contiguous()
             self.chroma_weight = self.grey_chroma_weight * max(0.0, 1.0 - mean_chroma(target) / self.chroma_fades_out_at)
-            pixels = target.float().flatten(2)[0]
-            self.target_pixels = pixels[:, torch.randperm(pixels.shape[1], generator=generator)[:max_target_patches]]
-            self.colour_variance = max(float(self.target_pixels.var(dim=1).sum()), 1e-8)  # the colour term is divided by it, as the levels are
             self.target = target.float()
             self._target_spectra: dict[tuple[int, int], torch.Tensor] = {}
 
