@@ -31,6 +31,16 @@ def halves(path: Path) -> tuple[Image.Image, Image.Image]:
     return image.crop((0, 0, side, side)), image.crop((side, 0, 2 * side, side))
 
 
+def grown_image(folder: Path, iteration: int | None) -> Path:
+    """The run's image at `iteration`, or at its last scored iteration (arms at equal seconds stop at different ones)."""
+    if iteration is not None:
+        return folder / f"iter_{iteration:04d}.png"
+    found = sorted(folder.glob("iter_*.png"))
+    if not found:
+        raise SystemExit(f"no iter_NNNN.png in {folder}: is it a bench/learn_faster.py --out folder?")
+    return found[-1]
+
+
 def labelled_grid(rows: list[list[tuple[Image.Image, str]]], scale: int) -> Image.Image:
     """Rows of square tiles on white, each enlarged `scale` times (nearest) with its label underneath."""
     side = rows[0][0][0].width * scale
@@ -48,7 +58,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arms", nargs="+", required=True, metavar="NAME=FOLDER", help="FOLDER may hold {t}, the texture's name")
     parser.add_argument("--textures", nargs="+", required=True)
-    parser.add_argument("--iteration", type=int, default=240)
+    parser.add_argument("--iteration", type=int, help="the iteration to show (default: each run's last)")
     parser.add_argument("--scale", type=int, default=2, help="enlarge each tile this many times (nearest)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -57,7 +67,7 @@ def main() -> int:
     for texture in args.textures:
         tiles, cells = [], []
         for name, pattern in arms:
-            target, grown = halves(Path(pattern.format(t=texture)) / f"iter_{args.iteration:04d}.png")
+            target, grown = halves(grown_image(Path(pattern.format(t=texture)), args.iteration))
             if not tiles:
                 tiles.append((target, texture))
             rated = score(image_to_tensor(grown), image_to_tensor(target))
