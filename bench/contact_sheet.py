@@ -6,6 +6,7 @@
 Each arm folder is a `bench/learn_faster.py --out` run (one growth seed): its `iter_NNNN.png` is target | grown.
 The grown image is scored again against the target with the library's `quality.score` as it is now (combined and
 the shape ratio), so arms run on different days are compared by one measure. Prints a Markdown table of the scores.
+An arm whose folder does not exist for a texture gets a blank tile.
 """
 
 from __future__ import annotations
@@ -43,13 +44,14 @@ def grown_image(folder: Path, iteration: int | None) -> Path:
 
 def labelled_grid(rows: list[list[tuple[Image.Image, str]]], scale: int) -> Image.Image:
     """Rows of square tiles on white, each enlarged `scale` times (nearest) with its label underneath."""
-    side = rows[0][0][0].width * scale
+    side = next(image for tiles in rows for image, _ in tiles if image is not None).width * scale
     sheet = Image.new("RGB", (side * max(len(tiles) for tiles in rows), (side + LABEL_HEIGHT) * len(rows)), "white")
     draw = ImageDraw.Draw(sheet)
     for r, tiles in enumerate(rows):
         for c, (image, label) in enumerate(tiles):
             x, y = c * side, r * (side + LABEL_HEIGHT)
-            sheet.paste(image.resize((side, side), Image.NEAREST), (x, y))
+            if image is not None:
+                sheet.paste(image.resize((side, side), Image.NEAREST), (x, y))
             draw.text((x + 3, y + side + 1), label, fill="black")
     return sheet
 
@@ -65,15 +67,19 @@ def main() -> int:
     arms = [arm.split("=", 1) for arm in args.arms]
     rows, table = [], []
     for texture in args.textures:
-        tiles, cells = [], []
+        tiles, cells, shown_target = [], [], None
         for name, pattern in arms:
-            target, grown = halves(grown_image(Path(pattern.format(t=texture)), args.iteration))
-            if not tiles:
-                tiles.append((target, texture))
+            folder = Path(pattern.format(t=texture))
+            if not folder.exists():  # an arm not run on this texture: a blank tile
+                tiles.append((None, f"{name}: not run"))
+                cells.append("")
+                continue
+            target, grown = halves(grown_image(folder, args.iteration))
+            shown_target = target
             rated = score(image_to_tensor(grown), image_to_tensor(target))
             tiles.append((grown, f"{name} {rated.combined:.2f} / {rated.shape:.2f}"))
             cells.append(f"{rated.combined:.2f} / {rated.shape:.2f}")
-        rows.append(tiles)
+        rows.append([(shown_target, texture), *tiles])
         table.append(f"| {texture} | " + " | ".join(cells) + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     labelled_grid(rows, args.scale).save(args.out, quality=85)

@@ -92,7 +92,7 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     if args.loss_kw:
         trainer.parts.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
     if args.perception_scales:
-        use_multiscale(trainer, tuple(args.perception_scales))
+        use_multiscale(trainer, tuple(args.perception_scales), args.perception_concat)
     score_at = sorted({i for i in args.score_at if i <= config.iters})
     rows = []
     out: Path = args.out
@@ -107,13 +107,13 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
         print(f"{iteration:>6} {value:>7.3f} {shape:>7.3f} {trainer.seconds:>8.0f}", flush=True)
 
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
-          f"perception {config.perception} at scales {args.perception_scales or [0]}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}")
+          f"perception {config.perception} at scales {args.perception_scales or [0]}{' side by side' if args.perception_concat else ''}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}")
     print(f"{'iter':>6} {'score':>7} {'shape':>7} {'seconds':>8}", flush=True)
     if 0 in score_at:
         record(0)
     trainer.train(callback=lambda p: record(p.iteration) if p.iteration in score_at else None, preview_every=10**9)
     result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None, "loss_kw": args.loss_kw,
-              "perception_scales": args.perception_scales,
+              "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
               "config": {k: v for k, v in config.to_dict().items() if k != "lr_decay_at"} | {"lr_decay_at": list(config.lr_decay_at)},
               "grow_seeds": args.grow_seeds, "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
@@ -150,6 +150,8 @@ def main() -> int:
     parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
     parser.add_argument("--perception-scales", type=int, nargs="+",
                         help="train bench/multiscale_rule.py's rule, perceiving at these scales (0: the grid, 1: half, 2: a quarter)")
+    parser.add_argument("--perception-concat", action="store_true",
+                        help="with --perception-scales: the scales side by side, each with weights of its own, not averaged")
     parser.add_argument("--target-size", type=int, default=TrainConfig.target_size,
                         help="side the image is resized to (smaller: its objects fewer cells across)")
     parser.add_argument("--grow-steps", type=int, default=GROW_STEPS, help="steps each scored growth runs (default: the card's preview)")

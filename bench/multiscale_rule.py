@@ -8,7 +8,7 @@ coarse scale, brought back up bilinearly on the torus, a factor of 2 at a time),
 averaged as DyNCA averages them, so the rule keeps its size (the same w1 and w2) and
 a cell feels structure 4-12 cells away in one step.
 
-`use_multiscale(trainer, scales)` swaps a `Trainer`'s model for this one (same
+`use_multiscale(trainer, scales, concat)` swaps a `Trainer`'s model for this one (same
 initial weights, a new Adam) and routes its rollout through the reference step;
 `grow_reference` grows any `NCA` step by step through `model.update`, the path this
 model needs (`fast.py` folds only the 3x3 perception into its kernel).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from nca_gradio.graph_step import make_optimizer
 from nca_gradio.model import NCA, NCAConfig, draw_masks
@@ -46,13 +47,20 @@ def torus_double(y: torch.Tensor) -> torch.Tensor:
 
 
 class MultiScaleNCA(NCA):
-    """An NCA whose cells perceive the grid at several scales (1, 1/2, 1/4 ...), averaged into one perception."""
+    """An NCA whose cells perceive the grid at several scales (1, 1/2, 1/4 ...): averaged into one perception as
+    DyNCA does, or with `concat` side by side, each scale with weights of its own (a wider first layer)."""
 
-    def __init__(self, config: NCAConfig | None = None, scales: tuple[int, ...] = (0, 1, 2)) -> None:
+    def __init__(self, config: NCAConfig | None = None, scales: tuple[int, ...] = (0, 1, 2), concat: bool = False) -> None:
         super().__init__(config)
-        self.scales = tuple(scales)
+        self.scales = tuple(sorted(scales))
+        self.concat = concat
+        if concat:
+            self.w1 = nn.Conv2d(self.w1.in_channels * len(self.scales), self.config.hidden, 1, bias=True)
 
     def perceive(self, x: torch.Tensor) -> torch.Tensor:
+        return self._side_by_side(x) if self.concat else self._mean(x)
+
+    def _mean(self, x: torch.Tensor) -> torch.Tensor:
         """The mean of the perceptions at each scale; the coarse ones are summed coarsest first and brought up a
         factor of 2 at a time (a pyramid collapsed), so only one upsampling runs at the grid's full size."""
         coarse = None
@@ -67,6 +75,16 @@ class MultiScaleNCA(NCA):
             total = total + torus_double(coarse)
         return total / len(self.scales)
 
+    def _side_by_side(self, x: torch.Tensor) -> torch.Tensor:
+        """Each scale's perception brought up to the grid's size, concatenated finest first."""
+        parts = []
+        for scale in self.scales:
+            here = super().perceive(F.avg_pool2d(x, 2**scale) if scale else x)
+            for _ in range(scale):
+                here = torus_double(here)
+            parts.append(here)
+        return torch.cat(parts, dim=1)
+
 
 def reference_steps(model: NCA, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """One step per mask through `model.update` (what `fast.apply_steps` does for a plain NCA)."""
@@ -75,11 +93,21 @@ def reference_steps(model: NCA, x: torch.Tensor, masks: torch.Tensor) -> torch.T
     return x
 
 
-def use_multiscale(trainer: Trainer, scales: tuple[int, ...]) -> MultiScaleNCA:
-    """Give a new Trainer a multi-scale rule with the same initial weights (and a fresh Adam and lr schedule)."""
+def use_multiscale(trainer: Trainer, scales: tuple[int, ...], concat: bool = False) -> MultiScaleNCA:
+    """Give a new Trainer a multi-scale rule with the same initial weights (and a fresh Adam and lr schedule).
+
+    With `concat` the grid scale's weights are the old rule's and the coarse scales' start at zero: the same rule at
+    the start, which learns to use the coarse scales."""
     old = trainer.parts.model
-    model = MultiScaleNCA(old.config, scales).to(trainer.device)
-    model.load_state_dict(old.state_dict())
+    model = MultiScaleNCA(old.config, scales, concat).to(trainer.device)
+    weights = old.state_dict()
+    if concat:
+        if model.scales[0] != 0:
+            raise ValueError("side by side, the scales must include the grid's own (0)")
+        wide = torch.zeros_like(model.w1.weight)
+        wide[:, : old.w1.in_channels] = weights["w1.weight"]
+        weights = {**weights, "w1.weight": wide}
+    model.load_state_dict(weights)
     optimizer = make_optimizer(model.parameters(), trainer.config.lr, trainer.device)
     trainer.parts.model, trainer.parts.optimizer = model, optimizer
     trainer.schedule = Schedule(optimizer, trainer.config)

@@ -50,3 +50,18 @@ def test_a_trainer_trains_the_multiscale_rule_from_the_same_start():
     assert trainer.model is model and not torch.equal(model.w2.weight, start["w2.weight"])
     grown = grow_reference(model, 32, 16, seed=0)
     assert grown.shape == (1, 12, 32, 32) and torch.isfinite(grown).all()
+
+
+def test_side_by_side_the_rule_starts_as_the_plain_one_and_learns_the_coarse_scales():
+    target = torch.rand(1, 3, 32, 32)
+    trainer = Trainer(target, TrainConfig(iters=4, size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, seed=0), log=lambda _: None)
+    plain = NCA(trainer.model.config)
+    plain.load_state_dict(trainer.model.state_dict())
+    model = use_multiscale(trainer, (0, 1), concat=True)
+    x = torch.randn(1, 12, 32, 32)
+    assert model.w1.in_channels == 2 * plain.w1.in_channels
+    assert torch.allclose(model.w1(model.perceive(x)), plain.w1(plain.perceive(x)), atol=1e-5)
+    with torch.no_grad():
+        model.w2.weight.normal_(std=0.01)  # the coarse weights get a gradient once the rule changes anything
+    trainer.train_step()
+    assert model.w1.weight[:, plain.w1.in_channels :].abs().sum() > 0
