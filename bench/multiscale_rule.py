@@ -22,6 +22,7 @@ from torch import nn
 
 from nca_gradio.graph_step import make_optimizer
 from nca_gradio.model import NCA, NCAConfig, draw_masks
+from nca_gradio.render import PROBE_SIZE, PROBE_STEPS
 from nca_gradio.schedule import Schedule
 from nca_gradio.train import Trainer
 
@@ -112,6 +113,12 @@ def use_multiscale(trainer: Trainer, scales: tuple[int, ...], concat: bool = Fal
     trainer.parts.model, trainer.parts.optimizer = model, optimizer
     trainer.schedule = Schedule(optimizer, trainer.config)
     trainer.rollout._plain_steps = lambda x, masks: reference_steps(model, x, masks)
+
+    def usable() -> bool:  # the Trainer's own check grows through `fast.py`, which has no coarse scales
+        finite = all(bool(torch.isfinite(p).all()) for p in model.parameters())
+        return finite and bool(torch.isfinite(grow_reference(model, PROBE_SIZE, PROBE_STEPS, seed=0)).all())
+
+    trainer._usable = usable
     trainer._last_good = trainer._snapshot()
     return model
 

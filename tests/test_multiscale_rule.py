@@ -65,3 +65,13 @@ def test_side_by_side_the_rule_starts_as_the_plain_one_and_learns_the_coarse_sca
         model.w2.weight.normal_(std=0.01)  # the coarse weights get a gradient once the rule changes anything
     trainer.train_step()
     assert model.w1.weight[:, plain.w1.in_channels :].abs().sum() > 0
+
+
+def test_the_trainers_finite_check_grows_the_multiscale_rule_itself():
+    """The library's check steps through `fast.py`, which folds a 3x3 perception only: side by side it cannot even run."""
+    trainer = Trainer(torch.rand(1, 3, 32, 32), TrainConfig(iters=20, size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, seed=0),
+                      log=lambda _: None)
+    use_multiscale(trainer, (0, 1), concat=True)
+    for _ in range(10):  # the 10th iteration checks the model before keeping it as the last good one
+        trainer.train_step()
+    assert trainer._last_good["iteration"] == 10
