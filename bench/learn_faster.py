@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.loss_terms import ResearchPatchLoss
 from bench.multiscale_rule import MultiScaleNCA, grow_reference, use_multiscale
+from bench.ps_term import WithPortillaSimoncelli
 from nca_gradio.images import load_target, tensor_to_image
 from nca_gradio.loading import load_start
 from nca_gradio.model import to_rgb
@@ -91,6 +92,8 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     trainer = Trainer(target, config, log=lambda _: None, start=start)
     if args.loss_kw:
         trainer.parts.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
+    if args.ps_weight:
+        trainer.parts.loss_fn = WithPortillaSimoncelli(trainer.parts.loss_fn, trainer.target, config.size, args.ps_weight)
     if args.perception_scales:
         use_multiscale(trainer, tuple(args.perception_scales), args.perception_concat)
     score_at = sorted({i for i in args.score_at if i <= config.iters})
@@ -107,13 +110,14 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
         print(f"{iteration:>6} {value:>7.3f} {shape:>7.3f} {trainer.seconds:>8.0f}", flush=True)
 
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
-          f"perception {config.perception} at scales {args.perception_scales or [0]}{' side by side' if args.perception_concat else ''}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}")
+          f"perception {config.perception} at scales {args.perception_scales or [0]}{' side by side' if args.perception_concat else ''}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}"
+          f"{f' + Portilla-Simoncelli x{args.ps_weight:g}' if args.ps_weight else ''}")
     print(f"{'iter':>6} {'score':>7} {'shape':>7} {'seconds':>8}", flush=True)
     if 0 in score_at:
         record(0)
     trainer.train(callback=lambda p: record(p.iteration) if p.iteration in score_at else None, preview_every=10**9)
     result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None, "loss_kw": args.loss_kw,
-              "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
+              "ps_weight": args.ps_weight, "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
               "config": {k: v for k, v in config.to_dict().items() if k != "lr_decay_at"} | {"lr_decay_at": list(config.lr_decay_at)},
               "grow_seeds": args.grow_seeds, "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
@@ -148,6 +152,8 @@ def main() -> int:
     parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
     parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
     parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
+    parser.add_argument("--ps-weight", type=float, default=0.0,
+                        help="add bench/ps_term.py's Portilla-Simoncelli statistics (needs plenoptic) at this weight")
     parser.add_argument("--perception-scales", type=int, nargs="+",
                         help="train bench/multiscale_rule.py's rule, perceiving at these scales (0: the grid, 1: half, 2: a quarter)")
     parser.add_argument("--perception-concat", action="store_true",
