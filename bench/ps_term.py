@@ -57,9 +57,10 @@ class PortillaSimoncelliTerm(nn.Module):
             stats = self.statistics(crops)  # (crops, 3, K)
             self.register_buffer("reference", stats[: CROPS // 2].mean(dim=0))
             self.distance = portilla_simoncelli_loss_factory(self.model, self.channels(crops)[:1, :1])
-            floor = float(self.raw(crops[CROPS // 2 :]).mean())
-            base_floor = 1.0 if base is None else float(base(crops[CROPS // 2 :]).mean())
-        self.scale = weight * base_floor / max(floor, 1e-12) if base is not None else weight
+            self.scale = weight
+            if base is not None:  # calibrated on the crops the reference left out
+                held_out = crops[CROPS // 2 :]
+                self.scale *= float(base(held_out).mean()) / max(float(self.raw(held_out).mean()), 1e-12)
 
     @staticmethod
     def crops(target: torch.Tensor, size: int) -> torch.Tensor:

@@ -15,6 +15,12 @@ from nca_gradio.model import NCA
 from nca_gradio.train import TrainConfig, Trainer
 
 
+def tiny_trainer(iters: int) -> Trainer:
+    """A Trainer on a random 32 px target, small enough to step in a test."""
+    config = TrainConfig(iters=iters, size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, seed=0)
+    return Trainer(torch.rand(1, 3, 32, 32), config, log=lambda _: None)
+
+
 def test_the_fast_doubling_is_bilinear_upsampling_on_a_torus():
     y = torch.randn(2, 5, 6, 8)
     assert torch.allclose(torus_double(y), torus_upsample(y, 2), atol=1e-6)
@@ -40,8 +46,7 @@ def test_coarse_scales_see_what_the_grid_scale_cannot():
 
 
 def test_a_trainer_trains_the_multiscale_rule_from_the_same_start():
-    target = torch.rand(1, 3, 32, 32)
-    trainer = Trainer(target, TrainConfig(iters=4, size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, seed=0), log=lambda _: None)
+    trainer = tiny_trainer(4)
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     model = use_multiscale(trainer, (0, 1))
     assert all(torch.equal(model.state_dict()[k], v) for k, v in start.items())
@@ -53,8 +58,7 @@ def test_a_trainer_trains_the_multiscale_rule_from_the_same_start():
 
 
 def test_side_by_side_the_rule_starts_as_the_plain_one_and_learns_the_coarse_scales():
-    target = torch.rand(1, 3, 32, 32)
-    trainer = Trainer(target, TrainConfig(iters=4, size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, seed=0), log=lambda _: None)
+    trainer = tiny_trainer(4)
     plain = NCA(trainer.model.config)
     plain.load_state_dict(trainer.model.state_dict())
     model = use_multiscale(trainer, (0, 1), concat=True)
@@ -69,8 +73,7 @@ def test_side_by_side_the_rule_starts_as_the_plain_one_and_learns_the_coarse_sca
 
 def test_the_trainers_finite_check_grows_the_multiscale_rule_itself():
     """The library's check steps through `fast.py`, which folds a 3x3 perception only: side by side it cannot even run."""
-    trainer = Trainer(torch.rand(1, 3, 32, 32), TrainConfig(iters=20, size=32, batch=2, pool_size=4, steps_min=4, steps_max=8, seed=0),
-                      log=lambda _: None)
+    trainer = tiny_trainer(20)
     use_multiscale(trainer, (0, 1), concat=True)
     for _ in range(10):  # the 10th iteration checks the model before keeping it as the last good one
         trainer.train_step()
