@@ -324,6 +324,50 @@ def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbl
     assert "of the 2 s time limit" in status or f"iteration {done} of {done}" in status, status
 
 
+def test_stop_training_through_the_api_ends_the_run_and_keeps_its_model(app_url, pebbles_path):
+    """An API client stops its own run as the page's Stop does: the run ends early and its model is the session's."""
+    import time
+
+    session = client(app_url)
+    job = session.submit(handle_file(str(pebbles_path)), "seed", "patch", 5000, 32, False, "off", False, 0, api_name="/train")
+    deadline = time.monotonic() + 120
+    while len(job.outputs()) < 3 and not job.done() and time.monotonic() < deadline:  # a few streamed updates: the run is on
+        time.sleep(0.05)
+    session.predict(api_name="/stop_training")
+    _, _, status, archive = job.result(timeout=120)
+    done = int(re.search(r"iteration (\d+)", status).group(1))
+    assert "Stopped" in status and 0 < done < 5000, status
+    assert archive is not None and models(session)[1] in status  # the stopped run's model is kept, and listed
+
+
+def test_a_training_waiting_in_the_queue_is_dropped_by_cancelling_its_job(app_url, pebbles_path):
+    """/stop_training stops a run that is on; one still waiting its turn is the client's to drop (`job.cancel()`, the
+    README says so): with both training slots busy, a third session's run is cancelled and the next slot goes past it."""
+    import time
+
+    def long_run(session: Client):
+        return session.submit(handle_file(str(pebbles_path)), "seed", "patch", 5000, 32, False, "off", False, 0, api_name="/train")
+
+    busy = [client(app_url) for _ in range(2)]
+    running = [long_run(session) for session in busy]
+    deadline = time.monotonic() + 120
+    while not all(len(job.outputs()) >= 2 for job in running) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    waiting = long_run(client(app_url))
+    time.sleep(1)
+    waiting.cancel()  # still in the queue: gradio_client takes it out
+    after = client(app_url)
+    short = after.submit(handle_file(str(pebbles_path)), "seed", "patch", 3, 32, False, "off", False, 0, api_name="/train")
+    busy[0].predict(api_name="/stop_training")
+    assert "Stopped" in running[0].result(timeout=120)[2]
+    # the freed slot goes to the run queued after the cancelled one: a cancelled run still queued would take it and
+    # hold it until the other busy run ends, which nobody asks for until this one has finished
+    assert "Finished" in short.result(timeout=120)[2]
+    assert not running[1].done()
+    busy[1].predict(api_name="/stop_training")
+    assert "Stopped" in running[1].result(timeout=120)[2]
+
+
 def test_an_api_session_left_idle_has_its_files_deleted_while_the_server_runs(monkeypatch):
     """gradio_client sessions have no page whose closing deletes them: an idle sweep does (NCA_WORKSPACE_IDLE_SECONDS)."""
     import time
