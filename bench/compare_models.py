@@ -4,7 +4,8 @@
 
 For deciding, by eye, whether a model trained again replaces a bundled one: every model is grown the verdict's
 rollout (`verdict.grow_for_verdict`: 1,024 steps at 128 px from growth seed 0, float32) and scored against the
-target at its training size (`quality.score`). Prints one line per model.
+target at its training size (`quality.score`); a model trained on a smaller target is shown as a crop of that side,
+so its cells and the target's pixels are drawn the same size. Prints one line per model.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def main() -> int:
         grown = to_rgb(grow_for_verdict(load_folder(folder)).state.float()).cpu()
         s = score(grown, target)
         print(f"{folder}: combined {s.combined:.2f}, shape {s.shape:.2f}", flush=True)
-        tiles.append((tensor_to_image(grown), f"{folder} {s.combined:.2f} / {s.shape:.2f}"))
+        side = target.shape[-1]  # a grid of the target's side: one cell per target pixel, as the model was trained
+        tiles.append((tensor_to_image(grown[..., :side, :side]), f"{folder} {s.combined:.2f} / {s.shape:.2f}"))
     labelled_grid([tiles], args.scale).save(args.out)
     return 0
 
