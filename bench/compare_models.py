@@ -34,11 +34,11 @@ def main() -> int:
     args = parser.parse_args()
     target = load_target(args.target, args.target_size)
     tiles = [(tensor_to_image(target), args.target.parent.name or args.target.stem)]
+    side = target.shape[-1]  # grown tiles are crops of the target's side: one cell per target pixel, as the models were trained
     for folder in args.models:
         grown = to_rgb(grow_for_verdict(load_folder(folder)).state.float()).cpu()
         s = score(grown, target)
         print(f"{folder}: combined {s.combined:.2f}, shape {s.shape:.2f}", flush=True)
-        side = target.shape[-1]  # a grid of the target's side: one cell per target pixel, as the model was trained
         tiles.append((tensor_to_image(grown[..., :side, :side]), f"{folder} {s.combined:.2f} / {s.shape:.2f}"))
     labelled_grid([tiles], args.scale).save(args.out)
     return 0

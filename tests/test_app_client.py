@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 import torch
 from conftest import launched, running_demo
 from gradio_client import Client, handle_file
+from gradio_client.client import Job
 from gradio_client.exceptions import AppError
 from huggingface_hub import constants
 from PIL import Image
@@ -43,10 +45,22 @@ def client(url: str) -> Client:
     return Client(url, verbose=False, download_files=True)
 
 
-def train(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off", healing: bool = False,
-          time_limit: int = 0) -> tuple:
-    return session.predict(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, healing, time_limit,
-                           api_name="/train")
+def start_training(session: Client, texture: Path, iterations: int = 3, isotropic: bool = False, objects: str = "off",
+                   healing: bool = False, time_limit: int = 0) -> Job:
+    """A /train call left running: its streamed updates are `job.outputs()`, its last one `job.result()`."""
+    return session.submit(handle_file(str(texture)), "seed", "patch", iterations, 32, isotropic, objects, healing, time_limit,
+                          api_name="/train")
+
+
+def train(session: Client, texture: Path, **settings) -> tuple:
+    return start_training(session, texture, **settings).result()
+
+
+def wait_until_streaming(jobs: list[Job], updates: int) -> None:
+    """Until every job has streamed `updates` updates (its run is on), or has ended, or two minutes have passed."""
+    deadline = time.monotonic() + 120
+    while not all(len(job.outputs()) >= updates or job.done() for job in jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def models(session: Client) -> tuple[list[str], str]:
@@ -326,13 +340,9 @@ def test_a_time_limit_ends_training_on_time_with_a_finished_model(app_url, pebbl
 
 def test_stop_training_through_the_api_ends_the_run_and_keeps_its_model(app_url, pebbles_path):
     """An API client stops its own run as the page's Stop does: the run ends early and its model is the session's."""
-    import time
-
     session = client(app_url)
-    job = session.submit(handle_file(str(pebbles_path)), "seed", "patch", 5000, 32, False, "off", False, 0, api_name="/train")
-    deadline = time.monotonic() + 120
-    while len(job.outputs()) < 3 and not job.done() and time.monotonic() < deadline:  # a few streamed updates: the run is on
-        time.sleep(0.05)
+    job = start_training(session, pebbles_path, iterations=5000)
+    wait_until_streaming([job], 3)
     session.predict(api_name="/stop_training")
     _, _, status, archive = job.result(timeout=120)
     done = int(re.search(r"iteration (\d+)", status).group(1))
@@ -343,21 +353,13 @@ def test_stop_training_through_the_api_ends_the_run_and_keeps_its_model(app_url,
 def test_a_training_waiting_in_the_queue_is_dropped_by_cancelling_its_job(app_url, pebbles_path):
     """/stop_training stops a run that is on; one still waiting its turn is the client's to drop (`job.cancel()`, the
     README says so): with both training slots busy, a third session's run is cancelled and the next slot goes past it."""
-    import time
-
-    def long_run(session: Client):
-        return session.submit(handle_file(str(pebbles_path)), "seed", "patch", 5000, 32, False, "off", False, 0, api_name="/train")
-
     busy = [client(app_url) for _ in range(2)]
-    running = [long_run(session) for session in busy]
-    deadline = time.monotonic() + 120
-    while not all(len(job.outputs()) >= 2 for job in running) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    waiting = long_run(client(app_url))
+    running = [start_training(session, pebbles_path, iterations=5000) for session in busy]
+    wait_until_streaming(running, 2)
+    waiting = start_training(client(app_url), pebbles_path, iterations=5000)
     time.sleep(1)
     waiting.cancel()  # still in the queue: gradio_client takes it out
-    after = client(app_url)
-    short = after.submit(handle_file(str(pebbles_path)), "seed", "patch", 3, 32, False, "off", False, 0, api_name="/train")
+    short = start_training(client(app_url), pebbles_path, iterations=3)
     busy[0].predict(api_name="/stop_training")
     assert "Stopped" in running[0].result(timeout=120)[2]
     # the freed slot goes to the run queued after the cancelled one: a cancelled run still queued would take it and
@@ -370,8 +372,6 @@ def test_a_training_waiting_in_the_queue_is_dropped_by_cancelling_its_job(app_ur
 
 def test_an_api_session_left_idle_has_its_files_deleted_while_the_server_runs(monkeypatch):
     """gradio_client sessions have no page whose closing deletes them: an idle sweep does (NCA_WORKSPACE_IDLE_SECONDS)."""
-    import time
-
     from nca_gradio.ui import build_demo, session_workspaces
 
     monkeypatch.setenv("NCA_WORKSPACE_IDLE_SECONDS", "2")
