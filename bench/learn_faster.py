@@ -111,13 +111,21 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
 
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
           f"perception {config.perception} at scales {args.perception_scales or [0]}{' side by side' if args.perception_concat else ''}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}"
-          f"{f' + Portilla-Simoncelli x{args.ps_weight:g}' if args.ps_weight else ''}")
+          f"{f' + Portilla-Simoncelli x{args.ps_weight:g}' if args.ps_weight else ''}"
+          f"{f', spectrum term off after {args.spectrum_off_at}' if args.spectrum_off_at else ''}")
     print(f"{'iter':>6} {'score':>7} {'shape':>7} {'seconds':>8}", flush=True)
     if 0 in score_at:
         record(0)
-    trainer.train(callback=lambda p: record(p.iteration) if p.iteration in score_at else None, preview_every=10**9)
+
+    def after(status) -> None:
+        if status.iteration == args.spectrum_off_at:
+            trainer.parts.loss_fn.spectrum_weight = 0.0  # read at each call: the grain first, then the objects
+        if status.iteration in score_at:
+            record(status.iteration)
+
+    trainer.train(callback=after, preview_every=10**9)
     result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None, "loss_kw": args.loss_kw,
-              "ps_weight": args.ps_weight, "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
+              "ps_weight": args.ps_weight, "spectrum_off_at": args.spectrum_off_at, "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
               "config": {k: v for k, v in config.to_dict().items() if k != "lr_decay_at"} | {"lr_decay_at": list(config.lr_decay_at)},
               "grow_seeds": args.grow_seeds, "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
@@ -152,6 +160,8 @@ def main() -> int:
     parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
     parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
     parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
+    parser.add_argument("--spectrum-off-at", type=int,
+                        help="the spectrum term's weight drops to 0 after this iteration (it gives the grain early; off, objects may form)")
     parser.add_argument("--ps-weight", type=float, default=0.0,
                         help="add bench/ps_term.py's Portilla-Simoncelli statistics (needs plenoptic) at this weight")
     parser.add_argument("--perception-scales", type=int, nargs="+",
