@@ -40,7 +40,7 @@ from nca_gradio.model import to_rgb
 from nca_gradio.model_folder import read_config
 from nca_gradio.quality import score
 from nca_gradio.render import grow
-from nca_gradio.train import TrainConfig, Trainer
+from nca_gradio.train import Status, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 GROW_SIZE, GROW_STEPS = 128, 200  # the card's preview (card.PREVIEW_SIZE, card.PREVIEW_STEPS)
@@ -92,6 +92,7 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     trainer = Trainer(target, config, log=lambda _: None, start=start)
     if args.loss_kw:
         trainer.parts.loss_fn = ResearchPatchLoss(trainer.target, **args.loss_kw)
+    patch_loss = trainer.parts.loss_fn  # the one with the spectrum term, before any wrapper: --spectrum-off-at sets its weight
     if args.ps_weight:
         trainer.parts.loss_fn = WithPortillaSimoncelli(trainer.parts.loss_fn, trainer.target, config.size, args.ps_weight)
     if args.perception_scales:
@@ -117,9 +118,9 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     if 0 in score_at:
         record(0)
 
-    def after(status) -> None:
+    def after(status: Status) -> None:
         if status.iteration == args.spectrum_off_at:
-            trainer.parts.loss_fn.spectrum_weight = 0.0  # read at each call: the grain first, then the objects
+            patch_loss.spectrum_weight = 0.0  # read at each call: the grain first, then the objects
         if status.iteration in score_at:
             record(status.iteration)
 
