@@ -28,10 +28,11 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.loss_terms import ResearchPatchLoss
+from bench.loss_terms import Pooled, ResearchPatchLoss
 from bench.multiscale_rule import MultiScaleNCA, grow_reference, use_multiscale
 from bench.ps_term import WithPortillaSimoncelli
 from nca_gradio.images import load_target, tensor_to_image
@@ -84,6 +85,10 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
         chosen["lr"] = args.lr
     if args.decay_at is not None:
         chosen["lr_decay_at"] = tuple(args.decay_at)
+    if args.batch is not None:
+        chosen["batch"] = args.batch
+    if args.pool_size is not None:
+        chosen["pool_size"] = args.pool_size
     start = None
     if args.start_from is not None:
         start = load_start(str(args.start_from))
@@ -95,6 +100,10 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     patch_loss = trainer.parts.loss_fn  # the one with the spectrum term, before any wrapper: --spectrum-off-at sets its weight
     if args.ps_weight:
         trainer.parts.loss_fn = WithPortillaSimoncelli(trainer.parts.loss_fn, trainer.target, config.size, args.ps_weight)
+    full_loss = trainer.parts.loss_fn
+    if args.coarse_until:  # the first iterations see the image pooled, so they can ask only for the objects' layout
+        coarse_target = F.avg_pool2d(trainer.target, args.coarse_factor)
+        trainer.parts.loss_fn = Pooled(ResearchPatchLoss(coarse_target, **(args.loss_kw or {})), args.coarse_factor)
     if args.perception_scales:
         use_multiscale(trainer, tuple(args.perception_scales), args.perception_concat)
     score_at = sorted({i for i in args.score_at if i <= config.iters})
@@ -113,7 +122,8 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     print(f"run: start {args.start_from or 'identity'}, iters {config.iters}, lr {config.lr}, decay at {config.lr_decay_at}, "
           f"perception {config.perception} at scales {args.perception_scales or [0]}{' side by side' if args.perception_concat else ''}, seed {config.seed}, loss terms {args.loss_kw or 'the library patch loss'}"
           f"{f' + Portilla-Simoncelli x{args.ps_weight:g}' if args.ps_weight else ''}"
-          f"{f', spectrum term off after {args.spectrum_off_at}' if args.spectrum_off_at else ''}")
+          f"{f', spectrum term off after {args.spectrum_off_at}' if args.spectrum_off_at else ''}"
+          f"{f', the image pooled {args.coarse_factor}x until {args.coarse_until}' if args.coarse_until else ''}")
     print(f"{'iter':>6} {'score':>7} {'shape':>7} {'seconds':>8}", flush=True)
     if 0 in score_at:
         record(0)
@@ -121,12 +131,15 @@ def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     def after(status: Status) -> None:
         if status.iteration == args.spectrum_off_at:
             patch_loss.spectrum_weight = 0.0  # read at each call: the grain first, then the objects
+        if status.iteration == args.coarse_until:
+            trainer.parts.loss_fn = full_loss  # read at each iteration: now the detail
         if status.iteration in score_at:
             record(status.iteration)
 
     trainer.train(callback=after, preview_every=10**9)
     result = {"target": str(args.target), "start_from": str(args.start_from) if args.start_from else None, "loss_kw": args.loss_kw,
-              "ps_weight": args.ps_weight, "spectrum_off_at": args.spectrum_off_at, "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
+              "ps_weight": args.ps_weight, "spectrum_off_at": args.spectrum_off_at,
+              "coarse_until": args.coarse_until, "coarse_factor": args.coarse_factor, "perception_scales": args.perception_scales, "perception_concat": args.perception_concat,
               "config": {k: v for k, v in config.to_dict().items() if k != "lr_decay_at"} | {"lr_decay_at": list(config.lr_decay_at)},
               "grow_seeds": args.grow_seeds, "rows": rows, "wall_seconds": round(time.perf_counter() - started, 1)}
     (out / "results.json").write_text(json.dumps(result, indent=2))
@@ -157,12 +170,17 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=TrainConfig.iters, help="planned iterations (the lr schedule fits them)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (pool sampling, masks, loss directions)")
     parser.add_argument("--lr", type=float, help="override the recipe's lr")
+    parser.add_argument("--batch", type=int, help="override the recipe's batch (the GPU recipe's is 8)")
+    parser.add_argument("--pool-size", type=int, help="override the recipe's pool of grids (the GPU recipe's is 256)")
     parser.add_argument("--decay-at", type=float, nargs="+", help="override the recipe's lr decay fractions")
     parser.add_argument("--score-at", type=int, nargs="+", default=[50, 100, 170, 250, 500], help="iterations to score at")
     parser.add_argument("--grow-seeds", type=int, nargs="+", default=[0, 1], help="growth seeds the score is averaged over")
     parser.add_argument("--loss-kw", type=json.loads, help='train with ResearchPatchLoss(**JSON), e.g. {"spectrum_angles": 8}')
     parser.add_argument("--spectrum-off-at", type=int,
                         help="the spectrum term's weight drops to 0 after this iteration (it gives the grain early; off, objects may form)")
+    parser.add_argument("--coarse-until", type=int,
+                        help="until this iteration the loss sees the image average-pooled (--coarse-factor): layout first, detail after")
+    parser.add_argument("--coarse-factor", type=int, default=2, help="the pooling of --coarse-until")
     parser.add_argument("--ps-weight", type=float, default=0.0,
                         help="add bench/ps_term.py's Portilla-Simoncelli statistics (needs plenoptic) at this weight")
     parser.add_argument("--perception-scales", type=int, nargs="+",

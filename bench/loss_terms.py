@@ -314,3 +314,20 @@ class ResearchPatchLoss(PatchLoss):
         if self.local_orientation is not None:
             total = total + self.local_orientation_weight * self.local_orientation(img)
         return total
+
+
+class Pooled(nn.Module):
+    """`loss` (built on the target average-pooled `factor` times) of the grown image pooled the same way.
+
+    Issue 30's coarse-first trial: a rule's early attractor stays (the diagonal waves, a warm start's ridges), and
+    the full loss's finest terms set it to grain. Seen only through pooling, the first iterations can ask for
+    nothing finer than `factor` cells: the objects' size and layout, before their detail.
+    """
+
+    def __init__(self, loss: nn.Module, factor: int) -> None:
+        super().__init__()
+        self.loss = loss
+        self.factor = factor
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return self.loss(F.avg_pool2d(img, self.factor))

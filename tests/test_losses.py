@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import ROOT
 
 from nca_gradio.losses import GramLoss, LossUnavailable, OTLoss, PatchLoss, build_loss, load_vgg16_features, overflow_loss
@@ -233,6 +234,21 @@ def test_local_spectra_see_whole_slices_where_the_mean_spectrum_sees_their_phase
     assert library(scrambled) < 1.5 * library(crop)  # barely worse: slices and their scramble are alike to it
     local = loss_terms.LocalOrientationSpectra(target)
     assert local(scrambled) > 10 * local(crop)
+
+
+def test_the_coarse_first_loss_is_blind_to_detail_finer_than_its_pooling(pebbles_64, loss_terms):
+    """Issue 30's coarse-first trial asks the first iterations for the layout alone: a 2x2 checker of any strength
+    (which 2x pooling averages away) must not move the pooled loss, while the full loss sees it."""
+    coarse = loss_terms.Pooled(PatchLoss(F.avg_pool2d(pebbles_64, 2)), 2)
+    grown = torch.roll(pebbles_64, (20, 9), (-2, -1)).flip(-1)  # not the target itself, where both losses are near 0
+    checker = (torch.arange(64).view(-1, 1) + torch.arange(64)).remainder(2).float() - 0.5  # each 2x2 block sums to 0
+    checkered = grown + 0.2 * checker
+    values = []
+    for img in (grown, checkered):
+        torch.manual_seed(0)
+        values.append((float(coarse(img)), float(PatchLoss(pebbles_64)(img))))
+    assert values[1][0] == pytest.approx(values[0][0], rel=1e-4)
+    assert values[1][1] > 1.1 * values[0][1]  # 1.19x
 
 
 def test_semidual_offsets_spread_generated_patches_over_the_target_where_nearest_matching_collapses(loss_terms):
