@@ -81,14 +81,9 @@ def rank(target: torch.Tensor) -> list[tuple[str, float]]:
 
 def train_run(args: argparse.Namespace, target: torch.Tensor) -> dict:
     chosen = {"iters": args.iters, "seed": args.seed}
-    if args.lr is not None:
-        chosen["lr"] = args.lr
-    if args.decay_at is not None:
-        chosen["lr_decay_at"] = tuple(args.decay_at)
-    if args.batch is not None:
-        chosen["batch"] = args.batch
-    if args.pool_size is not None:
-        chosen["pool_size"] = args.pool_size
+    overrides = {"lr": args.lr, "batch": args.batch, "pool_size": args.pool_size,
+                 "lr_decay_at": tuple(args.decay_at) if args.decay_at is not None else None}
+    chosen |= {name: value for name, value in overrides.items() if value is not None}  # unset: the recipe's own
     start = None
     if args.start_from is not None:
         start = load_start(str(args.start_from))
@@ -201,6 +196,9 @@ def main() -> int:
         return 0
     if args.target is None:
         parser.error("--target is required")
+    if args.coarse_until and (args.ps_weight or (args.spectrum_off_at is not None and args.spectrum_off_at < args.coarse_until)):
+        parser.error("--coarse-until's pooled loss has no Portilla-Simoncelli term and keeps its spectrum term: "
+                     "leave out --ps-weight, and put --spectrum-off-at after --coarse-until")
     target = load_target(args.target, args.target_size)
     if args.rank:
         for name, value in rank(target):
